@@ -1,0 +1,592 @@
+//! The Score aggregate: everything one tool-facing line item received for
+//! one learner, as accepted, cleared, ignored-stale or rejected posts.
+//!
+//! One stream per (line item, learner) keeps a command's cost independent of
+//! how many scores the column holds, and lets posts for different learners
+//! commit in parallel. Facts owned by other aggregates (is the course
+//! locked, is the learner active, is the item deleted) arrive with the
+//! command, read by the service just before it runs.
+
+use chrono::{DateTime, FixedOffset};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{CourseId, LineItemId, UserId};
+use crate::line_item::MAX_SCORE_MAXIMUM;
+use crate::DomainError;
+
+/// Longest comment kept on a score.
+pub const MAX_COMMENT_CHARS: usize = 4000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ActivityProgress {
+    Initialized,
+    Started,
+    InProgress,
+    Submitted,
+    Completed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum GradingProgress {
+    FullyGraded,
+    Pending,
+    PendingManual,
+    Failed,
+    NotReady,
+}
+
+/// A score as a tool posted it (AGS score publish), parsed at the edge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScorePost {
+    /// Absent means "clear the score".
+    pub score_given: Option<Decimal>,
+    pub score_maximum: Option<Decimal>,
+    pub activity_progress: ActivityProgress,
+    pub grading_progress: GradingProgress,
+    /// The tool's own timestamp, with the offset it was sent with.
+    pub timestamp: DateTime<FixedOffset>,
+    pub comment: Option<String>,
+}
+
+impl ScorePost {
+    fn validate(&self) -> Result<(), DomainError> {
+        if let Some(max) = self.score_maximum {
+            if max <= Decimal::ZERO || max > Decimal::from(MAX_SCORE_MAXIMUM) {
+                return Err(DomainError::InvalidScoreMaximum);
+            }
+        }
+        if let Some(given) = self.score_given {
+            if given < Decimal::ZERO
+                || given > Decimal::from(MAX_SCORE_MAXIMUM) * Decimal::from(1000)
+            {
+                return Err(DomainError::InvalidScoreGiven);
+            }
+            if self.score_maximum.is_none() {
+                return Err(DomainError::MissingScoreMaximum);
+            }
+        }
+        if let Some(c) = &self.comment {
+            if c.chars().count() > MAX_COMMENT_CHARS {
+                return Err(DomainError::CommentTooLong(MAX_COMMENT_CHARS));
+            }
+        }
+        Ok(())
+    }
+
+    /// Same values, compared numerically (72.5 equals 72.50000).
+    fn same_as(&self, other: &ScorePost) -> bool {
+        self == other
+    }
+}
+
+/// What the rest of the gradebook says about this post, read just before
+/// the command runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScoreFacts {
+    pub line_item_deleted: bool,
+    pub course_locked: bool,
+    /// The user is an active learner in the course.
+    pub learner_active: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectReason {
+    CourseLocked,
+    UserNotEnrolled,
+    LineItemDeleted,
+}
+
+impl RejectReason {
+    pub fn code(self) -> &'static str {
+        match self {
+            RejectReason::CourseLocked => "course_locked",
+            RejectReason::UserNotEnrolled => "user_not_enrolled",
+            RejectReason::LineItemDeleted => "line_item_deleted",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScoreCommand {
+    Post {
+        course_id: CourseId,
+        line_item_id: LineItemId,
+        user_id: UserId,
+        post: ScorePost,
+        facts: ScoreFacts,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ScoreEvent {
+    ScoreAccepted {
+        course_id: CourseId,
+        line_item_id: LineItemId,
+        user_id: UserId,
+        post: ScorePost,
+    },
+    /// A post without scoreGiven: the learner has no score on the item.
+    ScoreCleared {
+        course_id: CourseId,
+        line_item_id: LineItemId,
+        user_id: UserId,
+        post: ScorePost,
+    },
+    /// Older than the score kept; recorded, not applied.
+    ScoreIgnoredStale {
+        course_id: CourseId,
+        line_item_id: LineItemId,
+        user_id: UserId,
+        post: ScorePost,
+        kept_timestamp: DateTime<FixedOffset>,
+    },
+    ScoreRejected {
+        course_id: CourseId,
+        line_item_id: LineItemId,
+        user_id: UserId,
+        post: ScorePost,
+        reason: RejectReason,
+    },
+}
+
+impl ScoreEvent {
+    pub fn post(&self) -> &ScorePost {
+        match self {
+            ScoreEvent::ScoreAccepted { post, .. }
+            | ScoreEvent::ScoreCleared { post, .. }
+            | ScoreEvent::ScoreIgnoredStale { post, .. }
+            | ScoreEvent::ScoreRejected { post, .. } => post,
+        }
+    }
+
+    pub fn ids(&self) -> (&CourseId, &LineItemId, &UserId) {
+        match self {
+            ScoreEvent::ScoreAccepted {
+                course_id,
+                line_item_id,
+                user_id,
+                ..
+            }
+            | ScoreEvent::ScoreCleared {
+                course_id,
+                line_item_id,
+                user_id,
+                ..
+            }
+            | ScoreEvent::ScoreIgnoredStale {
+                course_id,
+                line_item_id,
+                user_id,
+                ..
+            }
+            | ScoreEvent::ScoreRejected {
+                course_id,
+                line_item_id,
+                user_id,
+                ..
+            } => (course_id, line_item_id, user_id),
+        }
+    }
+}
+
+impl DomainEvent for ScoreEvent {
+    fn event_type(&self) -> String {
+        match self {
+            ScoreEvent::ScoreAccepted { .. } => "ScoreAccepted",
+            ScoreEvent::ScoreCleared { .. } => "ScoreCleared",
+            ScoreEvent::ScoreIgnoredStale { .. } => "ScoreIgnoredStale",
+            ScoreEvent::ScoreRejected { .. } => "ScoreRejected",
+        }
+        .to_string()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_string()
+    }
+}
+
+/// What a post did, for the caller's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScoreOutcome {
+    Accepted,
+    Cleared,
+    /// An identical re-send of the kept score: nothing recorded.
+    Unchanged,
+    IgnoredStale,
+    Rejected(RejectReason),
+}
+
+impl ScoreOutcome {
+    /// Reads the outcome from the events a post produced.
+    pub fn from_events(events: &[ScoreEvent]) -> Self {
+        match events.last() {
+            None => ScoreOutcome::Unchanged,
+            Some(ScoreEvent::ScoreAccepted { .. }) => ScoreOutcome::Accepted,
+            Some(ScoreEvent::ScoreCleared { .. }) => ScoreOutcome::Cleared,
+            Some(ScoreEvent::ScoreIgnoredStale { .. }) => ScoreOutcome::IgnoredStale,
+            Some(ScoreEvent::ScoreRejected { reason, .. }) => ScoreOutcome::Rejected(*reason),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Score {
+    /// The last post applied (accepted or cleared).
+    pub kept: Option<ScorePost>,
+    /// The last post rejected, until something else happens; an identical
+    /// retry of it (tools retry while a course is locked) records nothing.
+    pub last_rejected: Option<(RejectReason, ScorePost)>,
+}
+
+fn post(
+    state: &Score,
+    course_id: CourseId,
+    line_item_id: LineItemId,
+    user_id: UserId,
+    post: ScorePost,
+    facts: ScoreFacts,
+) -> Result<Vec<ScoreEvent>, DomainError> {
+    post.validate()?;
+    let reason = if facts.line_item_deleted {
+        Some(RejectReason::LineItemDeleted)
+    } else if facts.course_locked {
+        Some(RejectReason::CourseLocked)
+    } else if !facts.learner_active {
+        Some(RejectReason::UserNotEnrolled)
+    } else {
+        None
+    };
+    if let Some(reason) = reason {
+        if matches!(&state.last_rejected, Some((r, p)) if *r == reason && p.same_as(&post)) {
+            return Ok(vec![]);
+        }
+        return Ok(vec![ScoreEvent::ScoreRejected {
+            course_id,
+            line_item_id,
+            user_id,
+            post,
+            reason,
+        }]);
+    }
+    if let Some(kept) = &state.kept {
+        // Tools send whole seconds, so only strictly older posts are stale.
+        if post.timestamp < kept.timestamp {
+            return Ok(vec![ScoreEvent::ScoreIgnoredStale {
+                course_id,
+                line_item_id,
+                user_id,
+                kept_timestamp: kept.timestamp,
+                post,
+            }]);
+        }
+        if post.timestamp == kept.timestamp && post.same_as(kept) {
+            return Ok(vec![]);
+        }
+    }
+    Ok(vec![if post.score_given.is_some() {
+        ScoreEvent::ScoreAccepted {
+            course_id,
+            line_item_id,
+            user_id,
+            post,
+        }
+    } else {
+        ScoreEvent::ScoreCleared {
+            course_id,
+            line_item_id,
+            user_id,
+            post,
+        }
+    }])
+}
+
+impl Aggregate for Score {
+    const TYPE: &'static str = "score";
+    type Command = ScoreCommand;
+    type Event = ScoreEvent;
+    type Error = DomainError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: ScoreCommand,
+        _: &(),
+        sink: &EventSink<Self>,
+    ) -> Result<(), DomainError> {
+        let events = match command {
+            ScoreCommand::Post {
+                course_id,
+                line_item_id,
+                user_id,
+                post: p,
+                facts,
+            } => post(self, course_id, line_item_id, user_id, p, facts)?,
+        };
+        for e in events {
+            sink.write(e, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: ScoreEvent) {
+        match event {
+            ScoreEvent::ScoreAccepted { post, .. } | ScoreEvent::ScoreCleared { post, .. } => {
+                self.kept = Some(post);
+                self.last_rejected = None;
+            }
+            ScoreEvent::ScoreIgnoredStale { .. } => self.last_rejected = None,
+            ScoreEvent::ScoreRejected { post, reason, .. } => {
+                self.last_rejected = Some((reason, post))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cqrs_es::test::TestFramework;
+    use rust_decimal_macros::dec;
+
+    type F = TestFramework<Score>;
+
+    const OPEN: ScoreFacts = ScoreFacts {
+        line_item_deleted: false,
+        course_locked: false,
+        learner_active: true,
+    };
+
+    fn p(given: Option<Decimal>, ts: &str) -> ScorePost {
+        ScorePost {
+            score_given: given,
+            score_maximum: Some(dec!(100)),
+            activity_progress: ActivityProgress::Completed,
+            grading_progress: GradingProgress::FullyGraded,
+            timestamp: DateTime::parse_from_rfc3339(ts).unwrap(),
+            comment: None,
+        }
+    }
+
+    fn cmd(post: ScorePost, facts: ScoreFacts) -> ScoreCommand {
+        ScoreCommand::Post {
+            course_id: CourseId::parse("HIST-101").unwrap(),
+            line_item_id: LineItemId::parse("li-1").unwrap(),
+            user_id: UserId::parse("u1").unwrap(),
+            post,
+            facts,
+        }
+    }
+
+    fn ids() -> (CourseId, LineItemId, UserId) {
+        (
+            CourseId::parse("HIST-101").unwrap(),
+            LineItemId::parse("li-1").unwrap(),
+            UserId::parse("u1").unwrap(),
+        )
+    }
+
+    fn accepted(post: ScorePost) -> ScoreEvent {
+        let (course_id, line_item_id, user_id) = ids();
+        ScoreEvent::ScoreAccepted {
+            course_id,
+            line_item_id,
+            user_id,
+            post,
+        }
+    }
+
+    fn rejected(post: ScorePost, reason: RejectReason) -> ScoreEvent {
+        let (course_id, line_item_id, user_id) = ids();
+        ScoreEvent::ScoreRejected {
+            course_id,
+            line_item_id,
+            user_id,
+            post,
+            reason,
+        }
+    }
+
+    const T1: &str = "2026-05-01T10:00:00Z";
+    const T0: &str = "2026-05-01T09:59:59Z";
+
+    #[test]
+    fn a_first_score_is_accepted() {
+        F::with(())
+            .given_no_previous_events()
+            .when(cmd(p(Some(dec!(87)), T1), OPEN))
+            .then_expect_events(vec![accepted(p(Some(dec!(87)), T1))]);
+    }
+
+    #[test]
+    fn a_score_of_zero_is_a_score() {
+        F::with(())
+            .given(vec![accepted(p(Some(dec!(87)), T0))])
+            .when(cmd(p(Some(dec!(0)), T1), OPEN))
+            .then_expect_events(vec![accepted(p(Some(dec!(0)), T1))]);
+    }
+
+    #[test]
+    fn a_locked_course_refuses_a_new_score_and_records_why() {
+        F::with(())
+            .given_no_previous_events()
+            .when(cmd(
+                p(Some(dec!(87)), T1),
+                ScoreFacts {
+                    course_locked: true,
+                    ..OPEN
+                },
+            ))
+            .then_expect_events(vec![rejected(
+                p(Some(dec!(87)), T1),
+                RejectReason::CourseLocked,
+            )]);
+    }
+
+    #[test]
+    fn a_retry_of_a_rejected_post_records_nothing_new() {
+        let locked = ScoreFacts {
+            course_locked: true,
+            ..OPEN
+        };
+        F::with(())
+            .given(vec![rejected(
+                p(Some(dec!(87)), T1),
+                RejectReason::CourseLocked,
+            )])
+            .when(cmd(p(Some(dec!(87)), T1), locked))
+            .then_expect_events(vec![]);
+        // Once unlocked, the same post lands.
+        F::with(())
+            .given(vec![rejected(
+                p(Some(dec!(87)), T1),
+                RejectReason::CourseLocked,
+            )])
+            .when(cmd(p(Some(dec!(87)), T1), OPEN))
+            .then_expect_events(vec![accepted(p(Some(dec!(87)), T1))]);
+    }
+
+    #[test]
+    fn a_user_who_is_not_an_active_learner_gets_no_score() {
+        F::with(())
+            .given_no_previous_events()
+            .when(cmd(
+                p(Some(dec!(87)), T1),
+                ScoreFacts {
+                    learner_active: false,
+                    ..OPEN
+                },
+            ))
+            .then_expect_events(vec![rejected(
+                p(Some(dec!(87)), T1),
+                RejectReason::UserNotEnrolled,
+            )]);
+    }
+
+    #[test]
+    fn a_deleted_line_item_takes_no_scores() {
+        F::with(())
+            .given_no_previous_events()
+            .when(cmd(
+                p(Some(dec!(87)), T1),
+                ScoreFacts {
+                    line_item_deleted: true,
+                    ..OPEN
+                },
+            ))
+            .then_expect_events(vec![rejected(
+                p(Some(dec!(87)), T1),
+                RejectReason::LineItemDeleted,
+            )]);
+    }
+
+    #[test]
+    fn a_strictly_older_score_is_recorded_as_stale_and_not_applied() {
+        let (course_id, line_item_id, user_id) = ids();
+        F::with(())
+            .given(vec![accepted(p(Some(dec!(90)), T1))])
+            .when(cmd(p(Some(dec!(50)), T0), OPEN))
+            .then_expect_events(vec![ScoreEvent::ScoreIgnoredStale {
+                course_id,
+                line_item_id,
+                user_id,
+                post: p(Some(dec!(50)), T0),
+                kept_timestamp: DateTime::parse_from_rfc3339(T1).unwrap(),
+            }]);
+    }
+
+    #[test]
+    fn an_equal_timestamp_with_a_different_value_is_applied() {
+        F::with(())
+            .given(vec![accepted(p(Some(dec!(90)), T1))])
+            .when(cmd(p(Some(dec!(91)), T1), OPEN))
+            .then_expect_events(vec![accepted(p(Some(dec!(91)), T1))]);
+    }
+
+    #[test]
+    fn an_identical_resend_records_nothing_new() {
+        let mut resent = p(Some(dec!(72.50000)), T1);
+        resent.timestamp = DateTime::parse_from_rfc3339("2026-05-01T12:00:00+02:00").unwrap();
+        F::with(())
+            .given(vec![accepted(p(Some(dec!(72.5)), T1))])
+            .when(cmd(resent, OPEN))
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn a_post_without_score_given_clears_the_score() {
+        let (course_id, line_item_id, user_id) = ids();
+        F::with(())
+            .given(vec![accepted(p(Some(dec!(90)), T0))])
+            .when(cmd(p(None, T1), OPEN))
+            .then_expect_events(vec![ScoreEvent::ScoreCleared {
+                course_id,
+                line_item_id,
+                user_id,
+                post: p(None, T1),
+            }]);
+    }
+
+    #[test]
+    fn pending_and_provisional_progress_is_kept_for_the_projection_to_judge() {
+        let mut pending = p(Some(dec!(40)), T1);
+        pending.grading_progress = GradingProgress::PendingManual;
+        F::with(())
+            .given_no_previous_events()
+            .when(cmd(pending.clone(), OPEN))
+            .then_expect_events(vec![accepted(pending)]);
+    }
+
+    #[test]
+    fn bad_numbers_are_refused_and_nothing_is_recorded() {
+        let mut zero_max = p(Some(dec!(1)), T1);
+        zero_max.score_maximum = Some(dec!(0));
+        F::with(())
+            .given_no_previous_events()
+            .when(cmd(zero_max, OPEN))
+            .then_expect_error(DomainError::InvalidScoreMaximum);
+        F::with(())
+            .given_no_previous_events()
+            .when(cmd(p(Some(dec!(-1)), T1), OPEN))
+            .then_expect_error(DomainError::InvalidScoreGiven);
+        let mut no_max = p(Some(dec!(1)), T1);
+        no_max.score_maximum = None;
+        F::with(())
+            .given_no_previous_events()
+            .when(cmd(no_max, OPEN))
+            .then_expect_error(DomainError::MissingScoreMaximum);
+    }
+
+    #[test]
+    fn the_outcome_is_read_from_the_events() {
+        assert_eq!(ScoreOutcome::from_events(&[]), ScoreOutcome::Unchanged);
+        assert_eq!(
+            ScoreOutcome::from_events(&[rejected(p(None, T1), RejectReason::CourseLocked)]),
+            ScoreOutcome::Rejected(RejectReason::CourseLocked)
+        );
+    }
+}
