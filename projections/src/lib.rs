@@ -1,0 +1,4 @@
+//! The read side of the gradebook: grade arithmetic (pure), the read tables
+//! and the projector that fills them from the event log in global order.
+
+pub mod grading;
