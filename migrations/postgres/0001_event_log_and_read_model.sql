@@ -53,12 +53,19 @@ CREATE TABLE rm_courses
     course_id  text    PRIMARY KEY,
     title      text    NOT NULL,
     term       text    NOT NULL,
-    policy     text    NOT NULL,
+    scheme     text    NOT NULL,
+    missing    text    NOT NULL,
+    scale      text    NOT NULL,
     locked     boolean NOT NULL,
     locked_at  text,
-    tool_ids   text    NOT NULL,
-    opened_at  text    NOT NULL,
-    position   bigint  NOT NULL
+    opened_at  text    NOT NULL
+);
+
+CREATE TABLE rm_course_tools
+(
+    course_id text NOT NULL,
+    tool_id   text NOT NULL,
+    PRIMARY KEY (course_id, tool_id)
 );
 
 CREATE TABLE rm_resource_links
@@ -86,7 +93,8 @@ CREATE TABLE rm_line_items
     tool_id         text,
     deleted         boolean NOT NULL,
     created_at      text    NOT NULL,
-    position        bigint  NOT NULL,
+    created_tx      bigint  NOT NULL,
+    created_position bigint NOT NULL,
     PRIMARY KEY (course_id, line_item_id)
 );
 
@@ -100,9 +108,17 @@ CREATE TABLE rm_enrollments
     email         text,
     first_launch  text,
     latest_launch text,
-    tool_accounts text NOT NULL,
     enrolled_at   text NOT NULL,
     PRIMARY KEY (course_id, user_id)
+);
+
+CREATE TABLE rm_tool_accounts
+(
+    course_id text NOT NULL,
+    user_id   text NOT NULL,
+    tool_id   text NOT NULL,
+    account   text NOT NULL,
+    PRIMARY KEY (course_id, user_id, tool_id)
 );
 
 -- One row per (line item, user) that ever received a post: the kept score and

@@ -1,0 +1,194 @@
+//! The database handle shared by the read side: one pool to PostgreSQL or
+//! to one SQLite file, migrations for either, and a small statement type so
+//! that one SQL text serves both stores.
+//!
+//! The SQL written here sticks to what PostgreSQL and SQLite both accept
+//! (`$n` parameters, `ON CONFLICT ... DO UPDATE`, text/integer/boolean
+//! columns), so each query is written once. [`with_db!`] compiles a block
+//! once per driver.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+
+/// The store the engine runs on.
+#[derive(Clone, Debug)]
+pub enum Db {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+/// Runs `$body` with `$pool` bound to the concrete pool, compiled once for
+/// each driver.
+#[macro_export]
+macro_rules! with_db {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::db::Db::Postgres($pool) => $body,
+            $crate::db::Db::Sqlite($pool) => $body,
+        }
+    };
+}
+
+/// A parameter of a [`Stmt`]; the types both drivers encode the same way.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Param {
+    Text(Option<String>),
+    Int(i64),
+    Bool(bool),
+}
+
+impl From<String> for Param {
+    fn from(s: String) -> Self {
+        Param::Text(Some(s))
+    }
+}
+impl From<&str> for Param {
+    fn from(s: &str) -> Self {
+        Param::Text(Some(s.to_string()))
+    }
+}
+impl From<Option<String>> for Param {
+    fn from(s: Option<String>) -> Self {
+        Param::Text(s)
+    }
+}
+impl From<i64> for Param {
+    fn from(i: i64) -> Self {
+        Param::Int(i)
+    }
+}
+impl From<bool> for Param {
+    fn from(b: bool) -> Self {
+        Param::Bool(b)
+    }
+}
+
+/// One SQL statement with its parameters, built without touching the
+/// database so the projection logic stays testable and driver-neutral.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stmt {
+    pub sql: &'static str,
+    pub params: Vec<Param>,
+}
+
+impl Stmt {
+    pub fn new(sql: &'static str, params: Vec<Param>) -> Self {
+        Self { sql, params }
+    }
+}
+
+/// Binds a [`Stmt`]'s parameters onto a `sqlx::query` for either driver.
+#[macro_export]
+macro_rules! bind_stmt {
+    ($stmt:expr) => {{
+        let mut q = sqlx::query($stmt.sql);
+        for p in &$stmt.params {
+            q = match p {
+                $crate::db::Param::Text(s) => q.bind(s.clone()),
+                $crate::db::Param::Int(i) => q.bind(*i),
+                $crate::db::Param::Bool(b) => q.bind(*b),
+            };
+        }
+        q
+    }};
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("unsupported database URL: use postgres://... or sqlite://...")]
+    UnsupportedUrl,
+    #[error(transparent)]
+    Sqlx(#[from] sqlx::Error),
+    #[error(transparent)]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+static PG_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+
+impl Db {
+    /// Opens a pool for `postgres://` or `sqlite:` URLs. A SQLite file is
+    /// created if missing and runs in WAL mode, so readers never wait for
+    /// the writer.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, DbError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let opts = PgConnectOptions::from_str(url)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(opts)
+                .await?;
+            Ok(Db::Postgres(pool))
+        } else if url.starts_with("sqlite:") {
+            let opts = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(opts)
+                .await?;
+            Ok(Db::Sqlite(pool))
+        } else {
+            Err(DbError::UnsupportedUrl)
+        }
+    }
+
+    /// Brings the schema up to date. Safe to run on every start.
+    pub async fn migrate(&self) -> Result<(), DbError> {
+        match self {
+            Db::Postgres(pool) => PG_MIGRATIONS.run(pool).await?,
+            Db::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await?,
+        }
+        Ok(())
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Db::Postgres(_) => "postgres",
+            Db::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// A cheap round trip, for readiness checks.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        with_db!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))
+    }
+
+    /// Runs statements in one transaction. On SQLite the transaction takes
+    /// the write lock up front, so it never fails half-way on a busy file.
+    pub async fn execute_all(&self, stmts: &[Stmt]) -> Result<(), sqlx::Error> {
+        with_db!(self, pool => {
+            let mut tx = crate::begin_write!(self, pool);
+            for s in stmts {
+                crate::bind_stmt!(s).execute(&mut *tx).await?;
+            }
+            tx.commit().await
+        })
+    }
+}
+
+/// Begins a write transaction: `BEGIN IMMEDIATE` on SQLite, so a
+/// transaction never upgrades from reader to writer and fails busy.
+#[macro_export]
+macro_rules! begin_write {
+    ($db:expr, $pool:ident) => {
+        match $db {
+            $crate::db::Db::Sqlite(_) => $pool.begin_with("BEGIN IMMEDIATE").await?,
+            $crate::db::Db::Postgres(_) => $pool.begin().await?,
+        }
+    };
+}
+
+/// The fixed-precision UTC text form used in read tables, so times sort as
+/// text on both stores.
+pub fn ts(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}

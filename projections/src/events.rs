@@ -1,0 +1,215 @@
+//! Reading the event log in global order, and decoding rows into the
+//! domain's events. The store crates read one aggregate at a time; the read
+//! side needs all aggregates in one order, so it reads the table itself.
+
+use std::collections::HashMap;
+
+use gradebook_domain::course::{Course, CourseEvent};
+use gradebook_domain::enrollment::{Enrollment, EnrollmentEvent};
+use gradebook_domain::line_item::{LineItem, LineItemEvent};
+use gradebook_domain::score::{Score, ScoreEvent};
+use gradebook_domain::CommandMeta;
+use cqrs_es::Aggregate;
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::db::Db;
+use crate::with_db;
+
+/// A point in the log. On PostgreSQL events are ordered by the writing
+/// transaction's id, then position: a transaction id below the snapshot's
+/// horizon can no longer gain events, so nothing is ever passed over. On
+/// SQLite `tx` is always 0 and position alone orders the log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Checkpoint {
+    pub tx: i64,
+    pub position: i64,
+}
+
+/// Any event of the gradebook.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AnyEvent {
+    Course(CourseEvent),
+    LineItem(LineItemEvent),
+    Enrollment(EnrollmentEvent),
+    Score(ScoreEvent),
+}
+
+/// An event with where and when it sits in the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope {
+    pub at: Checkpoint,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub meta: CommandMeta,
+    pub event: AnyEvent,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    #[error("event at position {position} ({aggregate_type}) cannot be decoded: {reason}")]
+    Decode {
+        position: i64,
+        aggregate_type: String,
+        reason: String,
+    },
+}
+
+/// A row of the events table before decoding.
+#[derive(Debug, Clone)]
+pub struct RawEvent {
+    pub tx: i64,
+    pub position: i64,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub payload: String,
+    pub metadata: String,
+}
+
+impl RawEvent {
+    pub fn decode(self) -> Result<Envelope, ReadError> {
+        let err = |reason: String| ReadError::Decode {
+            position: self.position,
+            aggregate_type: self.aggregate_type.clone(),
+            reason,
+        };
+        fn parse<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, String> {
+            serde_json::from_str(s).map_err(|e| e.to_string())
+        }
+        let event = match self.aggregate_type.as_str() {
+            Course::TYPE => parse(&self.payload).map(AnyEvent::Course),
+            LineItem::TYPE => parse(&self.payload).map(AnyEvent::LineItem),
+            Enrollment::TYPE => parse(&self.payload).map(AnyEvent::Enrollment),
+            Score::TYPE => parse(&self.payload).map(AnyEvent::Score),
+            other => Err(format!("unknown aggregate type {other:?}")),
+        }
+        .map_err(err)?;
+        let meta: HashMap<String, String> =
+            serde_json::from_str(&self.metadata).map_err(|e| err(e.to_string()))?;
+        Ok(Envelope {
+            at: Checkpoint {
+                tx: self.tx,
+                position: self.position,
+            },
+            aggregate_type: self.aggregate_type,
+            aggregate_id: self.aggregate_id,
+            sequence: self.sequence,
+            event_type: self.event_type,
+            meta: CommandMeta::from_map(&meta),
+            event,
+        })
+    }
+}
+
+fn raw_from_row<R: Row>(row: &R) -> RawEvent
+where
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+{
+    RawEvent {
+        tx: row.get("tx"),
+        position: row.get("position"),
+        aggregate_type: row.get("aggregate_type"),
+        aggregate_id: row.get("aggregate_id"),
+        sequence: row.get("sequence"),
+        event_type: row.get("event_type"),
+        payload: row.get("payload"),
+        metadata: row.get("metadata"),
+    }
+}
+
+const PG_COLUMNS: &str = "tx_id::text::bigint AS tx, position, aggregate_type, aggregate_id, sequence, event_type, payload::text AS payload, metadata::text AS metadata";
+const SQLITE_COLUMNS: &str = "0 AS tx, position, aggregate_type, aggregate_id, sequence, event_type, payload, metadata";
+
+/// The next events after `after`, at most `limit`, that can no longer be
+/// overtaken by a slower writer.
+pub async fn read_after(db: &Db, after: Checkpoint, limit: i64) -> Result<Vec<RawEvent>, sqlx::Error> {
+    match db {
+        Db::Postgres(pool) => {
+            let sql = format!(
+                "SELECT {PG_COLUMNS} FROM events
+                  WHERE (tx_id, position) > ($1::text::xid8, $2)
+                    AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+                  ORDER BY tx_id, position
+                  LIMIT $3"
+            );
+            let rows = sqlx::query(&sql)
+                .bind(after.tx.to_string())
+                .bind(after.position)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
+            Ok(rows.iter().map(raw_from_row).collect())
+        }
+        Db::Sqlite(pool) => {
+            let sql = format!(
+                "SELECT {SQLITE_COLUMNS} FROM events
+                  WHERE position > $1
+                  ORDER BY position
+                  LIMIT $2"
+            );
+            let rows = sqlx::query(&sql)
+                .bind(after.position)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
+            Ok(rows.iter().map(raw_from_row).collect())
+        }
+    }
+}
+
+/// Every event of one course (all its aggregates), in log order.
+pub async fn read_course(db: &Db, course_id: &str) -> Result<Vec<Envelope>, ReadError> {
+    let raws: Vec<RawEvent> = match db {
+        Db::Postgres(pool) => {
+            let sql = format!(
+                "SELECT {PG_COLUMNS} FROM events WHERE course_id = $1 ORDER BY tx_id, position"
+            );
+            let rows = sqlx::query(&sql).bind(course_id).fetch_all(pool).await?;
+            rows.iter().map(raw_from_row).collect()
+        }
+        Db::Sqlite(pool) => {
+            let sql = format!(
+                "SELECT {SQLITE_COLUMNS} FROM events WHERE course_id = $1 ORDER BY position"
+            );
+            let rows = sqlx::query(&sql).bind(course_id).fetch_all(pool).await?;
+            rows.iter().map(raw_from_row).collect()
+        }
+    };
+    raws.into_iter().map(RawEvent::decode).collect()
+}
+
+/// Where one committed event sits in the log, to wait for the projector.
+pub async fn checkpoint_of(
+    db: &Db,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    sequence: i64,
+) -> Result<Option<Checkpoint>, sqlx::Error> {
+    let sql = match db {
+        Db::Postgres(_) => "SELECT tx_id::text::bigint AS tx, position FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3",
+        Db::Sqlite(_) => "SELECT 0 AS tx, position FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3",
+    };
+    with_db!(db, pool => {
+        let row = sqlx::query(sql)
+            .bind(aggregate_type)
+            .bind(aggregate_id)
+            .bind(sequence)
+            .fetch_optional(pool)
+            .await?;
+        Ok(row.map(|r| Checkpoint { tx: r.get("tx"), position: r.get("position") }))
+    })
+}
+
+/// How many events the log holds.
+pub async fn count(db: &Db) -> Result<i64, sqlx::Error> {
+    with_db!(db, pool => sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(pool).await)
+}
+

@@ -1,0 +1,312 @@
+//! The projector: reads the event log in global order from a stored
+//! checkpoint and applies each batch to the read tables in the transaction
+//! that advances the checkpoint, so a crash loses nothing and applies
+//! nothing twice.
+//!
+//! On PostgreSQL only one node projects at a time: the one holding a
+//! session advisory lock. The others follow the checkpoint table, so a
+//! writer on any node can wait until its own event is readable.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::Row;
+use tokio::sync::{watch, Notify};
+
+use crate::apply;
+use crate::db::{ts, Db, Param, Stmt};
+use crate::events::{read_after, Checkpoint, Envelope, RawEvent, ReadError};
+use crate::with_db;
+
+/// The checkpoint row of the read model.
+pub const NAME: &str = "read_model";
+/// Events applied per transaction.
+pub const BATCH: i64 = 500;
+/// Arbitrary but fixed: the advisory lock key that elects the projecting node.
+const LEADER_LOCK_KEY: i64 = 0x6772_6164_6562_6f6b; // "gradebok"
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectError {
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error("another projector moved the checkpoint")]
+    Conflict,
+}
+
+/// The tables the projector owns, emptied by a replay.
+pub const READ_TABLES: [&str; 8] = [
+    "rm_courses",
+    "rm_course_tools",
+    "rm_resource_links",
+    "rm_line_items",
+    "rm_enrollments",
+    "rm_tool_accounts",
+    "rm_scores",
+    "projector_checkpoints",
+];
+
+/// A cheap, cloneable view of the projector's progress, for writers that
+/// want to read their own writes.
+#[derive(Clone)]
+pub struct ProjectionHandle {
+    progress: watch::Receiver<Checkpoint>,
+    wake: Arc<Notify>,
+}
+
+impl ProjectionHandle {
+    /// Asks the projector to look at the log now.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    pub fn current(&self) -> Checkpoint {
+        *self.progress.borrow()
+    }
+
+    /// Waits until `at` has been applied, or `timeout` passes. Returns
+    /// whether it was applied.
+    pub async fn wait_for(&self, at: Checkpoint, timeout: Duration) -> bool {
+        self.wake();
+        let mut rx = self.progress.clone();
+        tokio::time::timeout(timeout, rx.wait_for(|cp| *cp >= at))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+}
+
+pub async fn load_checkpoint(db: &Db) -> Result<Checkpoint, sqlx::Error> {
+    with_db!(db, pool => {
+        let row = sqlx::query("SELECT last_tx_id, last_position FROM projector_checkpoints WHERE name = $1")
+            .bind(NAME)
+            .fetch_optional(pool)
+            .await?;
+        Ok(row.map(|r| Checkpoint { tx: r.get(0), position: r.get(1) }).unwrap_or_default())
+    })
+}
+
+fn checkpoint_stmt(from: Checkpoint, to: Checkpoint) -> Stmt {
+    // Guarded by the old value: if two projectors ever ran at once, the
+    // second one's batch would not commit.
+    if from == Checkpoint::default() {
+        Stmt::new(
+            "INSERT INTO projector_checkpoints (name, last_tx_id, last_position, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (name) DO UPDATE SET last_tx_id = excluded.last_tx_id, last_position = excluded.last_position, updated_at = excluded.updated_at
+             WHERE projector_checkpoints.last_tx_id = 0 AND projector_checkpoints.last_position = 0",
+            vec![NAME.into(), to.tx.into(), to.position.into(), ts(chrono::Utc::now()).into()],
+        )
+    } else {
+        Stmt::new(
+            "UPDATE projector_checkpoints SET last_tx_id = $2, last_position = $3, updated_at = $4
+             WHERE name = $1 AND last_tx_id = $5 AND last_position = $6",
+            vec![
+                NAME.into(),
+                to.tx.into(),
+                to.position.into(),
+                ts(chrono::Utc::now()).into(),
+                Param::Int(from.tx),
+                Param::Int(from.position),
+            ],
+        )
+    }
+}
+
+/// Applies decoded events and moves the checkpoint from `from` to the last
+/// event's position, in one transaction.
+pub async fn apply_batch(db: &Db, from: Checkpoint, batch: &[Envelope]) -> Result<Checkpoint, ProjectError> {
+    let Some(last) = batch.last() else {
+        return Ok(from);
+    };
+    let to = last.at;
+    let cp = checkpoint_stmt(from, to);
+    let stmts: Vec<Stmt> = batch.iter().flat_map(apply::statements).collect();
+    with_db!(db, pool => {
+        let mut tx = crate::begin_write!(db, pool);
+        // The checkpoint goes first: on SQLite the first write takes the lock.
+        let moved = crate::bind_stmt!(cp).execute(&mut *tx).await?.rows_affected();
+        if moved != 1 {
+            tx.rollback().await?;
+            return Err(ProjectError::Conflict);
+        }
+        for s in &stmts {
+            crate::bind_stmt!(s).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+    });
+    Ok(to)
+}
+
+pub struct Projector {
+    db: Db,
+    progress: watch::Sender<Checkpoint>,
+    wake: Arc<Notify>,
+}
+
+impl Projector {
+    pub async fn new(db: Db) -> Result<Self, sqlx::Error> {
+        let cp = load_checkpoint(&db).await?;
+        let (progress, _) = watch::channel(cp);
+        Ok(Self {
+            db,
+            progress,
+            wake: Arc::new(Notify::new()),
+        })
+    }
+
+    pub fn handle(&self) -> ProjectionHandle {
+        ProjectionHandle {
+            progress: self.progress.subscribe(),
+            wake: self.wake.clone(),
+        }
+    }
+
+    /// Applies the next batch; returns how many events it applied.
+    pub async fn step(&self) -> Result<usize, ProjectError> {
+        let from = *self.progress.borrow();
+        let raws = read_after(&self.db, from, BATCH).await?;
+        if raws.is_empty() {
+            return Ok(0);
+        }
+        let batch: Vec<Envelope> = raws.into_iter().map(RawEvent::decode).collect::<Result<_, _>>()?;
+        let to = match apply_batch(&self.db, from, &batch).await {
+            Ok(to) => to,
+            Err(ProjectError::Conflict) => {
+                // Someone else projected; take their progress as ours.
+                let cp = load_checkpoint(&self.db).await?;
+                self.progress.send_replace(cp);
+                return Err(ProjectError::Conflict);
+            }
+            Err(e) => return Err(e),
+        };
+        self.progress.send_replace(to);
+        Ok(batch.len())
+    }
+
+    /// Applies everything readable now.
+    pub async fn catch_up(&self) -> Result<usize, ProjectError> {
+        let mut total = 0;
+        loop {
+            match self.step().await? {
+                0 => return Ok(total),
+                n => total += n,
+            }
+        }
+    }
+
+    /// Refreshes the published progress from the table (for followers).
+    async fn follow(&self) -> Result<(), sqlx::Error> {
+        let cp = load_checkpoint(&self.db).await?;
+        if cp > *self.progress.borrow() {
+            self.progress.send_replace(cp);
+        }
+        Ok(())
+    }
+
+    /// Runs until `shutdown` resolves: projects while this node leads,
+    /// follows the checkpoint otherwise.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut leader = Leadership::new(&self.db);
+        loop {
+            let leading = leader.hold().await;
+            let result = if leading {
+                self.catch_up().await.map(|_| ())
+            } else {
+                self.follow().await.map_err(ProjectError::from)
+            };
+            let pause = match result {
+                Ok(()) => Duration::from_millis(if leading { 200 } else { 10 }),
+                Err(ProjectError::Conflict) => Duration::from_millis(0),
+                Err(e) => {
+                    tracing::warn!(error = %e, "projector step failed; retrying");
+                    leader.reset();
+                    Duration::from_millis(500)
+                }
+            };
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = self.wake.notified(), if leading => {}
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+}
+
+/// Which node projects. PostgreSQL: the holder of a session advisory lock
+/// on a connection kept for that purpose (released by the server when the
+/// node dies). SQLite: the one process using the file.
+struct Leadership {
+    db: Db,
+    conn: Option<sqlx::pool::PoolConnection<sqlx::Postgres>>,
+}
+
+impl Leadership {
+    fn new(db: &Db) -> Self {
+        Self { db: db.clone(), conn: None }
+    }
+
+    fn reset(&mut self) {
+        self.conn = None;
+    }
+
+    async fn hold(&mut self) -> bool {
+        let Db::Postgres(pool) = &self.db else {
+            return true;
+        };
+        if let Some(conn) = &mut self.conn {
+            // Still alive? A dead connection means the lock is gone.
+            if sqlx::query("SELECT 1").execute(&mut **conn).await.is_ok() {
+                return true;
+            }
+            self.conn = None;
+        }
+        let Ok(mut conn) = pool.acquire().await else {
+            return false;
+        };
+        let got: Result<bool, _> = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(LEADER_LOCK_KEY)
+            .fetch_one(&mut *conn)
+            .await;
+        if got.unwrap_or(false) {
+            // Keep this connection out of the pool for as long as we lead.
+            self.conn = Some(conn);
+            tracing::info!("this node now runs the projector");
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Rebuilds every read table from the log in one transaction, so readers
+/// see the old tables until the new ones are complete. `progress` is told
+/// how many events have been applied so far.
+pub async fn replay(db: &Db, mut progress: impl FnMut(u64)) -> Result<u64, ProjectError> {
+    let mut applied = 0u64;
+    let mut from = Checkpoint::default();
+    with_db!(db, pool => {
+        let mut tx = crate::begin_write!(db, pool);
+        for t in READ_TABLES {
+            sqlx::query(&format!("DELETE FROM {t}")).execute(&mut *tx).await?;
+        }
+        loop {
+            let raws = read_after(db, from, 2000).await?;
+            if raws.is_empty() {
+                break;
+            }
+            for raw in raws {
+                let env = raw.decode()?;
+                for s in apply::statements(&env) {
+                    crate::bind_stmt!(s).execute(&mut *tx).await?;
+                }
+                from = env.at;
+                applied += 1;
+            }
+            progress(applied);
+        }
+        crate::bind_stmt!(checkpoint_stmt(Checkpoint::default(), from)).execute(&mut *tx).await?;
+        tx.commit().await?;
+    });
+    Ok(applied)
+}
