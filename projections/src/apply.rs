@@ -30,7 +30,11 @@ fn enum_name<T: serde::Serialize>(v: &T) -> String {
 
 /// The last segment of an aggregate id (`course/item` -> `item`).
 fn last_segment(aggregate_id: &str) -> String {
-    aggregate_id.rsplit('/').next().unwrap_or_default().to_string()
+    aggregate_id
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn line_item_columns(spec: &LineItemSpec) -> Vec<Param> {
@@ -137,7 +141,12 @@ fn line_item(e: &LineItemEvent, env: &Envelope, course_id: String, at: String) -
         LineItemEvent::LineItemCreated { spec, .. } => {
             let mut params = vec![course_id.into(), id.into()];
             params.extend(line_item_columns(spec));
-            params.extend([false.into(), at.into(), env.at.tx.into(), env.at.position.into()]);
+            params.extend([
+                false.into(),
+                at.into(),
+                env.at.tx.into(),
+                env.at.position.into(),
+            ]);
             vec![Stmt::new(
                 "INSERT INTO rm_line_items (course_id, line_item_id, spec, label, score_maximum, resource_link_id, tag, tool_id, deleted, created_at, created_tx, created_position)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",

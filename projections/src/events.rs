@@ -4,12 +4,12 @@
 
 use std::collections::HashMap;
 
+use cqrs_es::Aggregate;
 use gradebook_domain::course::{Course, CourseEvent};
 use gradebook_domain::enrollment::{Enrollment, EnrollmentEvent};
 use gradebook_domain::line_item::{LineItem, LineItemEvent};
 use gradebook_domain::score::{Score, ScoreEvent};
 use gradebook_domain::CommandMeta;
-use cqrs_es::Aggregate;
 use serde::Serialize;
 use sqlx::Row;
 
@@ -126,11 +126,16 @@ where
 }
 
 const PG_COLUMNS: &str = "tx_id::text::bigint AS tx, position, aggregate_type, aggregate_id, sequence, event_type, payload::text AS payload, metadata::text AS metadata";
-const SQLITE_COLUMNS: &str = "0 AS tx, position, aggregate_type, aggregate_id, sequence, event_type, payload, metadata";
+const SQLITE_COLUMNS: &str =
+    "0 AS tx, position, aggregate_type, aggregate_id, sequence, event_type, payload, metadata";
 
 /// The next events after `after`, at most `limit`, that can no longer be
 /// overtaken by a slower writer.
-pub async fn read_after(db: &Db, after: Checkpoint, limit: i64) -> Result<Vec<RawEvent>, sqlx::Error> {
+pub async fn read_after(
+    db: &Db,
+    after: Checkpoint,
+    limit: i64,
+) -> Result<Vec<RawEvent>, sqlx::Error> {
     match db {
         Db::Postgres(pool) => {
             let sql = format!(
@@ -212,4 +217,3 @@ pub async fn checkpoint_of(
 pub async fn count(db: &Db) -> Result<i64, sqlx::Error> {
     with_db!(db, pool => sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(pool).await)
 }
-

@@ -72,7 +72,9 @@ pub fn item_specs(view: &CourseView) -> Vec<ItemSpec> {
 pub fn cell_scores(view: &CourseView, user_id: &str) -> HashMap<String, CellScore> {
     view.live_items()
         .filter_map(|item| {
-            let row = view.scores.get(&(item.line_item_id.clone(), user_id.to_string()))?;
+            let row = view
+                .scores
+                .get(&(item.line_item_id.clone(), user_id.to_string()))?;
             let post = row.score()?;
             Some((
                 item.line_item_id.clone(),
@@ -97,10 +99,9 @@ fn reason(state: ItemState, item: &ItemSpec, score: Option<&CellScore>) -> Strin
             "completion-only: activity {:?}, grading {:?}; counts once Completed and FullyGraded",
             s.activity_progress, s.grading_progress
         ),
-        (ItemState::Provisional, Some(s)) => format!(
-            "grading {:?}; counts once FullyGraded",
-            s.grading_progress
-        ),
+        (ItemState::Provisional, Some(s)) => {
+            format!("grading {:?}; counts once FullyGraded", s.grading_progress)
+        }
         (ItemState::Provisional, None) => "provisional".into(),
     }
 }

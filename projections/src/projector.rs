@@ -114,7 +114,11 @@ fn checkpoint_stmt(from: Checkpoint, to: Checkpoint) -> Stmt {
 
 /// Applies decoded events and moves the checkpoint from `from` to the last
 /// event's position, in one transaction.
-pub async fn apply_batch(db: &Db, from: Checkpoint, batch: &[Envelope]) -> Result<Checkpoint, ProjectError> {
+pub async fn apply_batch(
+    db: &Db,
+    from: Checkpoint,
+    batch: &[Envelope],
+) -> Result<Checkpoint, ProjectError> {
     let Some(last) = batch.last() else {
         return Ok(from);
     };
@@ -168,7 +172,10 @@ impl Projector {
         if raws.is_empty() {
             return Ok(0);
         }
-        let batch: Vec<Envelope> = raws.into_iter().map(RawEvent::decode).collect::<Result<_, _>>()?;
+        let batch: Vec<Envelope> = raws
+            .into_iter()
+            .map(RawEvent::decode)
+            .collect::<Result<_, _>>()?;
         let to = match apply_batch(&self.db, from, &batch).await {
             Ok(to) => to,
             Err(ProjectError::Conflict) => {
@@ -243,7 +250,10 @@ struct Leadership {
 
 impl Leadership {
     fn new(db: &Db) -> Self {
-        Self { db: db.clone(), conn: None }
+        Self {
+            db: db.clone(),
+            conn: None,
+        }
     }
 
     fn reset(&mut self) {
@@ -309,4 +319,43 @@ pub async fn replay(db: &Db, mut progress: impl FnMut(u64)) -> Result<u64, Proje
         tx.commit().await?;
     });
     Ok(applied)
+}
+
+/// Every row of every read table as text, sorted, for comparing a live
+/// projection with a replay (the checkpoint's own timestamp left out).
+pub async fn dump_read_tables(
+    db: &Db,
+) -> Result<std::collections::BTreeMap<String, Vec<String>>, sqlx::Error> {
+    use sqlx::{Column, ValueRef};
+    let mut out = std::collections::BTreeMap::new();
+    for t in READ_TABLES {
+        let rows = with_db!(db, pool => {
+            let rows = sqlx::query(&format!("SELECT * FROM {t}")).fetch_all(pool).await?;
+            let mut lines = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let mut cells = Vec::new();
+                for (i, c) in r.columns().iter().enumerate() {
+                    if c.name() == "updated_at" {
+                        continue;
+                    }
+                    let cell = if r.try_get_raw(i)?.is_null() {
+                        "NULL".to_string()
+                    } else if let Ok(s) = r.try_get::<String, _>(i) {
+                        s
+                    } else if let Ok(n) = r.try_get::<i64, _>(i) {
+                        n.to_string()
+                    } else {
+                        r.try_get::<bool, _>(i)?.to_string()
+                    };
+                    cells.push(format!("{}={cell}", c.name()));
+                }
+                lines.push(cells.join("|"));
+            }
+            lines
+        });
+        let mut rows = rows;
+        rows.sort();
+        out.insert(t.to_string(), rows);
+    }
+    Ok(out)
 }

@@ -46,7 +46,8 @@ fn parse_time(what: &str, s: Option<String>) -> Result<Option<DateTime<Utc>>, Qu
 }
 
 fn parse_dec(what: &str, s: Option<String>) -> Result<Option<Decimal>, QueryError> {
-    s.map(|s| Decimal::from_str(&s).map_err(|e| corrupt(what, e))).transpose()
+    s.map(|s| Decimal::from_str(&s).map_err(|e| corrupt(what, e)))
+        .transpose()
 }
 
 fn parse_enum<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Result<T, QueryError> {
@@ -184,7 +185,82 @@ pub async fn load_course_view(db: &Db, course_id: &str) -> Result<Option<CourseV
 
 /// The course as the engine held it at `as_of`, folded from the log without
 /// touching the read tables; `None` if it did not exist yet.
-pub async fn course_view_as_of(db: &Db, course_id: &str, as_of: DateTime<Utc>) -> Result<Option<CourseView>, QueryError> {
+pub async fn course_view_as_of(
+    db: &Db,
+    course_id: &str,
+    as_of: DateTime<Utc>,
+) -> Result<Option<CourseView>, QueryError> {
     let events = read_course(db, course_id).await?;
     Ok(CourseView::fold(course_id, &events, Some(as_of)))
+}
+
+/// What the rest of the gradebook says about a score post.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScoreContext {
+    pub course_locked: bool,
+    /// `None` when the course has no such line item.
+    pub line_item_deleted: Option<bool>,
+    pub line_item_maximum: Option<Decimal>,
+    /// Role and status, when the user is enrolled at all.
+    pub enrollment: Option<(String, String)>,
+}
+
+/// Reads the facts a score post needs in one round trip; `None` when the
+/// course does not exist.
+pub async fn score_context(
+    db: &Db,
+    course_id: &str,
+    line_item_id: &str,
+    user_id: &str,
+) -> Result<Option<ScoreContext>, QueryError> {
+    with_db!(db, pool => {
+        let row = sqlx::query(
+            "SELECT c.locked, li.deleted, li.score_maximum, e.role, e.status
+               FROM rm_courses c
+               LEFT JOIN rm_line_items li ON li.course_id = c.course_id AND li.line_item_id = $2
+               LEFT JOIN rm_enrollments e ON e.course_id = c.course_id AND e.user_id = $3
+              WHERE c.course_id = $1",
+        )
+        .bind(course_id)
+        .bind(line_item_id)
+        .bind(user_id)
+        .fetch_optional(pool)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let role: Option<String> = r.get("role");
+        let status: Option<String> = r.get("status");
+        Ok(Some(ScoreContext {
+            course_locked: r.get("locked"),
+            line_item_deleted: r.get("deleted"),
+            line_item_maximum: parse_dec("score_maximum", r.get("score_maximum"))?,
+            enrollment: role.zip(status),
+        }))
+    })
+}
+
+/// Whether a course exists in the read model.
+pub async fn course_exists(db: &Db, course_id: &str) -> Result<bool, QueryError> {
+    with_db!(db, pool => {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rm_courses WHERE course_id = $1")
+            .bind(course_id)
+            .fetch_one(pool)
+            .await?;
+        Ok(n > 0)
+    })
+}
+
+/// Whether a person has an enrollment (any status) in a course.
+pub async fn enrollment_exists(
+    db: &Db,
+    course_id: &str,
+    user_id: &str,
+) -> Result<bool, QueryError> {
+    with_db!(db, pool => {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rm_enrollments WHERE course_id = $1 AND user_id = $2")
+            .bind(course_id)
+            .bind(user_id)
+            .fetch_one(pool)
+            .await?;
+        Ok(n > 0)
+    })
 }

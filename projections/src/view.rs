@@ -138,7 +138,10 @@ impl CourseView {
             if as_of.is_some_and(|t| env.meta.received_at > t) {
                 continue;
             }
-            if matches!(env.event, AnyEvent::Course(CourseEvent::CourseOpened { .. })) {
+            if matches!(
+                env.event,
+                AnyEvent::Course(CourseEvent::CourseOpened { .. })
+            ) {
                 opened = true;
             }
             view.apply(env);
@@ -151,7 +154,12 @@ impl CourseView {
         let received = env.meta.received_at;
         match &env.event {
             AnyEvent::Course(e) => match e {
-                CourseEvent::CourseOpened { title, term, tool_ids, .. } => {
+                CourseEvent::CourseOpened {
+                    title,
+                    term,
+                    tool_ids,
+                    ..
+                } => {
                     self.title = title.clone();
                     self.term = term.clone();
                     self.tool_ids.extend(tool_ids.iter().map(|t| t.to_string()));
@@ -174,20 +182,22 @@ impl CourseView {
             AnyEvent::LineItem(e) => {
                 let id = env.aggregate_id.rsplit('/').next().unwrap_or_default();
                 match e {
-                    LineItemEvent::LineItemCreated { line_item_id, spec, .. } => {
-                        self.line_items.push(LineItemRow {
-                            line_item_id: line_item_id.to_string(),
-                            spec: spec.clone(),
-                            deleted: false,
-                        })
-                    }
+                    LineItemEvent::LineItemCreated {
+                        line_item_id, spec, ..
+                    } => self.line_items.push(LineItemRow {
+                        line_item_id: line_item_id.to_string(),
+                        spec: spec.clone(),
+                        deleted: false,
+                    }),
                     LineItemEvent::LineItemUpdated { spec } => {
-                        if let Some(row) = self.line_items.iter_mut().find(|r| r.line_item_id == id) {
+                        if let Some(row) = self.line_items.iter_mut().find(|r| r.line_item_id == id)
+                        {
                             row.spec = spec.clone();
                         }
                     }
                     LineItemEvent::LineItemDeleted => {
-                        if let Some(row) = self.line_items.iter_mut().find(|r| r.line_item_id == id) {
+                        if let Some(row) = self.line_items.iter_mut().find(|r| r.line_item_id == id)
+                        {
                             row.deleted = true;
                         }
                     }
@@ -196,7 +206,9 @@ impl CourseView {
             AnyEvent::Enrollment(e) => {
                 let user = env.aggregate_id.rsplit('/').next().unwrap_or_default();
                 match e {
-                    EnrollmentEvent::Enrolled { user_id, person, .. } => {
+                    EnrollmentEvent::Enrolled {
+                        user_id, person, ..
+                    } => {
                         self.enrollments.insert(
                             user_id.to_string(),
                             EnrollmentRow {
@@ -249,7 +261,8 @@ impl CourseView {
                 row.last_post_at = received;
                 row.last_reason = None;
                 match e {
-                    ScoreEvent::ScoreAccepted { post, .. } | ScoreEvent::ScoreCleared { post, .. } => {
+                    ScoreEvent::ScoreAccepted { post, .. }
+                    | ScoreEvent::ScoreCleared { post, .. } => {
                         row.kept = Some(post.clone());
                         row.kept_at = Some(received);
                         row.last_outcome = if post.score_given.is_some() {

@@ -1,0 +1,473 @@
+//! The application services: each registrar, SIS or tool action as one
+//! method that reads the facts it needs, runs a command on an aggregate,
+//! retries on an optimistic-concurrency conflict, and waits until the
+//! projector has applied what it wrote (so the caller reads its own write).
+
+use std::time::Duration;
+
+use cqrs_es::{Aggregate, AggregateError, DomainEvent};
+use gradebook_domain::course::{Course, CourseCommand, ResourceLink};
+use gradebook_domain::enrollment::{Enrollment, EnrollmentCommand, LaunchKind, Person, Role};
+use gradebook_domain::ids::{aggregate_id, ResourceLinkId};
+use gradebook_domain::line_item::{LineItem, LineItemCommand, LineItemPatch, LineItemSpec};
+use gradebook_domain::policy::{MissingPolicy, ScaleEntry, Scheme};
+use gradebook_domain::score::{Score, ScoreCommand, ScoreFacts, ScoreOutcome, ScorePost};
+use gradebook_domain::{CommandMeta, CourseId, DomainError, LineItemId, ToolId, UserId};
+use gradebook_projections::db::Db;
+use gradebook_projections::events::checkpoint_of;
+use gradebook_projections::projector::{ProjectionHandle, Projector};
+use gradebook_projections::queries::{self, QueryError};
+
+use crate::store::{AggStore, WakeProjector};
+
+/// How often a command is retried when another writer got to the same
+/// aggregate first.
+const MAX_ATTEMPTS: usize = 20;
+/// How long a write waits for the projector before answering anyway (the
+/// event is committed either way).
+const READ_YOUR_WRITE_WAIT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error("the database is not reachable: {0}")]
+    Unavailable(String),
+    #[error("too many concurrent changes to the same record; retry")]
+    Contended,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<QueryError> for EngineError {
+    fn from(e: QueryError) -> Self {
+        match e {
+            QueryError::Db(e) => db_error(e),
+            other => EngineError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<sqlx::Error> for EngineError {
+    fn from(e: sqlx::Error) -> Self {
+        db_error(e)
+    }
+}
+
+fn db_error(e: sqlx::Error) -> EngineError {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => EngineError::Unavailable(e.to_string()),
+        sqlx::Error::Database(ref d)
+            if d.code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")) =>
+        {
+            EngineError::Unavailable(e.to_string())
+        }
+        other => EngineError::Internal(other.to_string()),
+    }
+}
+
+pub struct Engine {
+    pub db: Db,
+    courses: AggStore<Course>,
+    line_items: AggStore<LineItem>,
+    enrollments: AggStore<Enrollment>,
+    scores: AggStore<Score>,
+    projection: ProjectionHandle,
+}
+
+impl Engine {
+    /// Migrates the store and builds the engine and its projector; the
+    /// caller runs the projector (`Projector::run`).
+    pub async fn start(db: Db) -> Result<(Engine, Projector), anyhow::Error> {
+        db.migrate().await?;
+        let projector = Projector::new(db.clone()).await?;
+        let engine = Engine {
+            courses: AggStore::new(&db),
+            line_items: AggStore::new(&db),
+            enrollments: AggStore::new(&db),
+            scores: AggStore::new(&db),
+            projection: projector.handle(),
+            db,
+        };
+        Ok((engine, projector))
+    }
+
+    pub fn projection(&self) -> &ProjectionHandle {
+        &self.projection
+    }
+
+    /// Runs a command with retries and waits for the projector to apply
+    /// the result. Returns the events it recorded.
+    async fn exec<A>(
+        &self,
+        store: &AggStore<A>,
+        id: &str,
+        command: A::Command,
+        meta: &CommandMeta,
+    ) -> Result<Vec<A::Event>, EngineError>
+    where
+        A: Aggregate<Services = (), Error = DomainError> + Send + Sync,
+        A::Command: Clone,
+    {
+        let metadata = meta.to_map();
+        let mut attempt = 0;
+        let committed = loop {
+            attempt += 1;
+            match store.execute(id, command.clone(), metadata.clone()).await {
+                Ok(events) => break events,
+                Err(AggregateError::UserError(e)) => return Err(e.into()),
+                Err(AggregateError::AggregateConflict) if attempt < MAX_ATTEMPTS => {
+                    // Back off a little, more each time, so racing writers spread out.
+                    let jitter = (attempt as u64 * 7 + id.len() as u64 * 13) % 11;
+                    tokio::time::sleep(Duration::from_millis(attempt as u64 * 2 + jitter)).await;
+                }
+                Err(AggregateError::AggregateConflict) => return Err(EngineError::Contended),
+                Err(AggregateError::DatabaseConnectionError(e)) => {
+                    return Err(EngineError::Unavailable(e.to_string()))
+                }
+                Err(e) => return Err(EngineError::Internal(e.to_string())),
+            }
+        };
+        if let Some(last) = committed.last() {
+            let wake = WakeProjector(self.projection.clone());
+            cqrs_es::Query::<A>::dispatch(&wake, id, &committed).await;
+            if let Some(at) = checkpoint_of(&self.db, A::TYPE, id, last.sequence as i64).await? {
+                if !self.projection.wait_for(at, READ_YOUR_WRITE_WAIT).await {
+                    tracing::warn!(
+                        aggregate = id,
+                        "projector did not catch up in time; answering anyway"
+                    );
+                }
+            }
+        }
+        Ok(committed.into_iter().map(|e| e.payload).collect())
+    }
+
+    async fn require_course(&self, course: &CourseId) -> Result<(), EngineError> {
+        if queries::course_exists(&self.db, course.as_str()).await? {
+            Ok(())
+        } else {
+            Err(DomainError::CourseNotFound.into())
+        }
+    }
+
+    // ---- courses ----
+
+    pub async fn open_course(
+        &self,
+        course_id: &CourseId,
+        title: String,
+        term: String,
+        tool_ids: Vec<ToolId>,
+        meta: &CommandMeta,
+    ) -> Result<(), EngineError> {
+        let cmd = CourseCommand::Open {
+            course_id: course_id.clone(),
+            title,
+            term,
+            tool_ids,
+        };
+        self.exec(&self.courses, &aggregate_id::course(course_id), cmd, meta)
+            .await
+            .map(drop)
+    }
+
+    pub async fn set_grading(
+        &self,
+        course_id: &CourseId,
+        scheme: Scheme,
+        scale: Option<Vec<ScaleEntry>>,
+        missing: MissingPolicy,
+        meta: &CommandMeta,
+    ) -> Result<(), EngineError> {
+        let cmd = CourseCommand::SetGrading {
+            scheme,
+            scale,
+            missing,
+        };
+        self.exec(&self.courses, &aggregate_id::course(course_id), cmd, meta)
+            .await
+            .map(drop)
+    }
+
+    pub async fn allow_tools(
+        &self,
+        course_id: &CourseId,
+        tool_ids: Vec<ToolId>,
+        meta: &CommandMeta,
+    ) -> Result<(), EngineError> {
+        let cmd = CourseCommand::AllowTools { tool_ids };
+        self.exec(&self.courses, &aggregate_id::course(course_id), cmd, meta)
+            .await
+            .map(drop)
+    }
+
+    /// Locks a course; returns whether this call changed anything.
+    pub async fn lock_course(
+        &self,
+        course_id: &CourseId,
+        reason: Option<String>,
+        meta: &CommandMeta,
+    ) -> Result<bool, EngineError> {
+        let cmd = CourseCommand::Lock { reason };
+        self.exec(&self.courses, &aggregate_id::course(course_id), cmd, meta)
+            .await
+            .map(|e| !e.is_empty())
+    }
+
+    /// Unlocks a course; returns whether this call changed anything.
+    pub async fn unlock_course(
+        &self,
+        course_id: &CourseId,
+        reason: Option<String>,
+        meta: &CommandMeta,
+    ) -> Result<bool, EngineError> {
+        let cmd = CourseCommand::Unlock { reason };
+        self.exec(&self.courses, &aggregate_id::course(course_id), cmd, meta)
+            .await
+            .map(|e| !e.is_empty())
+    }
+
+    pub async fn add_resource_link(
+        &self,
+        course_id: &CourseId,
+        link: ResourceLink,
+        meta: &CommandMeta,
+    ) -> Result<(), EngineError> {
+        let cmd = CourseCommand::AddResourceLink { link };
+        self.exec(&self.courses, &aggregate_id::course(course_id), cmd, meta)
+            .await
+            .map(drop)
+    }
+
+    /// The course aggregate itself (resource links, tools, lock).
+    pub async fn course(&self, course_id: &CourseId) -> Result<Option<Course>, EngineError> {
+        let c = self
+            .courses
+            .load(&aggregate_id::course(course_id))
+            .await
+            .map_err(|e| EngineError::Unavailable(e.to_string()))?;
+        Ok(c.is_open().then_some(c))
+    }
+
+    // ---- people ----
+
+    /// Creates or replaces an enrollment (the API's PUT). Returns whether
+    /// the person was newly enrolled.
+    pub async fn put_enrollment(
+        &self,
+        course_id: &CourseId,
+        user_id: &UserId,
+        person: Person,
+        meta: &CommandMeta,
+    ) -> Result<bool, EngineError> {
+        self.require_course(course_id).await?;
+        let id = aggregate_id::enrollment(course_id, user_id);
+        let existing = self
+            .enrollments
+            .load(&id)
+            .await
+            .map_err(|e| EngineError::Unavailable(e.to_string()))?;
+        if existing.person.is_some() {
+            self.exec(
+                &self.enrollments,
+                &id,
+                EnrollmentCommand::Update { person },
+                meta,
+            )
+            .await?;
+            return Ok(false);
+        }
+        let cmd = EnrollmentCommand::Enroll {
+            course_id: course_id.clone(),
+            user_id: user_id.clone(),
+            person: person.clone(),
+        };
+        match self.exec(&self.enrollments, &id, cmd, meta).await {
+            Ok(_) => Ok(true),
+            // Someone enrolled them a moment ago: this PUT replaces that.
+            Err(EngineError::Domain(DomainError::AlreadyEnrolled)) => {
+                self.exec(
+                    &self.enrollments,
+                    &id,
+                    EnrollmentCommand::Update { person },
+                    meta,
+                )
+                .await?;
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn drop_enrollment(
+        &self,
+        course_id: &CourseId,
+        user_id: &UserId,
+        meta: &CommandMeta,
+    ) -> Result<(), EngineError> {
+        self.require_course(course_id).await?;
+        let id = aggregate_id::enrollment(course_id, user_id);
+        self.exec(&self.enrollments, &id, EnrollmentCommand::Drop, meta)
+            .await
+            .map(drop)
+    }
+
+    pub async fn record_launch(
+        &self,
+        course_id: &CourseId,
+        user_id: &UserId,
+        tool_id: ToolId,
+        kind: LaunchKind,
+        resource_link_id: Option<ResourceLinkId>,
+        meta: &CommandMeta,
+    ) -> Result<(), EngineError> {
+        let id = aggregate_id::enrollment(course_id, user_id);
+        let cmd = EnrollmentCommand::RecordLaunch {
+            tool_id,
+            kind,
+            resource_link_id,
+            at: meta.received_at,
+        };
+        self.exec(&self.enrollments, &id, cmd, meta).await.map(drop)
+    }
+
+    pub async fn enrollment(
+        &self,
+        course_id: &CourseId,
+        user_id: &UserId,
+    ) -> Result<Enrollment, EngineError> {
+        self.enrollments
+            .load(&aggregate_id::enrollment(course_id, user_id))
+            .await
+            .map_err(|e| EngineError::Unavailable(e.to_string()))
+    }
+
+    // ---- line items ----
+
+    /// Creates a line item; a new id is made when none is given.
+    pub async fn create_line_item(
+        &self,
+        course_id: &CourseId,
+        line_item_id: Option<LineItemId>,
+        spec: LineItemSpec,
+        meta: &CommandMeta,
+    ) -> Result<LineItemId, EngineError> {
+        self.require_course(course_id).await?;
+        let line_item_id = match line_item_id {
+            Some(id) => id,
+            // Lower-case hex: it survives clients that lower-case URLs.
+            None => LineItemId::parse(uuid::Uuid::new_v4().simple().to_string())?,
+        };
+        let cmd = LineItemCommand::Create {
+            course_id: course_id.clone(),
+            line_item_id: line_item_id.clone(),
+            spec,
+        };
+        self.exec(
+            &self.line_items,
+            &aggregate_id::line_item(course_id, &line_item_id),
+            cmd,
+            meta,
+        )
+        .await?;
+        Ok(line_item_id)
+    }
+
+    pub async fn update_line_item(
+        &self,
+        course_id: &CourseId,
+        line_item_id: &LineItemId,
+        patch: LineItemPatch,
+        meta: &CommandMeta,
+    ) -> Result<(), EngineError> {
+        self.require_course(course_id).await?;
+        let cmd = LineItemCommand::Update { patch };
+        self.exec(
+            &self.line_items,
+            &aggregate_id::line_item(course_id, line_item_id),
+            cmd,
+            meta,
+        )
+        .await
+        .map(drop)
+    }
+
+    pub async fn delete_line_item(
+        &self,
+        course_id: &CourseId,
+        line_item_id: &LineItemId,
+        meta: &CommandMeta,
+    ) -> Result<(), EngineError> {
+        self.require_course(course_id).await?;
+        self.exec(
+            &self.line_items,
+            &aggregate_id::line_item(course_id, line_item_id),
+            LineItemCommand::Delete,
+            meta,
+        )
+        .await
+        .map(drop)
+    }
+
+    pub async fn line_item(
+        &self,
+        course_id: &CourseId,
+        line_item_id: &LineItemId,
+    ) -> Result<LineItem, EngineError> {
+        self.line_items
+            .load(&aggregate_id::line_item(course_id, line_item_id))
+            .await
+            .map_err(|e| EngineError::Unavailable(e.to_string()))
+    }
+
+    // ---- scores ----
+
+    /// Posts a tool's score for a learner. Unknown courses and line items
+    /// are refused without a record; everything else is recorded, applied
+    /// or not, with why.
+    pub async fn post_score(
+        &self,
+        course_id: &CourseId,
+        line_item_id: &LineItemId,
+        user_id: &UserId,
+        post: ScorePost,
+        meta: &CommandMeta,
+    ) -> Result<ScoreOutcome, EngineError> {
+        let ctx = queries::score_context(
+            &self.db,
+            course_id.as_str(),
+            line_item_id.as_str(),
+            user_id.as_str(),
+        )
+        .await?
+        .ok_or(DomainError::CourseNotFound)?;
+        let deleted = ctx.line_item_deleted.ok_or(DomainError::LineItemNotFound)?;
+        let learner_active = matches!(&ctx.enrollment, Some((role, status))
+            if Role::parse(role).is_ok_and(|r| r == Role::Learner) && status == "active");
+        let cmd = ScoreCommand::Post {
+            course_id: course_id.clone(),
+            line_item_id: line_item_id.clone(),
+            user_id: user_id.clone(),
+            post,
+            facts: ScoreFacts {
+                line_item_deleted: deleted,
+                course_locked: ctx.course_locked,
+                learner_active,
+            },
+        };
+        let id = aggregate_id::score(course_id, line_item_id, user_id);
+        let events = self.exec(&self.scores, &id, cmd, meta).await?;
+        Ok(ScoreOutcome::from_events(&events))
+    }
+}
+
+/// The event type names of a list of events, for logs and answers.
+pub fn event_types<E: DomainEvent>(events: &[E]) -> Vec<String> {
+    events.iter().map(|e| e.event_type()).collect()
+}

@@ -1,0 +1,128 @@
+//! The one JSON error shape every endpoint answers with:
+//! `{"error": "<stable code>", "message": "<what to do>", "request_id": "..."}`.
+//! A 500 shows the client only the request id; the cause goes to the log.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use gradebook_domain::error::ErrorKind;
+use gradebook_domain::DomainError;
+use serde::Serialize;
+
+use crate::engine::EngineError;
+
+tokio::task_local! {
+    /// The id of the request being served, set by the request-id middleware.
+    pub static REQUEST_ID: String;
+}
+
+pub fn current_request_id() -> String {
+    REQUEST_ID.try_with(|id| id.clone()).unwrap_or_default()
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: &'a str,
+    message: &'a str,
+    request_id: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} was not found"),
+        )
+    }
+
+    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+    }
+
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        let request_id = current_request_id();
+        tracing::error!(%cause, request_id, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!(
+                "something went wrong on our side; quote request id {request_id} when reporting it"
+            ),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Body {
+            error: self.code,
+            message: &self.message,
+            request_id: current_request_id(),
+        };
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        let status = match e.kind() {
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        let status = match e {
+            DomainError::InvalidId { .. } => StatusCode::BAD_REQUEST,
+            _ => status,
+        };
+        ApiError::new(status, e.code(), e.to_string())
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::Domain(d) => d.into(),
+            EngineError::Unavailable(cause) => {
+                tracing::warn!(%cause, "store unavailable");
+                ApiError::unavailable("the grade store is not reachable right now; nothing was changed, retry shortly")
+            }
+            EngineError::Contended => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "contended",
+                "too many concurrent changes to the same record; nothing was changed, retry",
+            ),
+            EngineError::Internal(cause) => ApiError::internal(cause),
+        }
+    }
+}
+
+impl From<gradebook_projections::queries::QueryError> for ApiError {
+    fn from(e: gradebook_projections::queries::QueryError) -> Self {
+        EngineError::from(e).into()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

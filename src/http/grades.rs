@@ -1,0 +1,70 @@
+//! Course grades, live or as of a moment.
+
+use axum::extract::State;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use gradebook_domain::CourseId;
+use gradebook_projections::grades::{course_grades as report, CourseGrades};
+use gradebook_projections::queries;
+use serde::Deserialize;
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{Path, Query};
+use super::SharedState;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GradesQuery {
+    /// RFC 3339; the grades as the engine held them then.
+    pub as_of: Option<String>,
+}
+
+pub fn parse_as_of(s: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|d| d.with_timezone(&Utc))
+        .map_err(|_| {
+            ApiError::bad_request(
+                "invalid_as_of",
+                "as_of must be an RFC 3339 date-time such as 2026-05-01T00:00:00Z",
+            )
+        })
+}
+
+pub async fn course_grades(
+    State(state): State<SharedState>,
+    Path(course_id): Path<String>,
+    Query(q): Query<GradesQuery>,
+) -> ApiResult<Json<CourseGrades>> {
+    let course_id = CourseId::parse(course_id)?;
+    let db = &state.engine.db;
+    let (view, as_of) = match q.as_of.as_deref().map(parse_as_of).transpose()? {
+        // A future moment is the current state.
+        Some(t) if t < Utc::now() => (
+            queries::course_view_as_of(db, course_id.as_str(), t).await?,
+            Some(t),
+        ),
+        Some(t) => (
+            queries::load_course_view(db, course_id.as_str()).await?,
+            Some(t),
+        ),
+        None => (
+            queries::load_course_view(db, course_id.as_str()).await?,
+            None,
+        ),
+    };
+    let view = view.ok_or_else(|| {
+        ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "course_not_found",
+            format!(
+                "course {course_id} does not exist{}",
+                if as_of.is_some() {
+                    " at that moment"
+                } else {
+                    ""
+                }
+            ),
+        )
+    })?;
+    Ok(Json(report(&view, as_of)))
+}

@@ -1,0 +1,100 @@
+//! The HTTP face: one axum router for the LTI platform (`/lti`, `/.well-known`)
+//! and the registrar API (`/api`), plus operations endpoints. Handlers are
+//! thin: parse, call the engine or a query, shape the answer.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::engine::Engine;
+
+pub mod error;
+pub mod extract;
+pub mod grades;
+pub mod health;
+pub mod server;
+
+/// The largest request body we read (a backfill file can be large; the
+/// backfill route sets its own limit).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub engine: Engine,
+    pub settings: crate::config::Settings,
+}
+
+pub type SharedState = Arc<AppState>;
+
+pub fn router(state: SharedState) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/api/courses/{course_id}/grades", get(grades::course_grades))
+        .fallback(not_found)
+        .layer(middleware::from_fn(body_limit_errors))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(middleware::from_fn(request_id))
+        .with_state(state)
+}
+
+async fn not_found() -> error::ApiError {
+    error::ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}
+
+/// Gives every request an id (the caller's `X-Request-Id` when it is sane,
+/// else a new one), echoes it in the answer and makes it readable to error
+/// bodies and logs.
+async fn request_id(mut req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| {
+            !s.is_empty()
+                && s.len() <= 64
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let value = HeaderValue::from_str(&id).unwrap_or(HeaderValue::from_static("invalid"));
+    req.headers_mut().insert("x-request-id", value.clone());
+    let mut res = error::REQUEST_ID.scope(id, next.run(req)).await;
+    res.headers_mut().insert("x-request-id", value);
+    res
+}
+
+/// The body-limit layer answers 413 with a plain body; give it our shape.
+async fn body_limit_errors(req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    if res.status() == StatusCode::PAYLOAD_TOO_LARGE
+        && res
+            .headers()
+            .get("content-type")
+            .is_none_or(|v| !v.as_bytes().starts_with(b"application/json"))
+    {
+        return extract::too_large().into_response();
+    }
+    res
+}
+
+/// Handy for handlers: the engine behind the state.
+pub fn engine(state: &State<SharedState>) -> &Engine {
+    &state.engine
+}

@@ -1,0 +1,109 @@
+//! Store wiring: the one module that names the store crates. Each aggregate
+//! gets a cqrs-es persisted event store with snapshots, on PostgreSQL
+//! (postgres-es) or SQLite (sqlite-es) alike.
+//!
+//! Commands run through [`AggStore::execute`], which does what
+//! `CqrsFramework::execute_with_metadata` does (load, handle, commit, then
+//! dispatch to queries) but hands back the committed events: callers need
+//! them to answer (was the score accepted, ignored, rejected?) and to wait
+//! for the projector. The only query is a wake-up call to the projector.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::persist::PersistedEventStore;
+use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventEnvelope, EventStore, Query};
+use gradebook_projections::db::Db;
+use gradebook_projections::projector::ProjectionHandle;
+use postgres_es::PostgresEventRepository;
+use sqlite_es::SqliteEventRepository;
+
+/// Events between snapshots. Bounds what loading an aggregate replays, so a
+/// learner with a long score history costs a new post no more than a new
+/// learner does.
+pub const SNAPSHOT_EVERY: usize = 20;
+
+pub enum AggStore<A: Aggregate> {
+    Postgres(PersistedEventStore<PostgresEventRepository, A>),
+    Sqlite(PersistedEventStore<SqliteEventRepository, A>),
+}
+
+impl<A> AggStore<A>
+where
+    A: Aggregate<Services = ()> + Send + Sync,
+{
+    pub fn new(db: &Db) -> Self {
+        match db {
+            Db::Postgres(pool) => AggStore::Postgres(PersistedEventStore::new_snapshot_store(
+                PostgresEventRepository::new(pool.clone()),
+                SNAPSHOT_EVERY,
+            )),
+            Db::Sqlite(pool) => AggStore::Sqlite(PersistedEventStore::new_snapshot_store(
+                SqliteEventRepository::new(pool.clone()),
+                SNAPSHOT_EVERY,
+            )),
+        }
+    }
+
+    /// Handles one command and commits what it produced. An empty result
+    /// means the command was valid and changed nothing.
+    pub async fn execute(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        metadata: HashMap<String, String>,
+    ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
+        match self {
+            AggStore::Postgres(s) => run(s, aggregate_id, command, metadata).await,
+            AggStore::Sqlite(s) => run(s, aggregate_id, command, metadata).await,
+        }
+    }
+
+    /// The aggregate's current state.
+    pub async fn load(&self, aggregate_id: &str) -> Result<A, AggregateError<A::Error>> {
+        match self {
+            AggStore::Postgres(s) => Ok(take(s.load_aggregate(aggregate_id).await?)),
+            AggStore::Sqlite(s) => Ok(take(s.load_aggregate(aggregate_id).await?)),
+        }
+    }
+}
+
+fn take<A: Aggregate, C: AggregateContext<A>>(mut ctx: C) -> A {
+    std::mem::take(ctx.aggregate())
+}
+
+async fn run<A, ES>(
+    store: &ES,
+    aggregate_id: &str,
+    command: A::Command,
+    metadata: HashMap<String, String>,
+) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>>
+where
+    A: Aggregate<Services = ()>,
+    ES: EventStore<A>,
+{
+    let mut context = store.load_aggregate(aggregate_id).await?;
+    let sink = EventSink::default();
+    context
+        .aggregate()
+        .handle(command, &(), &sink)
+        .await
+        .map_err(AggregateError::UserError)?;
+    let events = sink.collect().await;
+    if events.is_empty() {
+        return Ok(vec![]);
+    }
+    store.commit(events, context, metadata).await
+}
+
+/// The post-commit query: tells the projector there is something to read.
+/// It carries no data; the projector reads the log itself, in order.
+pub struct WakeProjector(pub ProjectionHandle);
+
+#[async_trait]
+impl<A: Aggregate> Query<A> for WakeProjector {
+    async fn dispatch(&self, _aggregate_id: &str, _events: &[EventEnvelope<A>]) {
+        self.0.wake();
+    }
+}

@@ -1,0 +1,280 @@
+//! A running gradebook for tests: the real server on port 0 against a
+//! fresh database, PostgreSQL (one database per test, made by
+//! `#[sqlx::test]`) or a SQLite file in a temporary directory.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use gradebook::app::{self, Running};
+use gradebook::config::Settings;
+use gradebook::domain::{CommandMeta, Source};
+use gradebook::engine::Engine;
+use gradebook::projections::db::Db;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use tokio::net::TcpListener;
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub running: Option<Running>,
+    pub db: Db,
+    /// Keeps a SQLite file alive for the test's duration.
+    pub _dir: Option<tempfile::TempDir>,
+}
+
+impl TestApp {
+    pub async fn postgres(opts: PgPoolOptions, connect: PgConnectOptions) -> Self {
+        let pool = opts
+            .max_connections(16)
+            .connect_with(connect)
+            .await
+            .expect("connect to the test database");
+        Self::start(Db::Postgres(pool), None).await
+    }
+
+    pub async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("gradebook.db").display());
+        let db = Db::connect(&url, 8).await.expect("open sqlite");
+        Self::start(db, Some(dir)).await
+    }
+
+    async fn start(db: Db, dir: Option<tempfile::TempDir>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let settings = Settings {
+            database_url: String::new(),
+            bind: addr.to_string(),
+            public_url: None,
+            db_connections: 16,
+        };
+        let running = app::start(db.clone(), settings, listener)
+            .await
+            .expect("start the app");
+        Self {
+            base: format!("http://{addr}"),
+            client: reqwest::Client::new(),
+            running: Some(running),
+            db,
+            _dir: dir,
+        }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.running.as_ref().expect("running").state.engine
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let res = self.client.get(self.url(path)).send().await.unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    pub async fn event_count(&self) -> i64 {
+        gradebook::projections::events::count(&self.db)
+            .await
+            .unwrap()
+    }
+
+    pub async fn tables(&self) -> BTreeMap<String, Vec<String>> {
+        gradebook::projections::projector::dump_read_tables(&self.db)
+            .await
+            .unwrap()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await;
+        }
+    }
+}
+
+/// Metadata for a command run by a test actor.
+pub fn meta(source: Source) -> CommandMeta {
+    CommandMeta::new("test", source, uuid::Uuid::new_v4().to_string(), Utc::now())
+}
+
+/// Writes a test once and runs it on both stores, as `name::postgres` and
+/// `name::sqlite`.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($(#[$attr:meta])* async fn $name:ident($app:ident: TestApp) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            $(#[$attr])*
+            async fn scenario($app: $crate::common::TestApp) $body
+
+            #[sqlx::test(migrations = false)]
+            async fn postgres(opts: sqlx::postgres::PgPoolOptions, connect: sqlx::postgres::PgConnectOptions) {
+                scenario($crate::common::TestApp::postgres(opts, connect).await).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                scenario($crate::common::TestApp::sqlite().await).await
+            }
+        }
+    };
+}
+
+pub mod fixtures {
+    //! A small real-looking course: HIST-101 with a weighted scheme.
+    use super::*;
+    use chrono::DateTime;
+    use gradebook::domain::enrollment::{EnrollmentStatus, Person, Role};
+    use gradebook::domain::line_item::LineItemSpec;
+    use gradebook::domain::policy::{Category, MissingPolicy, ScaleEntry, Scheme};
+    use gradebook::domain::score::{ActivityProgress, GradingProgress, ScoreOutcome, ScorePost};
+    use gradebook::domain::{CourseId, LineItemId, UserId};
+    use rust_decimal::Decimal;
+    use std::str::FromStr;
+
+    pub fn course() -> CourseId {
+        CourseId::parse("HIST-101-2026FA").unwrap()
+    }
+
+    pub fn user(s: &str) -> UserId {
+        UserId::parse(s).unwrap()
+    }
+
+    pub fn item(s: &str) -> LineItemId {
+        LineItemId::parse(s).unwrap()
+    }
+
+    pub fn d(s: &str) -> Decimal {
+        Decimal::from_str(s).unwrap()
+    }
+
+    pub fn learner(name: &str) -> Person {
+        Person {
+            role: Role::Learner,
+            status: EnrollmentStatus::Active,
+            name: Some(name.into()),
+            email: None,
+        }
+    }
+
+    pub fn post(given: Option<&str>, max: &str, ts: &str) -> ScorePost {
+        ScorePost {
+            score_given: given.map(d),
+            score_maximum: Some(d(max)),
+            activity_progress: ActivityProgress::Completed,
+            grading_progress: GradingProgress::FullyGraded,
+            timestamp: DateTime::parse_from_rfc3339(ts).unwrap(),
+            comment: None,
+        }
+    }
+
+    /// Exams 60 (midterm /100, final /100), Homework 40 (hw1 /10, hw2 /10);
+    /// two learners and an instructor.
+    pub async fn hist101(app: &TestApp) {
+        let e = app.engine();
+        let c = course();
+        e.open_course(
+            &c,
+            "World History".into(),
+            "2026FA".into(),
+            vec![],
+            &meta(Source::Sis),
+        )
+        .await
+        .unwrap();
+        e.set_grading(
+            &c,
+            Scheme::Weighted {
+                categories: vec![
+                    Category {
+                        name: "Exams".into(),
+                        weight: d("60"),
+                    },
+                    Category {
+                        name: "Homework".into(),
+                        weight: d("40"),
+                    },
+                ],
+            },
+            Some(vec![
+                ScaleEntry {
+                    letter: "A".into(),
+                    min_percent: d("93"),
+                },
+                ScaleEntry {
+                    letter: "B".into(),
+                    min_percent: d("83"),
+                },
+                ScaleEntry {
+                    letter: "C".into(),
+                    min_percent: d("73"),
+                },
+                ScaleEntry {
+                    letter: "F".into(),
+                    min_percent: d("0"),
+                },
+            ]),
+            MissingPolicy::Exclude,
+            &meta(Source::Sis),
+        )
+        .await
+        .unwrap();
+        for (id, label, max, cat) in [
+            ("midterm", "Midterm", "100", "Exams"),
+            ("final", "Final exam", "100", "Exams"),
+            ("hw1", "Homework 1", "10", "Homework"),
+            ("hw2", "Homework 2", "10", "Homework"),
+        ] {
+            let mut spec = LineItemSpec::new(label, d(max));
+            spec.category = Some(cat.into());
+            e.create_line_item(&c, Some(item(id)), spec, &meta(Source::Sis))
+                .await
+                .unwrap();
+        }
+        e.put_enrollment(
+            &c,
+            &user("ada"),
+            learner("Ada Lovelace"),
+            &meta(Source::Sis),
+        )
+        .await
+        .unwrap();
+        e.put_enrollment(
+            &c,
+            &user("alan"),
+            learner("Alan Turing"),
+            &meta(Source::Sis),
+        )
+        .await
+        .unwrap();
+        let mut prof = learner("Grace Hopper");
+        prof.role = Role::Instructor;
+        e.put_enrollment(&c, &user("grace"), prof, &meta(Source::Sis))
+            .await
+            .unwrap();
+    }
+
+    pub async fn score(
+        app: &TestApp,
+        user_id: &str,
+        item_id: &str,
+        given: Option<&str>,
+        max: &str,
+        ts: &str,
+    ) -> ScoreOutcome {
+        app.engine()
+            .post_score(
+                &course(),
+                &item(item_id),
+                &user(user_id),
+                post(given, max, ts),
+                &meta(Source::Ags),
+            )
+            .await
+            .unwrap()
+    }
+}

@@ -1,0 +1,219 @@
+//! The event-sourced core end to end, on PostgreSQL and on SQLite: commands
+//! go through the engine, grades come back over HTTP, and the projection
+//! always equals a replay of the log.
+
+mod common;
+
+use common::fixtures::*;
+use common::meta;
+use gradebook::domain::line_item::LineItemSpec;
+use gradebook::domain::score::{RejectReason, ScoreOutcome};
+use gradebook::domain::{DomainError, Source};
+use gradebook::engine::EngineError;
+
+fn student<'a>(grades: &'a serde_json::Value, user: &str) -> &'a serde_json::Value {
+    grades["students"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["user_id"] == user)
+        .unwrap_or_else(|| panic!("{user} has no row in {grades}"))
+}
+
+on_both_stores! {
+    async fn weighted_course_grades_match_a_hand_calculation(app: TestApp) {
+        hist101(&app).await;
+        // Ada: midterm 40/50 rescaled to 80/100, homework 9/10 and 10/10.
+        assert_eq!(score(&app, "ada", "midterm", Some("40"), "50", "2026-10-01T10:00:00Z").await, ScoreOutcome::Accepted);
+        score(&app, "ada", "hw1", Some("9"), "10", "2026-09-10T10:00:00Z").await;
+        score(&app, "ada", "hw2", Some("10"), "10", "2026-09-17T10:00:00Z").await;
+        // Alan: only the midterm, 36/40 -> 90/100.
+        score(&app, "alan", "midterm", Some("36"), "40", "2026-10-01T10:00:00Z").await;
+
+        let (status, g) = app.get_json("/api/courses/HIST-101-2026FA/grades").await;
+        assert_eq!(status, 200, "{g}");
+        assert_eq!(g["scheme"], "weighted");
+        assert_eq!(g["as_of"], serde_json::Value::Null);
+        // Only learners have rows.
+        assert_eq!(g["students"].as_array().unwrap().len(), 2);
+
+        // Exams 80%, Homework 19/20 = 95%: (80 x 60 + 95 x 40) / 100 = 86.00, a B.
+        let ada = student(&g, "ada");
+        assert_eq!(ada["percent"], "86.00");
+        assert_eq!(ada["letter"], "B");
+        assert_eq!(ada["points_earned"], "99.00");
+        assert_eq!(ada["points_possible"], "120.00");
+        assert_eq!(ada["status"], "provisional", "the final is still missing");
+        let midterm = &ada["items"][0];
+        assert_eq!(midterm["line_item_id"], "midterm");
+        assert_eq!(midterm["score"], "80.00");
+        assert_eq!(midterm["maximum"], "100.00");
+        assert_eq!(midterm["state"], "counted");
+        assert_eq!(midterm["counted"], true);
+        assert_eq!(ada["items"][1]["state"], "missing");
+
+        // Alan has only exams counted: renormalised over Exams, 90.00.
+        let alan = student(&g, "alan");
+        assert_eq!(alan["percent"], "90.00");
+        assert_eq!(alan["letter"], "B");
+        app.stop().await;
+    }
+}
+
+on_both_stores! {
+    async fn a_locked_course_refuses_scores_and_records_the_refusal(app: TestApp) {
+        hist101(&app).await;
+        let e = app.engine();
+        score(&app, "ada", "hw1", Some("5"), "10", "2026-09-10T10:00:00Z").await;
+        assert!(e.lock_course(&course(), Some("grades issued".into()), &meta(Source::Registrar)).await.unwrap());
+        // Locking twice records nothing.
+        let before = app.event_count().await;
+        assert!(!e.lock_course(&course(), None, &meta(Source::Registrar)).await.unwrap());
+        assert_eq!(app.event_count().await, before);
+
+        let out = score(&app, "ada", "hw1", Some("10"), "10", "2026-09-11T10:00:00Z").await;
+        assert_eq!(out, ScoreOutcome::Rejected(RejectReason::CourseLocked));
+        assert_eq!(app.event_count().await, before + 1, "the refusal is an event");
+        // The tool retries while locked: nothing new is recorded.
+        score(&app, "ada", "hw1", Some("10"), "10", "2026-09-11T10:00:00Z").await;
+        assert_eq!(app.event_count().await, before + 1);
+
+        let (_, g) = app.get_json("/api/courses/HIST-101-2026FA/grades").await;
+        assert_eq!(student(&g, "ada")["items"][2]["score"], "5.00", "the grade did not move");
+
+        // Unlocked, the retry lands.
+        assert!(e.unlock_course(&course(), None, &meta(Source::Registrar)).await.unwrap());
+        let out = score(&app, "ada", "hw1", Some("10"), "10", "2026-09-11T10:00:00Z").await;
+        assert_eq!(out, ScoreOutcome::Accepted);
+        let (_, g) = app.get_json("/api/courses/HIST-101-2026FA/grades").await;
+        assert_eq!(student(&g, "ada")["items"][2]["score"], "10.00");
+        app.stop().await;
+    }
+}
+
+on_both_stores! {
+    async fn stale_equal_and_identical_timestamps_follow_the_rules(app: TestApp) {
+        hist101(&app).await;
+        assert_eq!(score(&app, "ada", "hw1", Some("7"), "10", "2026-09-10T10:00:00Z").await, ScoreOutcome::Accepted);
+        // Same second, different value (Moodle sends whole seconds): applied.
+        assert_eq!(score(&app, "ada", "hw1", Some("8"), "10", "2026-09-10T10:00:00Z").await, ScoreOutcome::Accepted);
+        // Identical re-send, written with another offset and trailing zeros: nothing new.
+        let before = app.event_count().await;
+        assert_eq!(score(&app, "ada", "hw1", Some("8.000"), "10", "2026-09-10T12:00:00+02:00").await, ScoreOutcome::Unchanged);
+        assert_eq!(app.event_count().await, before);
+        // Strictly older: recorded as ignored, not applied.
+        assert_eq!(score(&app, "ada", "hw1", Some("1"), "10", "2026-09-10T09:59:59Z").await, ScoreOutcome::IgnoredStale);
+        assert_eq!(app.event_count().await, before + 1);
+        // A score of 0 is a score; a post without scoreGiven clears it.
+        assert_eq!(score(&app, "ada", "hw2", Some("0"), "10", "2026-09-17T10:00:00Z").await, ScoreOutcome::Accepted);
+        let (_, g) = app.get_json("/api/courses/HIST-101-2026FA/grades").await;
+        let ada = student(&g, "ada");
+        assert_eq!(ada["items"][2]["score"], "8.00");
+        assert_eq!(ada["items"][3]["score"], "0.00");
+        assert_eq!(ada["items"][3]["state"], "counted");
+        assert_eq!(score(&app, "ada", "hw2", None, "10", "2026-09-18T10:00:00Z").await, ScoreOutcome::Cleared);
+        let (_, g) = app.get_json("/api/courses/HIST-101-2026FA/grades").await;
+        assert_eq!(student(&g, "ada")["items"][3]["state"], "missing");
+
+        // Someone not enrolled as a learner: recorded as an orphan post.
+        assert_eq!(
+            score(&app, "grace", "hw1", Some("10"), "10", "2026-09-10T10:00:00Z").await,
+            ScoreOutcome::Rejected(RejectReason::UserNotEnrolled)
+        );
+        app.stop().await;
+    }
+}
+
+on_both_stores! {
+    async fn invalid_commands_are_refused_and_append_nothing(app: TestApp) {
+        hist101(&app).await;
+        let e = app.engine();
+        let before = app.event_count().await;
+        let unknown = gradebook::domain::CourseId::parse("NOPE-1").unwrap();
+        let err = e.create_line_item(&unknown, None, LineItemSpec::new("Quiz", d("10")), &meta(Source::Sis)).await.unwrap_err();
+        assert!(matches!(err, EngineError::Domain(DomainError::CourseNotFound)), "{err:?}");
+        let err = e.create_line_item(&course(), None, LineItemSpec::new("Quiz", d("-5")), &meta(Source::Sis)).await.unwrap_err();
+        assert!(matches!(err, EngineError::Domain(DomainError::InvalidScoreMaximum)), "{err:?}");
+        let err = e.create_line_item(&course(), Some(item("hw1")), LineItemSpec::new("Again", d("10")), &meta(Source::Sis)).await.unwrap_err();
+        assert!(matches!(err, EngineError::Domain(DomainError::DuplicateLineItem)), "{err:?}");
+        let err = e.open_course(&course(), "Twice".into(), "2026FA".into(), vec![], &meta(Source::Sis)).await.unwrap_err();
+        assert!(matches!(err, EngineError::Domain(DomainError::CourseAlreadyExists)), "{err:?}");
+        let err = e
+            .post_score(&course(), &item("nope"), &user("ada"), post(Some("1"), "10", "2026-09-10T10:00:00Z"), &meta(Source::Ags))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, EngineError::Domain(DomainError::LineItemNotFound)), "{err:?}");
+        let err = e
+            .post_score(&course(), &item("hw1"), &user("ada"), post(Some("-1"), "10", "2026-09-10T10:00:00Z"), &meta(Source::Ags))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, EngineError::Domain(DomainError::InvalidScoreGiven)), "{err:?}");
+        assert_eq!(app.event_count().await, before, "refused commands record nothing");
+
+        // Bad input over HTTP gets the JSON error shape.
+        let (status, body) = app.get_json("/api/courses/NOPE-1/grades").await;
+        assert_eq!(status, 404);
+        assert_eq!(body["error"], "course_not_found");
+        assert!(body["request_id"].as_str().is_some_and(|s| !s.is_empty()));
+        let (status, body) = app.get_json("/api/courses/HIST-101-2026FA/grades?as_of=yesterday").await;
+        assert_eq!(status, 400);
+        assert_eq!(body["error"], "invalid_as_of");
+        let (status, body) = app.get_json("/api/courses/bad%20id/grades").await;
+        assert_eq!(status, 400);
+        assert_eq!(body["error"], "invalid_id");
+        app.stop().await;
+    }
+}
+
+on_both_stores! {
+    async fn grades_as_of_a_moment_show_what_the_engine_held_then(app: TestApp) {
+        hist101(&app).await;
+        let (_, before_any_score) = app.get_json("/api/courses/HIST-101-2026FA/grades").await;
+        score(&app, "ada", "midterm", Some("70"), "100", "2026-10-01T10:00:00Z").await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let between = chrono::DateTime::parse_from_rfc3339(&chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)).unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        // A backfill today of an older grade does not show in the past view.
+        score(&app, "ada", "midterm", Some("95"), "100", "2026-10-02T10:00:00Z").await;
+
+        let q = format!("/api/courses/HIST-101-2026FA/grades?as_of={}", between.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
+        let (status, past) = app.get_json(&q).await;
+        assert_eq!(status, 200, "{past}");
+        assert_eq!(student(&past, "ada")["items"][0]["score"], "70.00");
+        let echoed = chrono::DateTime::parse_from_rfc3339(past["as_of"].as_str().unwrap()).unwrap();
+        assert_eq!(echoed, between);
+        let (_, now) = app.get_json("/api/courses/HIST-101-2026FA/grades").await;
+        assert_eq!(student(&now, "ada")["items"][0]["score"], "95.00");
+
+        // As of a moment before the course existed: 404. In the future: now.
+        let (status, _) = app.get_json("/api/courses/HIST-101-2026FA/grades?as_of=2000-01-01T00:00:00Z").await;
+        assert_eq!(status, 404);
+        let (_, future) = app.get_json("/api/courses/HIST-101-2026FA/grades?as_of=2999-01-01T00:00:00Z").await;
+        assert_eq!(future["students"], now["students"]);
+        assert_ne!(before_any_score["students"], now["students"]);
+        app.stop().await;
+    }
+}
+
+on_both_stores! {
+    async fn the_time_travel_fold_of_the_whole_log_equals_the_live_view(app: TestApp) {
+        hist101(&app).await;
+        score(&app, "ada", "midterm", Some("40"), "50", "2026-10-01T10:00:00Z").await;
+        score(&app, "ada", "midterm", Some("1"), "50", "2026-09-01T10:00:00Z").await; // stale
+        score(&app, "grace", "hw1", Some("1"), "10", "2026-09-01T10:00:00Z").await; // orphan
+        score(&app, "alan", "hw2", None, "10", "2026-09-01T10:00:00Z").await; // cleared
+        let e = app.engine();
+        e.delete_line_item(&course(), &item("final"), &meta(Source::Sis)).await.unwrap();
+        e.drop_enrollment(&course(), &user("alan"), &meta(Source::Sis)).await.unwrap();
+        e.lock_course(&course(), None, &meta(Source::Registrar)).await.unwrap();
+        score(&app, "ada", "hw1", Some("3"), "10", "2026-10-01T10:00:00Z").await; // rejected
+
+        let live = gradebook::projections::queries::load_course_view(&app.db, "HIST-101-2026FA").await.unwrap().unwrap();
+        let folded = gradebook::projections::queries::course_view_as_of(&app.db, "HIST-101-2026FA", chrono::Utc::now())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(live, folded);
+        app.stop().await;
+    }
+}
