@@ -27,6 +27,24 @@ pub enum Command {
     Migrate,
     /// Rebuild every read table from the event log.
     Replay,
+    /// Manage registrar API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; it is printed once, alone on the last line.
+    Create {
+        #[arg(long, value_enum)]
+        role: crate::auth::ApiRole,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token at once.
+    Revoke { token_id: String },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -34,18 +52,60 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => crate::app::serve(settings).await,
         Command::Migrate => {
-            let db = Db::connect(&settings.database_url, 2).await?;
-            db.migrate().await?;
+            let db = open_store(&settings).await?;
             println!("migrations applied ({})", db.kind());
             Ok(())
         }
         Command::Replay => replay(&settings).await,
+        Command::Token(cmd) => token(&settings, cmd).await,
     }
 }
 
-async fn replay(settings: &Settings) -> anyhow::Result<()> {
-    let db = Db::connect(&settings.database_url, 4).await?;
+async fn open_store(settings: &Settings) -> anyhow::Result<Db> {
+    let db = Db::connect(&settings.database_url, 2).await?;
     db.migrate().await?;
+    Ok(db)
+}
+
+async fn token(settings: &Settings, cmd: TokenCommand) -> anyhow::Result<()> {
+    let db = open_store(settings).await?;
+    match cmd {
+        TokenCommand::Create { role, name } => {
+            let (info, secret) = crate::auth::create(&db, role, name).await?;
+            eprintln!(
+                "created token {} with role {}; it is shown only once:",
+                info.token_id,
+                role.as_str()
+            );
+            println!("{secret}");
+        }
+        TokenCommand::List => {
+            for t in crate::auth::list(&db).await? {
+                println!(
+                    "{}\t{}\t{}\tcreated {}{}",
+                    t.token_id,
+                    t.role.as_str(),
+                    t.name.as_deref().unwrap_or("-"),
+                    t.created_at,
+                    t.revoked_at
+                        .map(|r| format!("\trevoked {r}"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        TokenCommand::Revoke { token_id } => {
+            if crate::auth::revoke(&db, &token_id).await? {
+                println!("revoked {token_id}");
+            } else {
+                anyhow::bail!("no live token with id {token_id}");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn replay(settings: &Settings) -> anyhow::Result<()> {
+    let db = open_store(settings).await?;
     let total = gradebook_projections::events::count(&db).await? as u64;
     let bar = ProgressBar::new(total);
     bar.set_style(

@@ -6,6 +6,7 @@
 //! command line, settings, store wiring, the application services and HTTP.
 
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod engine;

@@ -8,6 +8,7 @@ use gradebook_projections::grades::{course_grades as report, CourseGrades};
 use gradebook_projections::queries;
 use serde::Deserialize;
 
+use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Path, Query};
 use super::SharedState;
@@ -32,9 +33,11 @@ pub fn parse_as_of(s: &str) -> Result<DateTime<Utc>, ApiError> {
 
 pub async fn course_grades(
     State(state): State<SharedState>,
+    caller: Caller,
     Path(course_id): Path<String>,
     Query(q): Query<GradesQuery>,
 ) -> ApiResult<Json<CourseGrades>> {
+    caller.require_read()?;
     let course_id = CourseId::parse(course_id)?;
     let db = &state.engine.db;
     let (view, as_of) = match q.as_of.as_deref().map(parse_as_of).transpose()? {

@@ -15,6 +15,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::engine::Engine;
 
+pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod grades;

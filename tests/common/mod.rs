@@ -16,6 +16,10 @@ use tokio::net::TcpListener;
 
 pub struct TestApp {
     pub base: String,
+    /// Bearer tokens for each role.
+    pub registrar: String,
+    pub auditor: String,
+    pub sis: String,
     pub client: reqwest::Client,
     pub running: Option<Running>,
     pub db: Db,
@@ -52,7 +56,14 @@ impl TestApp {
         let running = app::start(db.clone(), settings, listener)
             .await
             .expect("start the app");
+        use gradebook::auth::{create, ApiRole};
+        let registrar = create(&db, ApiRole::Registrar, None).await.unwrap().1;
+        let auditor = create(&db, ApiRole::Auditor, None).await.unwrap().1;
+        let sis = create(&db, ApiRole::Sis, None).await.unwrap().1;
         Self {
+            registrar,
+            auditor,
+            sis,
             base: format!("http://{addr}"),
             client: reqwest::Client::new(),
             running: Some(running),
@@ -69,8 +80,19 @@ impl TestApp {
         format!("{}{}", self.base, path)
     }
 
+    /// GET as an auditor.
     pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
-        let res = self.client.get(self.url(path)).send().await.unwrap();
+        self.get_json_as(&self.auditor.clone(), path).await
+    }
+
+    pub async fn get_json_as(&self, token: &str, path: &str) -> (u16, serde_json::Value) {
+        let res = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
         let status = res.status().as_u16();
         (status, res.json().await.unwrap_or(serde_json::Value::Null))
     }
