@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod http;
+pub mod lti;
 pub mod store;
 
 pub use gradebook_domain as domain;

@@ -15,11 +15,13 @@ use tower_http::trace::TraceLayer;
 
 use crate::engine::Engine;
 
+pub mod api;
 pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod grades;
 pub mod health;
+pub mod reports;
 pub mod server;
 
 /// The largest request body we read (a backfill file can be large; the
@@ -39,6 +41,10 @@ pub fn router(state: SharedState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/api/courses/{course_id}/grades", get(grades::course_grades))
+        .merge(api::routes())
+        .merge(reports::routes())
+        .merge(crate::lti::services::routes())
+        .merge(crate::lti::launch::routes())
         .fallback(not_found)
         .layer(middleware::from_fn(body_limit_errors))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
