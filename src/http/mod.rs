@@ -10,7 +10,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use tower_http::limit::RequestBodyLimitLayer;
+use axum::extract::DefaultBodyLimit;
 use tower_http::trace::TraceLayer;
 
 use crate::engine::Engine;
@@ -24,8 +24,7 @@ pub mod health;
 pub mod reports;
 pub mod server;
 
-/// The largest request body we read (a backfill file can be large; the
-/// backfill route sets its own limit).
+/// The largest request body read by default.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// What every handler can reach.
@@ -47,7 +46,9 @@ pub fn router(state: SharedState) -> Router {
         .merge(crate::lti::launch::routes())
         .fallback(not_found)
         .layer(middleware::from_fn(body_limit_errors))
-        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        // A route that takes larger bodies (backfill) sets its own
+        // `DefaultBodyLimit`, which overrides this one.
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let id = req
                 .headers()
