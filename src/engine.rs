@@ -54,19 +54,44 @@ impl From<sqlx::Error> for EngineError {
     }
 }
 
-fn db_error(e: sqlx::Error) -> EngineError {
+/// Whether a database error means the store is not there for us (the
+/// caller should retry later) rather than a fault in what we asked.
+fn store_unreachable(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::Tls(_)
-        | sqlx::Error::WorkerCrashed => EngineError::Unavailable(e.to_string()),
-        sqlx::Error::Database(ref d)
-            if d.code()
-                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")) =>
-        {
-            EngineError::Unavailable(e.to_string())
-        }
+        | sqlx::Error::WorkerCrashed => true,
+        // Connection exceptions, resource shortage, operator intervention,
+        // a database that refuses connections or is gone, failed logins.
+        sqlx::Error::Database(d) => d.code().is_some_and(|c| {
+            ["08", "53", "57", "58", "28"].iter().any(|p| c.starts_with(p))
+                || c == "55000"
+                || c == "3D000"
+        }),
+        _ => false,
+    }
+}
+
+fn db_error(e: sqlx::Error) -> EngineError {
+    if store_unreachable(&e) {
+        EngineError::Unavailable(e.to_string())
+    } else {
+        EngineError::Internal(e.to_string())
+    }
+}
+
+/// The store crates wrap database errors in boxes; look inside.
+fn store_error(e: AggregateError<DomainError>) -> EngineError {
+    match e {
+        AggregateError::UserError(d) => EngineError::Domain(d),
+        AggregateError::AggregateConflict => EngineError::Contended,
+        AggregateError::DatabaseConnectionError(e) => EngineError::Unavailable(e.to_string()),
+        AggregateError::UnexpectedError(e) => match e.downcast_ref::<sqlx::Error>() {
+            Some(sqlx_error) if store_unreachable(sqlx_error) => EngineError::Unavailable(e.to_string()),
+            _ => EngineError::Internal(e.to_string()),
+        },
         other => EngineError::Internal(other.to_string()),
     }
 }
@@ -120,17 +145,12 @@ impl Engine {
             attempt += 1;
             match store.execute(id, command.clone(), metadata.clone()).await {
                 Ok(events) => break events,
-                Err(AggregateError::UserError(e)) => return Err(e.into()),
                 Err(AggregateError::AggregateConflict) if attempt < MAX_ATTEMPTS => {
                     // Back off a little, more each time, so racing writers spread out.
                     let jitter = (attempt as u64 * 7 + id.len() as u64 * 13) % 11;
                     tokio::time::sleep(Duration::from_millis(attempt as u64 * 2 + jitter)).await;
                 }
-                Err(AggregateError::AggregateConflict) => return Err(EngineError::Contended),
-                Err(AggregateError::DatabaseConnectionError(e)) => {
-                    return Err(EngineError::Unavailable(e.to_string()))
-                }
-                Err(e) => return Err(EngineError::Internal(e.to_string())),
+                Err(e) => return Err(store_error(e)),
             }
         };
         if let Some(last) = committed.last() {
@@ -251,7 +271,7 @@ impl Engine {
             .courses
             .load(&aggregate_id::course(course_id))
             .await
-            .map_err(|e| EngineError::Unavailable(e.to_string()))?;
+            .map_err(store_error)?;
         Ok(c.is_open().then_some(c))
     }
 
@@ -272,7 +292,7 @@ impl Engine {
             .enrollments
             .load(&id)
             .await
-            .map_err(|e| EngineError::Unavailable(e.to_string()))?;
+            .map_err(store_error)?;
         if existing.person.is_some() {
             self.exec(
                 &self.enrollments,
@@ -345,7 +365,7 @@ impl Engine {
         self.enrollments
             .load(&aggregate_id::enrollment(course_id, user_id))
             .await
-            .map_err(|e| EngineError::Unavailable(e.to_string()))
+            .map_err(store_error)
     }
 
     // ---- line items ----
@@ -423,7 +443,7 @@ impl Engine {
         self.line_items
             .load(&aggregate_id::line_item(course_id, line_item_id))
             .await
-            .map_err(|e| EngineError::Unavailable(e.to_string()))
+            .map_err(store_error)
     }
 
     // ---- scores ----

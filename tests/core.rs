@@ -217,3 +217,62 @@ on_both_stores! {
         app.stop().await;
     }
 }
+
+/// With the database refusing connections, reads and writes answer 503 in
+/// the JSON error shape (never a panic), and the server recovers by itself
+/// once the database is back.
+#[sqlx::test(migrations = false)]
+async fn a_database_that_is_down_gives_503_and_the_server_recovers(
+    opts: sqlx::postgres::PgPoolOptions,
+    connect: sqlx::postgres::PgConnectOptions,
+) {
+    let admin_url = std::env::var("DATABASE_URL").unwrap();
+    let dbname = connect.get_database().unwrap().to_string();
+    let app = common::TestApp::postgres(opts.max_connections(4).acquire_timeout(std::time::Duration::from_secs(1)), connect).await;
+    hist101(&app).await;
+    let admin = sqlx::PgPool::connect(&admin_url).await.unwrap();
+    let cut = |allow: bool| {
+        let admin = admin.clone();
+        let dbname = dbname.clone();
+        async move {
+            sqlx::query(&format!("ALTER DATABASE \"{dbname}\" ALLOW_CONNECTIONS {allow}")).execute(&admin).await.unwrap();
+            if !allow {
+                sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()")
+                    .bind(&dbname)
+                    .execute(&admin)
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    cut(false).await;
+    let (status, body) = app.get_json("/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "unavailable");
+    // The token check itself needs the database: 503, not 401 or 500.
+    let (status, body) = app.get_json("/api/courses/HIST-101-2026FA/grades").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "unavailable");
+    let err = app
+        .engine()
+        .post_score(&course(), &item("hw1"), &user("ada"), post(Some("5"), "10", "2026-10-01T10:00:00Z"), &meta(Source::Ags))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::Unavailable(_)), "{err:?}");
+    // A write that goes straight to the event store says the same.
+    let err = app.engine().lock_course(&course(), None, &meta(Source::Registrar)).await.unwrap_err();
+    assert!(matches!(err, EngineError::Unavailable(_)), "{err:?}");
+
+    cut(true).await;
+    let mut ready = false;
+    for _ in 0..50 {
+        if app.get_json("/readyz").await.0 == 200 {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(ready, "the server did not recover");
+    assert_eq!(score(&app, "ada", "hw1", Some("5"), "10", "2026-10-01T10:00:00Z").await, ScoreOutcome::Accepted);
+    app.stop().await;
+}
