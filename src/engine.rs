@@ -66,7 +66,9 @@ fn store_unreachable(e: &sqlx::Error) -> bool {
         // Connection exceptions, resource shortage, operator intervention,
         // a database that refuses connections or is gone, failed logins.
         sqlx::Error::Database(d) => d.code().is_some_and(|c| {
-            ["08", "53", "57", "58", "28"].iter().any(|p| c.starts_with(p))
+            ["08", "53", "57", "58", "28"]
+                .iter()
+                .any(|p| c.starts_with(p))
                 || c == "55000"
                 || c == "3D000"
         }),
@@ -89,7 +91,9 @@ fn store_error(e: AggregateError<DomainError>) -> EngineError {
         AggregateError::AggregateConflict => EngineError::Contended,
         AggregateError::DatabaseConnectionError(e) => EngineError::Unavailable(e.to_string()),
         AggregateError::UnexpectedError(e) => match e.downcast_ref::<sqlx::Error>() {
-            Some(sqlx_error) if store_unreachable(sqlx_error) => EngineError::Unavailable(e.to_string()),
+            Some(sqlx_error) if store_unreachable(sqlx_error) => {
+                EngineError::Unavailable(e.to_string())
+            }
             _ => EngineError::Internal(e.to_string()),
         },
         other => EngineError::Internal(other.to_string()),
@@ -288,11 +292,7 @@ impl Engine {
     ) -> Result<bool, EngineError> {
         self.require_course(course_id).await?;
         let id = aggregate_id::enrollment(course_id, user_id);
-        let existing = self
-            .enrollments
-            .load(&id)
-            .await
-            .map_err(store_error)?;
+        let existing = self.enrollments.load(&id).await.map_err(store_error)?;
         if existing.person.is_some() {
             self.exec(
                 &self.enrollments,

@@ -228,14 +228,24 @@ async fn a_database_that_is_down_gives_503_and_the_server_recovers(
 ) {
     let admin_url = std::env::var("DATABASE_URL").unwrap();
     let dbname = connect.get_database().unwrap().to_string();
-    let app = common::TestApp::postgres(opts.max_connections(4).acquire_timeout(std::time::Duration::from_secs(1)), connect).await;
+    let app = common::TestApp::postgres(
+        opts.max_connections(4)
+            .acquire_timeout(std::time::Duration::from_secs(1)),
+        connect,
+    )
+    .await;
     hist101(&app).await;
     let admin = sqlx::PgPool::connect(&admin_url).await.unwrap();
     let cut = |allow: bool| {
         let admin = admin.clone();
         let dbname = dbname.clone();
         async move {
-            sqlx::query(&format!("ALTER DATABASE \"{dbname}\" ALLOW_CONNECTIONS {allow}")).execute(&admin).await.unwrap();
+            sqlx::query(&format!(
+                "ALTER DATABASE \"{dbname}\" ALLOW_CONNECTIONS {allow}"
+            ))
+            .execute(&admin)
+            .await
+            .unwrap();
             if !allow {
                 sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()")
                     .bind(&dbname)
@@ -255,12 +265,22 @@ async fn a_database_that_is_down_gives_503_and_the_server_recovers(
     assert_eq!(body["error"], "unavailable");
     let err = app
         .engine()
-        .post_score(&course(), &item("hw1"), &user("ada"), post(Some("5"), "10", "2026-10-01T10:00:00Z"), &meta(Source::Ags))
+        .post_score(
+            &course(),
+            &item("hw1"),
+            &user("ada"),
+            post(Some("5"), "10", "2026-10-01T10:00:00Z"),
+            &meta(Source::Ags),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, EngineError::Unavailable(_)), "{err:?}");
     // A write that goes straight to the event store says the same.
-    let err = app.engine().lock_course(&course(), None, &meta(Source::Registrar)).await.unwrap_err();
+    let err = app
+        .engine()
+        .lock_course(&course(), None, &meta(Source::Registrar))
+        .await
+        .unwrap_err();
     assert!(matches!(err, EngineError::Unavailable(_)), "{err:?}");
 
     cut(true).await;
@@ -273,6 +293,9 @@ async fn a_database_that_is_down_gives_503_and_the_server_recovers(
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(ready, "the server did not recover");
-    assert_eq!(score(&app, "ada", "hw1", Some("5"), "10", "2026-10-01T10:00:00Z").await, ScoreOutcome::Accepted);
+    assert_eq!(
+        score(&app, "ada", "hw1", Some("5"), "10", "2026-10-01T10:00:00Z").await,
+        ScoreOutcome::Accepted
+    );
     app.stop().await;
 }

@@ -18,7 +18,12 @@ async fn learners(app: &common::TestApp, n: usize) -> Vec<String> {
     for i in 0..n {
         let id = format!("s{i}");
         app.engine()
-            .put_enrollment(&course(), &user(&id), learner(&format!("Student {i}")), &meta(Source::Sis))
+            .put_enrollment(
+                &course(),
+                &user(&id),
+                learner(&format!("Student {i}")),
+                &meta(Source::Sis),
+            )
             .await
             .unwrap();
         ids.push(id);
@@ -107,7 +112,9 @@ async fn the_projector_never_skips_an_event_that_commits_late(
 ) {
     let app = common::TestApp::postgres(opts, connect).await;
     hist101(&app).await;
-    let gradebook::projections::db::Db::Postgres(pool) = app.db.clone() else { unreachable!() };
+    let gradebook::projections::db::Db::Postgres(pool) = app.db.clone() else {
+        unreachable!()
+    };
     // Writers hold their transaction open for a random while after
     // inserting, so later positions commit first.
     let mut tasks = Vec::new();
@@ -150,12 +157,21 @@ async fn the_projector_never_skips_an_event_that_commits_late(
         if applied == total {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "projector stuck at {applied}/{total}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "projector stuck at {applied}/{total}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     let live = app.tables().await;
-    let orphans = live["rm_scores"].iter().filter(|r| r.contains("user_id=late")).count();
-    assert_eq!(orphans, 200, "every late-committing event was projected once");
+    let orphans = live["rm_scores"]
+        .iter()
+        .filter(|r| r.contains("user_id=late"))
+        .count();
+    assert_eq!(
+        orphans, 200,
+        "every late-committing event was projected once"
+    );
     projector::replay(&app.db, |_| {}).await.unwrap();
     assert_eq!(app.tables().await, live);
     app.stop().await;
@@ -167,7 +183,15 @@ async fn the_projector_never_skips_an_event_that_commits_late(
 async fn the_replay_command_rebuilds_the_same_rows() {
     let mut app = common::TestApp::sqlite().await;
     hist101(&app).await;
-    score(&app, "ada", "midterm", Some("40"), "50", "2026-10-01T10:00:00Z").await;
+    score(
+        &app,
+        "ada",
+        "midterm",
+        Some("40"),
+        "50",
+        "2026-10-01T10:00:00Z",
+    )
+    .await;
     score(&app, "alan", "hw1", Some("7"), "10", "2026-10-01T10:00:00Z").await;
     let live = app.tables().await;
     let events = app.event_count().await;
@@ -181,11 +205,20 @@ async fn the_replay_command_rebuilds_the_same_rows() {
         .output()
         .await
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains(&format!("replayed {events} events")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("replayed {events} events")),
+        "{stdout}"
+    );
 
-    let db = gradebook::projections::db::Db::connect(&url, 2).await.unwrap();
+    let db = gradebook::projections::db::Db::connect(&url, 2)
+        .await
+        .unwrap();
     let rebuilt = projector::dump_read_tables(&db).await.unwrap();
     assert_eq!(rebuilt, live);
 }

@@ -589,4 +589,79 @@ mod tests {
             ScoreOutcome::Rejected(RejectReason::CourseLocked)
         );
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Runs posts through the aggregate as the store would: handle, then
+        /// keep the state the emitted events produce.
+        fn run(posts: &[ScorePost]) -> (Score, Vec<ScoreEvent>) {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            let mut state = Score::default();
+            let mut all = Vec::new();
+            for p in posts {
+                let sink = EventSink::default();
+                rt.block_on(state.handle(cmd(p.clone(), OPEN), &(), &sink))
+                    .unwrap();
+                all.extend(rt.block_on(sink.collect()));
+            }
+            (state, all)
+        }
+
+        fn posts() -> impl Strategy<Value = Vec<ScorePost>> {
+            // Distinct timestamps (seconds apart), arbitrary values.
+            proptest::collection::btree_map(0u32..100_000, (0u32..=1000, any::<bool>()), 1..20)
+                .prop_map(|m| {
+                    m.into_iter()
+                        .map(|(sec, (given, clear))| {
+                            let ts = DateTime::from_timestamp(1_790_000_000 + i64::from(sec), 0)
+                                .unwrap()
+                                .fixed_offset();
+                            let mut post = p(Some(Decimal::from(given)), T1);
+                            post.timestamp = ts;
+                            if clear {
+                                post.score_given = None;
+                            }
+                            post
+                        })
+                        .collect()
+                })
+        }
+
+        proptest! {
+            /// Whatever order the tool's posts arrive in, the newest one is
+            /// the one kept, and every post is accounted for exactly once.
+            #[test]
+            fn the_newest_post_wins_in_any_arrival_order(posts in posts(), seed in any::<u64>()) {
+                let newest = posts.iter().max_by_key(|p| p.timestamp).unwrap().clone();
+                let mut shuffled = posts.clone();
+                // A cheap deterministic shuffle from the seed.
+                let n = shuffled.len();
+                let mut s = seed;
+                for i in (1..n).rev() {
+                    s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    shuffled.swap(i, (s >> 33) as usize % (i + 1));
+                }
+                let (in_order, _) = run(&posts);
+                let (state, events) = run(&shuffled);
+                prop_assert_eq!(state.kept.as_ref(), Some(&newest));
+                prop_assert_eq!(state.kept, in_order.kept);
+                prop_assert_eq!(events.len(), posts.len(), "one event per distinct post");
+            }
+
+            /// Replaying the recorded events rebuilds the same state.
+            #[test]
+            fn replaying_the_events_rebuilds_the_state(posts in posts()) {
+                let (state, events) = run(&posts);
+                let mut replayed = Score::default();
+                for e in events {
+                    replayed.apply(e);
+                }
+                prop_assert_eq!(replayed, state);
+            }
+        }
+    }
 }
