@@ -215,15 +215,23 @@ impl Projector {
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut leader = Leadership::new(&self.db);
+        // After a wake-up, a writer is waiting for its event; the event may
+        // not be readable yet (an older transaction still runs), so look
+        // again soon rather than at the idle pace.
+        let mut eager_until: Option<tokio::time::Instant> = None;
         loop {
             let leading = leader.hold().await;
             let result = if leading {
-                self.catch_up().await.map(|_| ())
+                self.catch_up().await
             } else {
-                self.follow().await.map_err(ProjectError::from)
+                self.follow().await.map(|_| 0).map_err(ProjectError::from)
             };
+            let now = tokio::time::Instant::now();
+            let eager = eager_until.is_some_and(|t| now < t);
             let pause = match result {
-                Ok(()) => Duration::from_millis(if leading { 200 } else { 10 }),
+                Ok(0) if leading && eager => Duration::from_millis(2),
+                Ok(_) if leading => Duration::from_millis(200),
+                Ok(_) => Duration::from_millis(10),
                 Err(ProjectError::Conflict) => Duration::from_millis(0),
                 Err(e) => {
                     tracing::warn!(error = %e, "projector step failed; retrying");
@@ -233,7 +241,9 @@ impl Projector {
             };
             tokio::select! {
                 _ = &mut shutdown => return,
-                _ = self.wake.notified(), if leading => {}
+                _ = self.wake.notified(), if leading => {
+                    eager_until = Some(tokio::time::Instant::now() + Duration::from_secs(1));
+                }
                 _ = tokio::time::sleep(pause) => {}
             }
         }

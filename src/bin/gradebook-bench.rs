@@ -1,0 +1,235 @@
+//! Benchmarks of the gradebook engine, each figure printed beside a baseline
+//! measured in the same run on the same database.
+//!
+//! `history`: does a score post cost more when the line item (or the
+//! learner's cell) already holds 10,000 scores than when it holds 10?
+//! Baseline: the same posts into the small column.
+//!
+//! Run: `cargo run --release --bin gradebook-bench -- --database-url URL history`
+//! (`--smoke` for a seconds-long run on small data).
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand};
+use gradebook::domain::enrollment::{EnrollmentStatus, Person, Role};
+use gradebook::domain::line_item::LineItemSpec;
+use gradebook::domain::score::{ActivityProgress, GradingProgress, ScoreOutcome, ScorePost};
+use gradebook::domain::{CommandMeta, CourseId, LineItemId, Source, UserId};
+use gradebook::engine::Engine;
+use gradebook::projections::db::Db;
+use rust_decimal::Decimal;
+
+#[derive(Parser)]
+#[command(about = "gradebook benchmarks")]
+struct Args {
+    /// The store to measure; a fresh database or file is best.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://bench.db")]
+    database_url: String,
+    /// Seconds-long run on small data, for CI.
+    #[arg(long)]
+    smoke: bool,
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(Subcommand)]
+enum What {
+    /// Cost of a new score against the history already held.
+    History,
+}
+
+fn meta(source: Source) -> CommandMeta {
+    CommandMeta::new(
+        "bench",
+        source,
+        uuid::Uuid::new_v4().to_string(),
+        Utc::now(),
+    )
+}
+
+fn post(given: u32, second: i64) -> ScorePost {
+    ScorePost {
+        score_given: Some(Decimal::from(given % 101)),
+        score_maximum: Some(Decimal::from(100)),
+        activity_progress: ActivityProgress::Completed,
+        grading_progress: GradingProgress::FullyGraded,
+        timestamp: DateTime::from_timestamp(1_790_000_000 + second, 0)
+            .unwrap()
+            .fixed_offset(),
+        comment: None,
+    }
+}
+
+struct Rate {
+    per_sec: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn rate(samples: &mut [Duration], total: Duration) -> Rate {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+    Rate {
+        per_sec: samples.len() as f64 / total.as_secs_f64(),
+        p50: at(0.5),
+        p99: at(0.99),
+    }
+}
+
+async fn timed_posts(
+    engine: &Engine,
+    course: &CourseId,
+    item: &LineItemId,
+    users: &[UserId],
+    start_second: i64,
+) -> anyhow::Result<Rate> {
+    let mut samples = Vec::with_capacity(users.len());
+    let started = Instant::now();
+    for (k, u) in users.iter().enumerate() {
+        let t = Instant::now();
+        let out = engine
+            .post_score(
+                course,
+                item,
+                u,
+                post(k as u32, start_second + k as i64),
+                &meta(Source::Ags),
+            )
+            .await?;
+        anyhow::ensure!(out == ScoreOutcome::Accepted, "unexpected outcome {out:?}");
+        samples.push(t.elapsed());
+    }
+    Ok(rate(&mut samples, started.elapsed()))
+}
+
+async fn history(engine: &Engine, smoke: bool) -> anyhow::Result<()> {
+    let (big, measured) = if smoke { (200, 50) } else { (10_000, 500) };
+    let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let course = CourseId::parse(format!("BENCH-{run}"))?;
+    engine
+        .open_course(
+            &course,
+            "Benchmark".into(),
+            "bench".into(),
+            vec![],
+            &meta(Source::Sis),
+        )
+        .await?;
+    let small_item = engine
+        .create_line_item(
+            &course,
+            None,
+            LineItemSpec::new("Small column", Decimal::from(100)),
+            &meta(Source::Sis),
+        )
+        .await?;
+    let big_item = engine
+        .create_line_item(
+            &course,
+            None,
+            LineItemSpec::new("Big column", Decimal::from(100)),
+            &meta(Source::Sis),
+        )
+        .await?;
+    let people: Vec<UserId> = (0..big + measured)
+        .map(|i| UserId::parse(format!("u{i}")).unwrap())
+        .collect();
+    eprintln!("enrolling {} learners...", people.len());
+    for u in &people {
+        let p = Person {
+            role: Role::Learner,
+            status: EnrollmentStatus::Active,
+            name: None,
+            email: None,
+        };
+        engine
+            .put_enrollment(&course, u, p, &meta(Source::Sis))
+            .await?;
+    }
+    eprintln!("seeding: 10 scores in the small column, {big} in the big one, {big} posts on one learner's cell...");
+    timed_posts(engine, &course, &small_item, &people[..10], 0).await?;
+    timed_posts(engine, &course, &big_item, &people[..big], 0).await?;
+    let heavy = &people[0];
+    for k in 0..big {
+        engine
+            .post_score(
+                &course,
+                &small_item,
+                heavy,
+                post(k as u32, 100 + k as i64),
+                &meta(Source::Ags),
+            )
+            .await?;
+    }
+
+    let fresh: Vec<UserId> = people[big..].to_vec();
+    let baseline = timed_posts(engine, &course, &small_item, &fresh, 1_000_000).await?;
+    let against_big = timed_posts(engine, &course, &big_item, &fresh, 1_000_000).await?;
+    // One learner's cell with a long history against a cell with one post.
+    let mut heavy_samples = Vec::new();
+    let started = Instant::now();
+    for k in 0..measured {
+        let t = Instant::now();
+        engine
+            .post_score(
+                &course,
+                &small_item,
+                heavy,
+                post(k as u32, 2_000_000 + k as i64),
+                &meta(Source::Ags),
+            )
+            .await?;
+        heavy_samples.push(t.elapsed());
+    }
+    let heavy_cell = rate(&mut heavy_samples, started.elapsed());
+
+    println!("store: {}", engine.db.kind());
+    println!(
+        "{:<58} {:>10} {:>10} {:>10} {:>8}",
+        "history (posts at concurrency 1)", "posts/s", "p50 ms", "p99 ms", "ratio"
+    );
+    let line = |name: &str, r: &Rate| {
+        println!(
+            "{:<58} {:>10.0} {:>10.2} {:>10.2} {:>8.2}",
+            name,
+            r.per_sec,
+            r.p50.as_secs_f64() * 1e3,
+            r.p99.as_secs_f64() * 1e3,
+            r.per_sec / baseline.per_sec
+        )
+    };
+    line(
+        "baseline: new learners into a column holding 10 scores",
+        &baseline,
+    );
+    line(
+        &format!("new learners into a column holding {big} scores"),
+        &against_big,
+    );
+    line(
+        &format!("one learner whose cell already holds {big} posts"),
+        &heavy_cell,
+    );
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let db = Db::connect(&args.database_url, 16)
+        .await
+        .context("connect")?;
+    let (engine, projector) = Engine::start(db).await?;
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let projector = tokio::spawn(projector.run(async move {
+        let _ = rx.await;
+    }));
+    match args.what {
+        What::History => history(&engine, args.smoke).await?,
+    }
+    let _ = stop.send(());
+    let _ = projector.await;
+    Ok(())
+}
