@@ -4,13 +4,13 @@
 
 use std::sync::Arc;
 
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use tower_http::trace::TraceLayer;
 
 use crate::engine::Engine;
@@ -45,6 +45,7 @@ pub fn router(state: SharedState) -> Router {
         .merge(crate::lti::services::routes())
         .merge(crate::lti::launch::routes())
         .fallback(not_found)
+        .layer(middleware::from_fn(api::metrics::track_requests))
         .layer(middleware::from_fn(body_limit_errors))
         // A route that takes larger bodies (backfill) sets its own
         // `DefaultBodyLimit`, which overrides this one.
