@@ -126,12 +126,14 @@ async fn known_tools(state: &SharedState, ids: Vec<String>) -> ApiResult<Vec<Too
         let id = ToolId::parse(id)?;
         match crate::lti::tools::get(&state.engine.db, id.as_str()).await {
             Ok(Some(t)) if t.is_live() => tools.push(id),
-            Ok(_) => return Err(ApiError::unprocessable(
-                "tool_not_found",
-                format!(
+            Ok(_) => {
+                return Err(ApiError::unprocessable(
+                    "tool_not_found",
+                    format!(
                     "tool {id} is not registered or was revoked; register it with POST /api/tools"
                 ),
-            )),
+                ))
+            }
             Err(e) => return Err(crate::engine::EngineError::from(e).into()),
         }
     }
