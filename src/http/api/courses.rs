@@ -95,6 +95,11 @@ pub struct LockState {
     pub locked_at: Option<String>,
 }
 
+#[derive(Serialize)]
+pub struct CourseList {
+    pub courses: Vec<CourseSummary>,
+}
+
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
@@ -176,11 +181,10 @@ pub async fn list(
     State(state): State<SharedState>,
     caller: Caller,
     Query(q): Query<ListQuery>,
-) -> ApiResult<JsonOut<serde_json::Value>> {
+) -> ApiResult<JsonOut<CourseList>> {
     caller.require_read()?;
-    let courses: Vec<CourseSummary> =
-        management::list_courses(&state.engine.db, q.term.as_deref()).await?;
-    Ok(JsonOut(serde_json::json!({ "courses": courses })))
+    let courses = management::list_courses(&state.engine.db, q.term.as_deref()).await?;
+    Ok(JsonOut(CourseList { courses }))
 }
 
 /// One course: policy, tools, lock state and counts.

@@ -80,6 +80,12 @@ pub struct LineItemOut {
     pub deleted: bool,
 }
 
+#[derive(Serialize)]
+pub struct LineItemList {
+    pub course_id: String,
+    pub line_items: Vec<LineItemOut>,
+}
+
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
@@ -240,7 +246,7 @@ pub async fn list(
     caller: Caller,
     Path(course_id): Path<String>,
     Query(q): Query<ListQuery>,
-) -> ApiResult<JsonOut<serde_json::Value>> {
+) -> ApiResult<JsonOut<LineItemList>> {
     caller.require_read()?;
     let course_id = CourseId::parse(course_id)?;
     detail_of(&state, &course_id).await?;
@@ -258,9 +264,10 @@ pub async fn list(
             )
         })
         .collect();
-    Ok(JsonOut(
-        serde_json::json!({"course_id": course_id.as_str(), "line_items": items}),
-    ))
+    Ok(JsonOut(LineItemList {
+        course_id: course_id.to_string(),
+        line_items: items,
+    }))
 }
 
 /// One line item (deleted ones too, marked so).

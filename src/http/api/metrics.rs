@@ -23,7 +23,13 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 /// Installs the recorder on first use and returns its handle.
 pub fn install() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
-        let recorder = PrometheusBuilder::new().build_recorder();
+        // Buckets (not summaries) so durations add up across nodes.
+        let recorder = PrometheusBuilder::new()
+            .set_buckets(&[
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ])
+            .expect("the bucket list is not empty")
+            .build_recorder();
         let handle = recorder.handle();
         // Fails only if an embedding program installed its own recorder;
         // then ours renders what it has and theirs receives the counts.
@@ -56,6 +62,22 @@ fn describe() {
         "gradebook_projector_lag_seconds",
         "Age of the oldest event not yet applied to the read tables"
     );
+    // Every outcome shows from the start, at 0, so dashboards and alerts
+    // need not special-case a series that has not appeared yet.
+    use gradebook_domain::score::RejectReason;
+    for outcome in [
+        ScoreOutcome::Accepted,
+        ScoreOutcome::Cleared,
+        ScoreOutcome::Unchanged,
+        ScoreOutcome::IgnoredStale,
+        ScoreOutcome::Rejected(RejectReason::CourseLocked),
+        ScoreOutcome::Rejected(RejectReason::UserNotEnrolled),
+        ScoreOutcome::Rejected(RejectReason::LineItemDeleted),
+    ] {
+        let (outcome, reason) = outcome_labels(&outcome);
+        metrics::counter!("gradebook_score_posts_total", "outcome" => outcome, "reason" => reason)
+            .increment(0);
+    }
 }
 
 /// The label values of a score outcome: (outcome, reason).

@@ -7,7 +7,7 @@ use axum::Json as JsonOut;
 use gradebook_domain::enrollment::{EnrollmentStatus, Person, Role};
 use gradebook_domain::{CourseId, Source, UserId};
 use gradebook_projections::management::{self, EnrollmentEntry};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::body::meta;
@@ -37,6 +37,12 @@ pub struct PersonBody {
     pub status: Option<Status>,
     pub name: Option<String>,
     pub email: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct EnrollmentList {
+    pub course_id: String,
+    pub enrollments: Vec<EnrollmentEntry>,
 }
 
 async fn entry(
@@ -121,14 +127,15 @@ pub async fn list(
     State(state): State<SharedState>,
     caller: Caller,
     Path(course_id): Path<String>,
-) -> ApiResult<JsonOut<serde_json::Value>> {
+) -> ApiResult<JsonOut<EnrollmentList>> {
     caller.require_read()?;
     let course_id = CourseId::parse(course_id)?;
     detail_of(&state, &course_id).await?;
     let people = management::enrollments(&state.engine.db, course_id.as_str()).await?;
-    Ok(JsonOut(
-        serde_json::json!({"course_id": course_id.as_str(), "enrollments": people}),
-    ))
+    Ok(JsonOut(EnrollmentList {
+        course_id: course_id.to_string(),
+        enrollments: people,
+    }))
 }
 
 /// One person's enrollment.
