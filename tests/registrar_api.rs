@@ -587,3 +587,37 @@ on_both_stores! {
         app.stop().await;
     }
 }
+
+on_both_stores! {
+    async fn a_course_deploys_only_registered_live_tools(app: TestApp) {
+        use gradebook::lti::tools::{insert, new_tool, revoke, Grading, Roster};
+        let roster = Roster { access: true, hide_names: false, hide_emails: false };
+        let moodle = new_tool("Moodle".into(), Grading::Full, roster, "manual");
+        let h5p = new_tool("H5P".into(), Grading::SyncOnly, roster, "manual");
+        let gone = new_tool("Old quiz tool".into(), Grading::Full, roster, "manual");
+        for t in [&moodle, &h5p, &gone] {
+            insert(&app.db, t).await.unwrap();
+        }
+        assert!(revoke(&app.db, &gone.tool_id).await.unwrap());
+        let sis = app.sis.clone();
+        let (st, c) = call(&app, "POST", "/api/courses", Some(&sis),
+            Some(json!({"course_id": C, "title": "World History", "term": "2026FA", "tool_ids": [moodle.tool_id]}))).await;
+        assert_eq!(st, 201, "{c}");
+        assert_eq!(c["tool_ids"], json!([moodle.tool_id]));
+
+        let before = app.event_count().await;
+        let (st, b) = call(&app, "POST", &format!("/api/courses/{C}/tools"), Some(&sis),
+            Some(json!({"tool_ids": [h5p.tool_id, gone.tool_id]}))).await;
+        assert_error(st, &b, 422, "tool_not_found");
+        assert_eq!(app.event_count().await, before, "a revoked tool refuses the whole request");
+
+        let (st, c) = call(&app, "POST", &format!("/api/courses/{C}/tools"), Some(&app.registrar),
+            Some(json!({"tool_ids": [h5p.tool_id, moodle.tool_id]}))).await;
+        assert_eq!(st, 200, "{c}");
+        let mut want = vec![moodle.tool_id.clone(), h5p.tool_id.clone()];
+        want.sort();
+        assert_eq!(c["tool_ids"], json!(want));
+        assert_eq!(app.event_count().await, before + 1, "only the new tool is recorded");
+        app.stop().await;
+    }
+}
