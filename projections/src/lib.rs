@@ -6,6 +6,7 @@ pub mod db;
 pub mod events;
 pub mod grades;
 pub mod grading;
+pub mod management;
 pub mod projector;
 pub mod queries;
 pub mod view;

@@ -31,6 +31,13 @@ pub fn parse_as_of(s: &str) -> Result<DateTime<Utc>, ApiError> {
         })
 }
 
+/// One row per learner: points, percent, letter and each item's state.
+#[utoipa::path(get, path = "/api/courses/{course_id}/grades", tag = "grades",
+    params(("course_id" = String, Path, description = "The SIS course id"),
+           ("as_of" = Option<String>, Query, description = "RFC 3339; the grades as the engine held them then")),
+    responses((status = 200, description = "The course grades", body = Object),
+              (status = 404, description = "course_not_found")),
+    security(("bearer" = [])))]
 pub async fn course_grades(
     State(state): State<SharedState>,
     caller: Caller,

@@ -45,6 +45,7 @@ pub fn router(state: SharedState) -> Router {
         .merge(crate::lti::services::routes())
         .merge(crate::lti::launch::routes())
         .fallback(not_found)
+        .layer(middleware::from_fn(api::metrics::track_requests))
         .layer(middleware::from_fn(body_limit_errors))
         // A route that takes larger bodies (backfill) sets its own
         // `DefaultBodyLimit`, which overrides this one.
