@@ -484,7 +484,7 @@ impl Engine {
         let id = aggregate_id::score(course_id, line_item_id, user_id);
         let events = self.exec(&self.scores, &id, cmd, meta).await?;
         let outcome = ScoreOutcome::from_events(&events);
-        crate::http::api::metrics::score_outcome(&outcome);
+        crate::metrics::score_outcome(&outcome);
         Ok(outcome)
     }
 }

@@ -12,6 +12,7 @@ pub mod config;
 pub mod engine;
 pub mod http;
 pub mod lti;
+pub mod metrics;
 pub mod store;
 
 pub use gradebook_domain as domain;

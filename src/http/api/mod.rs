@@ -14,7 +14,7 @@ pub mod openapi;
 pub mod people;
 
 pub fn routes() -> Router<SharedState> {
-    metrics::install();
+    crate::metrics::install();
     Router::new()
         .route("/api/courses", post(courses::create).get(courses::list))
         .route("/api/courses/{course_id}", get(courses::detail))
