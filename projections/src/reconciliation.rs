@@ -166,6 +166,7 @@ pub enum Finding {
         message: String,
     },
     /// Weighted scheme whose category (and own item) weights do not sum to 100.
+    #[serde(rename = "weights_do_not_sum_to_100")]
     WeightsDoNotSumTo100 { sum: String, message: String },
     /// Weighted scheme items that belong to no known category and carry no
     /// weight of their own: they never move the percent.
@@ -620,6 +621,33 @@ mod tests {
             ..facts()
         };
         assert_eq!(f.status(), CellStatus::Missing);
+    }
+
+    #[test]
+    fn finding_kinds_have_their_documented_names() {
+        let kind = |f: Finding| serde_json::to_value(f).unwrap()["kind"].clone();
+        assert_eq!(
+            kind(Finding::WeightsDoNotSumTo100 {
+                sum: "90".into(),
+                message: String::new()
+            }),
+            "weights_do_not_sum_to_100"
+        );
+        assert_eq!(
+            kind(Finding::CourseTotalBesideItems {
+                course_total_items: vec![],
+                other_items: vec![],
+                message: String::new()
+            }),
+            "course_total_beside_items"
+        );
+        assert_eq!(
+            kind(Finding::ItemsWithoutCategory {
+                items: vec![],
+                message: String::new()
+            }),
+            "items_without_category"
+        );
     }
 
     #[test]
