@@ -685,7 +685,7 @@ async fn load_cell(
     row: &CheckedRow,
 ) -> Result<CellHistory, BackfillError> {
     let id = aggregate_id::score(course, &row.line_item_id, &row.user_id);
-    let events = read_aggregate(&engine.db, course.as_str(), "score", &id)
+    let events = read_aggregate(&engine.db, "score", &id)
         .await
         .map_err(QueryError::from)?;
     let applied = events

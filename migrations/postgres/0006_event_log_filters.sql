@@ -18,5 +18,7 @@ ALTER TABLE events ADD COLUMN line_item_id text GENERATED ALWAYS AS (
 CREATE INDEX events_course_tx_position ON events (course_id, tx_id, position);
 CREATE INDEX events_user_tx_position ON events (user_id, tx_id, position);
 CREATE INDEX events_line_item_tx_position ON events (line_item_id, tx_id, position);
--- Reconciliation reads a course's refusals without reading its whole log.
+-- A student's provenance, and reconciliation's refusals and locks, are read
+-- without reading the course's whole log.
+CREATE INDEX events_course_user ON events (course_id, user_id, tx_id, position);
 CREATE INDEX events_course_type ON events (course_id, event_type);

@@ -271,28 +271,23 @@ const PG_COLUMNS: &str = "tx_id::text::bigint AS tx, position, aggregate_type, a
 const SQLITE_COLUMNS: &str =
     "0 AS tx, position, aggregate_type, aggregate_id, sequence, event_type, payload, metadata";
 
-/// Decoded events of one course matching `cond` (SQL over the events
-/// table with `$1` = the course id and `$2`.. = `extra`), in log order.
-async fn read_course_where(
-    db: &Db,
-    course_id: &str,
-    cond: &str,
-    extra: &[&str],
-) -> Result<Vec<Envelope>, ReadError> {
-    let mut params: Vec<Param> = vec![course_id.into()];
-    params.extend(extra.iter().map(|s| Param::from(*s)));
+/// Decoded events matching `cond` (SQL over the events table with `$1`..
+/// bound to `params`), in log order. Each caller's condition is written to
+/// be answered from one index.
+async fn read_where(db: &Db, cond: &str, params: &[&str]) -> Result<Vec<Envelope>, ReadError> {
+    let params: Vec<Param> = params.iter().map(|s| Param::from(*s)).collect();
     let raws: Vec<RawEvent> = match db {
         Db::Postgres(pool) => {
-            let sql = format!(
-                "SELECT {PG_COLUMNS} FROM events WHERE course_id = $1 AND ({cond}) ORDER BY tx_id, position"
-            );
+            let sql =
+                format!("SELECT {PG_COLUMNS} FROM events WHERE {cond} ORDER BY tx_id, position");
             let rows = bind_all(sqlx::query(&sql), &params).fetch_all(pool).await?;
             rows.iter().map(raw_row).collect::<Result<_, _>>()?
         }
         Db::Sqlite(pool) => {
-            let sql = format!(
-                "SELECT {SQLITE_COLUMNS} FROM events WHERE course_id = $1 AND ({cond}) ORDER BY position"
-            );
+            // `+position`: sort the few rows found rather than let SQLite walk
+            // a whole course in position order to skip the sort.
+            let sql =
+                format!("SELECT {SQLITE_COLUMNS} FROM events WHERE {cond} ORDER BY +position");
             let rows = bind_all(sqlx::query(&sql), &params).fetch_all(pool).await?;
             rows.iter().map(raw_row).collect::<Result<_, _>>()?
         }
@@ -318,45 +313,46 @@ where
     })
 }
 
-/// What a student's provenance needs: the course's own events (locks), its
-/// line items' events, and this user's enrollment and score events.
+/// What a student's provenance needs: the course's lock and line item
+/// events, and this user's enrollment and score events, in log order. Two
+/// indexed reads (course + event type, course + user), never the course's
+/// whole log.
 pub async fn read_student_events(
     db: &Db,
     course_id: &str,
     user_id: &str,
 ) -> Result<Vec<Envelope>, ReadError> {
-    read_course_where(
+    let mut events = read_where(
         db,
-        course_id,
-        "aggregate_type IN ('course', 'line_item') OR user_id = $2",
-        &[user_id],
+        "course_id = $1 AND event_type IN ('CourseLocked', 'CourseUnlocked', 'LineItemCreated', 'LineItemUpdated', 'LineItemDeleted')",
+        &[course_id],
     )
-    .await
+    .await?;
+    events.extend(read_where(db, "course_id = $1 AND user_id = $2", &[course_id, user_id]).await?);
+    events.sort_by_key(|e| e.at);
+    Ok(events)
 }
 
 /// What reconciliation needs beyond the read tables: the course's own
 /// events (locks) and every refused score post.
 pub async fn read_locks_and_refusals(db: &Db, course_id: &str) -> Result<Vec<Envelope>, ReadError> {
-    read_course_where(
+    read_where(
         db,
-        course_id,
-        "event_type IN ('CourseLocked', 'CourseUnlocked', 'ScoreRejected')",
-        &[],
+        "course_id = $1 AND event_type IN ('CourseLocked', 'CourseUnlocked', 'ScoreRejected')",
+        &[course_id],
     )
     .await
 }
 
-/// Every event of one aggregate of a course, in order.
+/// Every event of one aggregate, in order (read by the primary key).
 pub async fn read_aggregate(
     db: &Db,
-    course_id: &str,
     aggregate_type: &str,
     aggregate_id: &str,
 ) -> Result<Vec<Envelope>, ReadError> {
-    read_course_where(
+    read_where(
         db,
-        course_id,
-        "aggregate_type = $2 AND aggregate_id = $3",
+        "aggregate_type = $1 AND aggregate_id = $2",
         &[aggregate_type, aggregate_id],
     )
     .await
