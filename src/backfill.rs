@@ -16,6 +16,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::str::FromStr;
 
 use chrono::{DateTime, FixedOffset, Utc};
+use gradebook_domain::enrollment::EnrollmentStatus;
 use gradebook_domain::ids::aggregate_id;
 use gradebook_domain::line_item::MAX_SCORE_MAXIMUM;
 use gradebook_domain::score::{
@@ -575,7 +576,7 @@ pub fn check_row(view: &CourseView, line: u64, raw: RawRow) -> Result<CheckedRow
         )
     })?;
     match view.enrollments.get(user_id.as_str()) {
-        Some(e) if e.is_learner() && e.status.as_str() == "active" => {}
+        Some(e) if e.is_learner() && e.status == EnrollmentStatus::Active => {}
         Some(e) => {
             return Err(reject(
                 line,

@@ -374,3 +374,200 @@ fn enrollment_detail(e: &EnrollmentEvent) -> serde_json::Value {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::Checkpoint;
+    use gradebook_domain::enrollment::{EnrollmentStatus, Person, Role};
+    use gradebook_domain::score::{ActivityProgress, GradingProgress, RejectReason};
+    use gradebook_domain::{CourseId, LineItemId, Source, UserId};
+    use rust_decimal::Decimal;
+
+    fn env(position: i64, aggregate_id: &str, source: Source, event: AnyEvent) -> Envelope {
+        let event_type = match &event {
+            AnyEvent::Course(e) => cqrs_es::DomainEvent::event_type(e),
+            AnyEvent::LineItem(e) => cqrs_es::DomainEvent::event_type(e),
+            AnyEvent::Enrollment(e) => cqrs_es::DomainEvent::event_type(e),
+            AnyEvent::Score(e) => cqrs_es::DomainEvent::event_type(e),
+        };
+        Envelope {
+            at: Checkpoint { tx: 0, position },
+            aggregate_type: String::new(),
+            aggregate_id: aggregate_id.into(),
+            sequence: position,
+            event_type,
+            meta: CommandMeta::new(
+                "test",
+                source,
+                format!("req-{position}"),
+                DateTime::from_timestamp(1_790_000_000 + position, 0).unwrap(),
+            ),
+            event,
+        }
+    }
+
+    fn post(given: i64, ts: &str) -> ScorePost {
+        ScorePost {
+            score_given: Some(Decimal::from(given)),
+            score_maximum: Some(Decimal::from(50)),
+            activity_progress: ActivityProgress::Completed,
+            grading_progress: GradingProgress::FullyGraded,
+            timestamp: DateTime::parse_from_rfc3339(ts).unwrap(),
+            comment: None,
+        }
+    }
+
+    fn log() -> Vec<Envelope> {
+        let c = CourseId::parse("C-1").unwrap();
+        let li = LineItemId::parse("quiz").unwrap();
+        let u = UserId::parse("ada").unwrap();
+        let score = |e| AnyEvent::Score(e);
+        vec![
+            env(
+                1,
+                "C-1",
+                Source::Sis,
+                AnyEvent::Course(CourseEvent::CourseOpened {
+                    course_id: c.clone(),
+                    title: "T".into(),
+                    term: "2026FA".into(),
+                    tool_ids: vec![],
+                }),
+            ),
+            env(
+                2,
+                "C-1/quiz",
+                Source::Sis,
+                AnyEvent::LineItem(LineItemEvent::LineItemCreated {
+                    course_id: c.clone(),
+                    line_item_id: li.clone(),
+                    spec: LineItemSpec::new("Quiz", Decimal::from(100)),
+                }),
+            ),
+            env(
+                3,
+                "C-1/ada",
+                Source::Sis,
+                AnyEvent::Enrollment(EnrollmentEvent::Enrolled {
+                    course_id: c.clone(),
+                    user_id: u.clone(),
+                    person: Person {
+                        role: Role::Learner,
+                        status: EnrollmentStatus::Active,
+                        name: Some("Ada".into()),
+                        email: None,
+                    },
+                }),
+            ),
+            env(
+                4,
+                "C-1/quiz/ada",
+                Source::Ags,
+                score(ScoreEvent::ScoreAccepted {
+                    course_id: c.clone(),
+                    line_item_id: li.clone(),
+                    user_id: u.clone(),
+                    post: post(40, "2026-09-10T10:00:00Z"),
+                }),
+            ),
+            env(
+                5,
+                "C-1",
+                Source::Registrar,
+                AnyEvent::Course(CourseEvent::CourseLocked {
+                    reason: Some("closed".into()),
+                }),
+            ),
+            env(
+                6,
+                "C-1/quiz/ada",
+                Source::Ags,
+                score(ScoreEvent::ScoreRejected {
+                    course_id: c.clone(),
+                    line_item_id: li.clone(),
+                    user_id: u.clone(),
+                    post: post(45, "2026-09-11T10:00:00Z"),
+                    reason: RejectReason::CourseLocked,
+                }),
+            ),
+            env(
+                7,
+                "C-1",
+                Source::Registrar,
+                AnyEvent::Course(CourseEvent::CourseUnlocked { reason: None }),
+            ),
+            env(
+                8,
+                "C-1/quiz/ada",
+                Source::Ags,
+                score(ScoreEvent::ScoreIgnoredStale {
+                    course_id: c.clone(),
+                    line_item_id: li.clone(),
+                    user_id: u.clone(),
+                    post: post(10, "2026-09-01T10:00:00Z"),
+                    kept_timestamp: DateTime::parse_from_rfc3339("2026-09-10T10:00:00Z").unwrap(),
+                }),
+            ),
+        ]
+    }
+
+    #[test]
+    fn a_cell_lists_every_post_with_its_outcome_points_and_origin() {
+        let events = log();
+        let view = CourseView::fold("C-1", &events, None).unwrap();
+        let p = provenance(&view, &events, "ada");
+        assert_eq!(
+            p.grade.as_ref().and_then(|g| g.percent.clone()).as_deref(),
+            Some("80.00")
+        );
+        let quiz = &p.items[0];
+        let outcomes: Vec<PostOutcome> = quiz.posts.iter().map(|p| p.outcome).collect();
+        assert_eq!(
+            outcomes,
+            [
+                PostOutcome::Accepted,
+                PostOutcome::Rejected,
+                PostOutcome::Stale
+            ]
+        );
+        // 40 of 50 on a 100-point item.
+        assert_eq!(quiz.posts[0].points.as_deref(), Some("80.00"));
+        assert_eq!(quiz.posts[1].reason, Some("course_locked"));
+        assert_eq!(quiz.posts[1].origin.request_id, "req-6");
+        assert_eq!(
+            quiz.posts[2].kept_timestamp.as_deref(),
+            Some("2026-09-10T10:00:00+00:00")
+        );
+        assert_eq!(
+            quiz.kept
+                .as_ref()
+                .and_then(|k| k.score_given.clone())
+                .as_deref(),
+            Some("40")
+        );
+        assert_eq!(quiz.history.len(), 1);
+    }
+
+    #[test]
+    fn a_lock_period_counts_the_posts_it_refused() {
+        let events = log();
+        let view = CourseView::fold("C-1", &events, None).unwrap();
+        let p = provenance(&view, &events, "ada");
+        assert_eq!(p.locks.len(), 1);
+        assert_eq!(p.locks[0].reason.as_deref(), Some("closed"));
+        assert_eq!(p.locks[0].rejected_posts, 1);
+        assert_eq!(p.locks[0].unlocked.as_ref().map(|o| o.position), Some(7));
+    }
+
+    #[test]
+    fn a_student_is_known_by_an_enrollment_or_a_post() {
+        let events = log();
+        assert!(knows_student(&events, "ada"));
+        assert!(!knows_student(&events, "alan"));
+        assert!(
+            knows_student(&events[3..4], "ada"),
+            "a post alone is enough"
+        );
+    }
+}
