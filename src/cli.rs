@@ -30,6 +30,8 @@ pub enum Command {
     /// Manage registrar API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Load past grades from a CSV or JSON lines file into a course.
+    Backfill(crate::backfill::BackfillArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,6 +60,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Replay => replay(&settings).await,
         Command::Token(cmd) => token(&settings, cmd).await,
+        Command::Backfill(args) => crate::backfill::cli(&settings, args).await,
     }
 }
 

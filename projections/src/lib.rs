@@ -2,11 +2,14 @@
 //! and the projector that fills them from the event log in global order.
 
 pub mod apply;
+pub mod audit;
 pub mod db;
 pub mod events;
 pub mod grades;
 pub mod grading;
 pub mod management;
 pub mod projector;
+pub mod provenance;
 pub mod queries;
+pub mod reconciliation;
 pub mod view;

@@ -1,0 +1,1073 @@
+//! Backfill: loading a registrar's file of past grades (CSV or JSON lines)
+//! into a course as score posts with their original timestamps, shared by
+//! `POST /api/courses/{id}/backfill` and `gradebook backfill`.
+//!
+//! The file is read as a stream, one row at a time, and only rejections are
+//! kept in memory. Every row is checked before anything is posted for it, so
+//! a row that cannot land (unknown line item, someone who is not an active
+//! learner, a bad number or time, a score older than the one kept) is
+//! reported with its line number and records nothing. A row whose exact post
+//! is already in the cell's history is `unchanged`: sending the same file
+//! twice changes nothing the second time. A dry run takes the same decisions
+//! against an in-memory copy of the cells it touches and appends nothing.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
+use std::str::FromStr;
+
+use chrono::{DateTime, FixedOffset, Utc};
+use gradebook_domain::enrollment::EnrollmentStatus;
+use gradebook_domain::ids::aggregate_id;
+use gradebook_domain::line_item::MAX_SCORE_MAXIMUM;
+use gradebook_domain::score::{
+    ActivityProgress, GradingProgress, ScoreEvent, ScoreOutcome, ScorePost, MAX_COMMENT_CHARS,
+};
+use gradebook_domain::{CommandMeta, CourseId, LineItemId, Source, UserId};
+use gradebook_projections::audit::read_aggregate;
+use gradebook_projections::events::AnyEvent;
+use gradebook_projections::queries::{self, QueryError};
+use gradebook_projections::view::CourseView;
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use crate::engine::{Engine, EngineError};
+
+/// The columns of a backfill file, in the documented order.
+pub const COLUMNS: [&str; 6] = [
+    "line_item_id",
+    "user_id",
+    "score_given",
+    "score_maximum",
+    "timestamp",
+    "comment",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    JsonLines,
+}
+
+impl Format {
+    /// `text/csv`; `application/x-ndjson`, `application/jsonl` (and the
+    /// common `application/json-lines`, `application/ndjson`).
+    pub fn from_content_type(ct: &str) -> Option<Self> {
+        let essence = ct
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        match essence.as_str() {
+            "text/csv" => Some(Format::Csv),
+            "application/x-ndjson"
+            | "application/jsonl"
+            | "application/json-lines"
+            | "application/ndjson"
+            | "application/x-jsonlines" => Some(Format::JsonLines),
+            _ => None,
+        }
+    }
+
+    /// From a file name: `.csv`, or `.jsonl` / `.ndjson`.
+    pub fn from_path(path: &std::path::Path) -> Option<Self> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "csv" => Some(Format::Csv),
+            "jsonl" | "ndjson" => Some(Format::JsonLines),
+            _ => None,
+        }
+    }
+}
+
+/// One row that did not land, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rejection {
+    /// Counted from 1; in CSV the header is line 1.
+    pub line: u64,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// The answer to a backfill.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub batch_id: String,
+    pub dry_run: bool,
+    pub accepted: u64,
+    pub unchanged: u64,
+    pub rejected: u64,
+    pub rejections: Vec<Rejection>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackfillError {
+    #[error("course {0} does not exist")]
+    CourseNotFound(CourseId),
+    #[error("course {0} is locked; unlock it to backfill grades (nothing was changed)")]
+    CourseLocked(CourseId),
+    #[error("{0}")]
+    InvalidHeader(String),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+impl From<QueryError> for BackfillError {
+    fn from(e: QueryError) -> Self {
+        BackfillError::Engine(e.into())
+    }
+}
+
+/// Who runs a batch, and how.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub course_id: CourseId,
+    pub actor: String,
+    pub request_id: String,
+    pub batch_id: String,
+    pub dry_run: bool,
+}
+
+impl Batch {
+    pub fn new(
+        course_id: CourseId,
+        actor: impl Into<String>,
+        request_id: impl Into<String>,
+    ) -> Self {
+        Self {
+            course_id,
+            actor: actor.into(),
+            request_id: request_id.into(),
+            batch_id: uuid::Uuid::new_v4().simple().to_string(),
+            dry_run: false,
+        }
+    }
+}
+
+// ---- reading rows ----
+
+/// A row's fields as text, before any checks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RawRow {
+    pub line_item_id: String,
+    pub user_id: String,
+    pub score_given: String,
+    pub score_maximum: String,
+    pub timestamp: String,
+    pub comment: Option<String>,
+}
+
+fn reject(line: u64, reason: &'static str, message: impl Into<String>) -> Rejection {
+    Rejection {
+        line,
+        reason,
+        message: message.into(),
+    }
+}
+
+/// Yields `(line, row or rejection)` and how many bytes have been read.
+pub trait RowSource {
+    fn next_row(&mut self) -> Option<(u64, Result<RawRow, Rejection>)>;
+    fn bytes_read(&self) -> u64;
+}
+
+/// Turns `\r\n` and a lone `\r` into `\n` as the bytes stream by, and ends
+/// the last line with one, so the CSV reader counts lines the way an editor
+/// shows them whatever the file mixes; also counts the bytes read, for
+/// progress.
+pub struct UnifyLineEnds<R: Read> {
+    inner: R,
+    after_cr: bool,
+    /// The last byte handed out; `None` before the first and after the end.
+    last: Option<u8>,
+    raw_bytes: u64,
+}
+
+impl<R: Read> UnifyLineEnds<R> {
+    pub fn new(inner: R) -> Self {
+        Self {
+            inner,
+            after_cr: false,
+            last: None,
+            raw_bytes: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for UnifyLineEnds<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            let n = self.inner.read(buf)?;
+            if n == 0 {
+                return Ok(match self.last.take() {
+                    Some(b) if b != b'\n' => {
+                        buf[0] = b'\n';
+                        1
+                    }
+                    _ => 0,
+                });
+            }
+            self.raw_bytes += n as u64;
+            let mut out = 0;
+            for i in 0..n {
+                let b = buf[i];
+                if self.after_cr && b == b'\n' {
+                    self.after_cr = false;
+                    continue;
+                }
+                self.after_cr = b == b'\r';
+                buf[out] = if b == b'\r' { b'\n' } else { b };
+                out += 1;
+            }
+            // A read of only the `\n` of a `\r\n` yields nothing; 0 would mean EOF.
+            if out > 0 {
+                self.last = Some(buf[out - 1]);
+                return Ok(out);
+            }
+        }
+    }
+}
+
+/// CSV with a header line naming the columns (any order; `comment` may be
+/// left out). A UTF-8 BOM is skipped; `\n`, `\r\n` and `\r` all end lines.
+pub struct CsvRows<R: Read> {
+    reader: csv::Reader<UnifyLineEnds<R>>,
+    /// Column index of each of [`COLUMNS`].
+    index: [Option<usize>; 6],
+    width: usize,
+    record: csv::ByteRecord,
+}
+
+impl<R: Read> CsvRows<R> {
+    pub fn new(input: R) -> Result<Self, BackfillError> {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_reader(UnifyLineEnds::new(input));
+        let mut header = csv::ByteRecord::new();
+        let read = reader.read_byte_record(&mut header).map_err(|e| {
+            BackfillError::InvalidHeader(format!("line 1 cannot be read as CSV: {e}"))
+        })?;
+        if !read {
+            return Err(BackfillError::InvalidHeader(format!(
+                "the file is empty; the first line must be the header {}",
+                COLUMNS.join(",")
+            )));
+        }
+        let mut index = [None; 6];
+        for (i, field) in header.iter().enumerate() {
+            let name = std::str::from_utf8(field)
+                .map_err(|_| BackfillError::InvalidHeader("the header is not UTF-8".into()))?;
+            let name = name
+                .trim_start_matches('\u{feff}')
+                .trim()
+                .to_ascii_lowercase();
+            let Some(col) = COLUMNS.iter().position(|c| *c == name) else {
+                return Err(BackfillError::InvalidHeader(format!(
+                    "unknown column {name:?} in the header; the columns are {}",
+                    COLUMNS.join(",")
+                )));
+            };
+            if index[col].replace(i).is_some() {
+                return Err(BackfillError::InvalidHeader(format!(
+                    "column {name:?} appears twice in the header"
+                )));
+            }
+        }
+        let missing: Vec<&str> = COLUMNS[..5]
+            .iter()
+            .zip(&index)
+            .filter(|(_, i)| i.is_none())
+            .map(|(c, _)| *c)
+            .collect();
+        if !missing.is_empty() {
+            return Err(BackfillError::InvalidHeader(format!(
+                "the header lacks {}; the first line must be {}",
+                missing.join(", "),
+                COLUMNS.join(",")
+            )));
+        }
+        Ok(Self {
+            reader,
+            index,
+            width: header.len(),
+            record: csv::ByteRecord::new(),
+        })
+    }
+
+    fn field(&self, line: u64, col: usize) -> Result<Option<String>, Rejection> {
+        let Some(i) = self.index[col] else {
+            return Ok(None);
+        };
+        let bytes = self.record.get(i).unwrap_or_default();
+        std::str::from_utf8(bytes)
+            .map(|s| Some(s.to_string()))
+            .map_err(|_| {
+                reject(
+                    line,
+                    "csv_error",
+                    format!("{} is not valid UTF-8", COLUMNS[col]),
+                )
+            })
+    }
+}
+
+impl<R: Read> RowSource for CsvRows<R> {
+    fn next_row(&mut self) -> Option<(u64, Result<RawRow, Rejection>)> {
+        let mut record = std::mem::take(&mut self.record);
+        let read = self.reader.read_byte_record(&mut record);
+        self.record = record;
+        match read {
+            Ok(false) => None,
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line());
+                // An IO error ends the file; a malformed record is one rejection.
+                if matches!(e.kind(), csv::ErrorKind::Io(_)) {
+                    return Some((
+                        line,
+                        Err(reject(
+                            line,
+                            "csv_error",
+                            format!("the file could not be read further: {e}"),
+                        )),
+                    ));
+                }
+                Some((line, Err(reject(line, "csv_error", e.to_string()))))
+            }
+            Ok(true) => {
+                // The reader dates a record from before the blank lines that
+                // precede it; its end, less the lines inside it, is exact
+                // (every record ends with a line break, see UnifyLineEnds).
+                let start = self.record.position().map_or(0, |p| p.line());
+                let inside: u64 = self
+                    .record
+                    .iter()
+                    .map(|f| f.iter().filter(|b| **b == b'\n').count() as u64)
+                    .sum();
+                let end = self.reader.position().line();
+                let line = start.max(end.saturating_sub(inside + 1));
+                if self.record.len() != self.width {
+                    return Some((
+                        line,
+                        Err(reject(
+                            line,
+                            "csv_error",
+                            format!(
+                                "the line has {} fields but the header has {} (check quoting and commas)",
+                                self.record.len(),
+                                self.width
+                            ),
+                        )),
+                    ));
+                }
+                let row = (|| {
+                    Ok(RawRow {
+                        line_item_id: self.field(line, 0)?.unwrap_or_default(),
+                        user_id: self.field(line, 1)?.unwrap_or_default(),
+                        score_given: self.field(line, 2)?.unwrap_or_default(),
+                        score_maximum: self.field(line, 3)?.unwrap_or_default(),
+                        timestamp: self.field(line, 4)?.unwrap_or_default(),
+                        comment: self.field(line, 5)?,
+                    })
+                })();
+                Some((line, row))
+            }
+        }
+    }
+
+    fn bytes_read(&self) -> u64 {
+        self.reader.get_ref().raw_bytes
+    }
+}
+
+/// One JSON object per line with the [`COLUMNS`] as keys; numbers may be
+/// JSON numbers or strings. Blank lines are skipped (and counted).
+pub struct JsonLines<R: Read> {
+    reader: BufReader<R>,
+    line: u64,
+    bytes: u64,
+    buf: Vec<u8>,
+    done: bool,
+}
+
+impl<R: Read> JsonLines<R> {
+    pub fn new(input: R) -> Self {
+        Self {
+            reader: BufReader::new(input),
+            line: 0,
+            bytes: 0,
+            buf: Vec::new(),
+            done: false,
+        }
+    }
+}
+
+fn json_text(v: Option<&serde_json::Value>) -> Option<String> {
+    match v? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        // Numbers keep the digits as sent (serde_json's arbitrary precision
+        // is off, so this is its shortest round-trip form).
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+impl<R: Read> RowSource for JsonLines<R> {
+    fn next_row(&mut self) -> Option<(u64, Result<RawRow, Rejection>)> {
+        loop {
+            if self.done {
+                return None;
+            }
+            self.buf.clear();
+            let n = match self.reader.read_until(b'\n', &mut self.buf) {
+                Ok(0) => return None,
+                Ok(n) => n,
+                Err(e) => {
+                    self.done = true;
+                    self.line += 1;
+                    return Some((
+                        self.line,
+                        Err(reject(
+                            self.line,
+                            "invalid_json",
+                            format!("the file could not be read further: {e}"),
+                        )),
+                    ));
+                }
+            };
+            self.bytes += n as u64;
+            self.line += 1;
+            let line = self.line;
+            let mut bytes: &[u8] = &self.buf;
+            if line == 1 {
+                bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+            }
+            let Ok(text) = std::str::from_utf8(bytes) else {
+                return Some((
+                    line,
+                    Err(reject(line, "invalid_json", "the line is not valid UTF-8")),
+                ));
+            };
+            let text = text.trim();
+            if text.is_empty() {
+                continue;
+            }
+            let obj = match serde_json::from_str::<serde_json::Value>(text) {
+                Ok(serde_json::Value::Object(o)) => o,
+                Ok(_) => {
+                    return Some((
+                        line,
+                        Err(reject(
+                            line,
+                            "invalid_json",
+                            "each line must be one JSON object",
+                        )),
+                    ))
+                }
+                Err(e) => {
+                    return Some((
+                        line,
+                        Err(reject(
+                            line,
+                            "invalid_json",
+                            format!("the line is not valid JSON: {e}"),
+                        )),
+                    ))
+                }
+            };
+            if let Some(k) = obj.keys().find(|k| !COLUMNS.contains(&k.as_str())) {
+                return Some((
+                    line,
+                    Err(reject(
+                        line,
+                        "invalid_json",
+                        format!("unknown key {k:?}; the keys are {}", COLUMNS.join(", ")),
+                    )),
+                ));
+            }
+            let row = RawRow {
+                line_item_id: json_text(obj.get("line_item_id")).unwrap_or_default(),
+                user_id: json_text(obj.get("user_id")).unwrap_or_default(),
+                score_given: json_text(obj.get("score_given")).unwrap_or_default(),
+                score_maximum: json_text(obj.get("score_maximum")).unwrap_or_default(),
+                timestamp: json_text(obj.get("timestamp")).unwrap_or_default(),
+                comment: json_text(obj.get("comment")),
+            };
+            return Some((line, Ok(row)));
+        }
+    }
+
+    fn bytes_read(&self) -> u64 {
+        self.bytes
+    }
+}
+
+// ---- checking rows ----
+
+/// A row that passed every check of its own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckedRow {
+    pub line_item_id: LineItemId,
+    pub user_id: UserId,
+    pub post: ScorePost,
+}
+
+fn number(line: u64, what: &str, s: &str) -> Result<Decimal, Rejection> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err(reject(
+            line,
+            "invalid_score",
+            format!("{what} is empty; every row needs a number"),
+        ));
+    }
+    Decimal::from_str(s)
+        .or_else(|_| Decimal::from_scientific(s))
+        .map_err(|_| {
+            reject(
+                line,
+                "invalid_score",
+                format!("{what} {s:?} is not a number"),
+            )
+        })
+}
+
+/// Checks a row against itself and the course (as the view holds it).
+pub fn check_row(view: &CourseView, line: u64, raw: RawRow) -> Result<CheckedRow, Rejection> {
+    let item_text = raw.line_item_id.trim();
+    let line_item_id = LineItemId::parse(item_text).map_err(|_| {
+        reject(
+            line,
+            "unknown_line_item",
+            format!("{item_text:?} is not a line item id"),
+        )
+    })?;
+    match view
+        .line_items
+        .iter()
+        .find(|i| i.line_item_id == line_item_id.as_str())
+    {
+        None => {
+            return Err(reject(
+                line,
+                "unknown_line_item",
+                format!("the course has no line item {line_item_id}"),
+            ))
+        }
+        Some(i) if i.deleted => {
+            return Err(reject(
+                line,
+                "line_item_deleted",
+                format!("line item {line_item_id} was deleted; it takes no scores"),
+            ))
+        }
+        Some(_) => {}
+    }
+    let user_text = raw.user_id.trim();
+    let user_id = UserId::parse(user_text).map_err(|_| {
+        reject(
+            line,
+            "user_not_enrolled",
+            format!("{user_text:?} is not a user id"),
+        )
+    })?;
+    match view.enrollments.get(user_id.as_str()) {
+        Some(e) if e.is_learner() && e.status == EnrollmentStatus::Active => {}
+        Some(e) => {
+            return Err(reject(
+                line,
+                "user_not_enrolled",
+                format!(
+                    "{user_id} is enrolled as {} ({}), not as an active learner",
+                    e.role.name(),
+                    e.status.as_str()
+                ),
+            ))
+        }
+        None => {
+            return Err(reject(
+                line,
+                "user_not_enrolled",
+                format!("{user_id} is not enrolled in the course"),
+            ))
+        }
+    }
+    let given = number(line, "score_given", &raw.score_given)?;
+    let maximum = number(line, "score_maximum", &raw.score_maximum)?;
+    if maximum <= Decimal::ZERO || maximum > Decimal::from(MAX_SCORE_MAXIMUM) {
+        return Err(reject(
+            line,
+            "invalid_score",
+            format!("score_maximum must be greater than 0 and at most {MAX_SCORE_MAXIMUM}"),
+        ));
+    }
+    if given < Decimal::ZERO || given > Decimal::from(MAX_SCORE_MAXIMUM) * Decimal::from(1000) {
+        return Err(reject(
+            line,
+            "invalid_score",
+            "score_given must be a number of 0 or more",
+        ));
+    }
+    let ts = raw.timestamp.trim();
+    let timestamp = DateTime::parse_from_rfc3339(ts).map_err(|_| {
+        reject(
+            line,
+            "invalid_timestamp",
+            format!("timestamp {ts:?} is not RFC 3339, e.g. 2026-05-01T10:00:00Z"),
+        )
+    })?;
+    let comment = raw.comment.filter(|c| !c.trim().is_empty());
+    if comment
+        .as_ref()
+        .is_some_and(|c| c.chars().count() > MAX_COMMENT_CHARS)
+    {
+        return Err(reject(
+            line,
+            "invalid_comment",
+            format!("comment is longer than {MAX_COMMENT_CHARS} characters"),
+        ));
+    }
+    Ok(CheckedRow {
+        line_item_id,
+        user_id,
+        post: ScorePost {
+            score_given: Some(given),
+            score_maximum: Some(maximum),
+            activity_progress: ActivityProgress::Completed,
+            grading_progress: GradingProgress::FullyGraded,
+            timestamp,
+            comment,
+        },
+    })
+}
+
+/// What a cell already holds: every post applied to it, and the kept one.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CellHistory {
+    pub applied: Vec<ScorePost>,
+}
+
+impl CellHistory {
+    pub fn kept(&self) -> Option<&ScorePost> {
+        self.applied.last()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// The exact post is already in the cell's history.
+    Unchanged,
+    /// Older than the kept score: not applied, not recorded.
+    Stale {
+        kept: DateTime<FixedOffset>,
+    },
+    Post,
+}
+
+/// Idempotent per (line item, user, timestamp): a post already applied with
+/// the same values is unchanged, whether or not it is still the kept one.
+pub fn decide(post: &ScorePost, cell: &CellHistory) -> Decision {
+    if cell.applied.iter().any(|p| p == post) {
+        return Decision::Unchanged;
+    }
+    match cell.kept() {
+        Some(k) if post.timestamp < k.timestamp => Decision::Stale { kept: k.timestamp },
+        _ => Decision::Post,
+    }
+}
+
+async fn load_cell(
+    engine: &Engine,
+    course: &CourseId,
+    row: &CheckedRow,
+) -> Result<CellHistory, BackfillError> {
+    let id = aggregate_id::score(course, &row.line_item_id, &row.user_id);
+    let events = read_aggregate(&engine.db, "score", &id)
+        .await
+        .map_err(QueryError::from)?;
+    let applied = events
+        .into_iter()
+        .filter_map(|e| match e.event {
+            AnyEvent::Score(ScoreEvent::ScoreAccepted { post, .. })
+            | AnyEvent::Score(ScoreEvent::ScoreCleared { post, .. }) => Some(post),
+            _ => None,
+        })
+        .collect();
+    Ok(CellHistory { applied })
+}
+
+/// Runs a batch over `rows`. `progress` is told how many bytes have been
+/// read after each row.
+pub async fn run(
+    engine: &Engine,
+    batch: &Batch,
+    rows: &mut (dyn RowSource + Send),
+    progress: &mut (dyn FnMut(u64) + Send),
+) -> Result<Report, BackfillError> {
+    let course = &batch.course_id;
+    let view = queries::load_course_view(&engine.db, course.as_str())
+        .await?
+        .ok_or_else(|| BackfillError::CourseNotFound(course.clone()))?;
+    if view.locked {
+        return Err(BackfillError::CourseLocked(course.clone()));
+    }
+    let mut report = Report {
+        batch_id: batch.batch_id.clone(),
+        dry_run: batch.dry_run,
+        accepted: 0,
+        unchanged: 0,
+        rejected: 0,
+        rejections: Vec::new(),
+    };
+    // Dry run: the cells as they would be, for the rows already taken.
+    let mut simulated: HashMap<(LineItemId, UserId), CellHistory> = HashMap::new();
+
+    while let Some((line, row)) = rows.next_row() {
+        let outcome = match row.and_then(|raw| check_row(&view, line, raw)) {
+            Err(r) => Err(r),
+            Ok(row) => {
+                let key = (row.line_item_id.clone(), row.user_id.clone());
+                let cell = match simulated.get(&key) {
+                    Some(c) => c.clone(),
+                    None => load_cell(engine, course, &row).await?,
+                };
+                match decide(&row.post, &cell) {
+                    Decision::Unchanged => Ok(false),
+                    Decision::Stale { kept } => Err(reject(
+                        line,
+                        "stale",
+                        format!(
+                            "a newer score (timestamp {}) is kept for {} on {}; this older one is not applied",
+                            kept.to_rfc3339(),
+                            row.user_id,
+                            row.line_item_id
+                        ),
+                    )),
+                    Decision::Post if batch.dry_run => {
+                        let mut cell = cell;
+                        // The domain keeps an equal-timestamp post as the new score.
+                        cell.applied.push(row.post.clone());
+                        simulated.insert(key, cell);
+                        Ok(true)
+                    }
+                    Decision::Post => post(engine, batch, &row, line).await?,
+                }
+            }
+        };
+        match outcome {
+            Ok(true) => report.accepted += 1,
+            Ok(false) => report.unchanged += 1,
+            Err(r) => {
+                report.rejected += 1;
+                report.rejections.push(r);
+            }
+        }
+        progress(rows.bytes_read());
+    }
+    Ok(report)
+}
+
+/// Posts one checked row; `Ok(true)` applied, `Ok(false)` unchanged.
+async fn post(
+    engine: &Engine,
+    batch: &Batch,
+    row: &CheckedRow,
+    line: u64,
+) -> Result<Result<bool, Rejection>, BackfillError> {
+    let meta = CommandMeta::new(
+        batch.actor.clone(),
+        Source::Backfill,
+        batch.request_id.clone(),
+        Utc::now(),
+    )
+    .with_batch(batch.batch_id.clone());
+    let result = engine
+        .post_score(
+            &batch.course_id,
+            &row.line_item_id,
+            &row.user_id,
+            row.post.clone(),
+            &meta,
+        )
+        .await;
+    Ok(match result {
+        Ok(ScoreOutcome::Accepted | ScoreOutcome::Cleared) => Ok(true),
+        Ok(ScoreOutcome::Unchanged) => Ok(false),
+        // Something changed under the batch (a lock, a newer score, a drop):
+        // the engine recorded the refusal, as it would for a tool.
+        Ok(ScoreOutcome::IgnoredStale) => Err(reject(
+            line,
+            "stale",
+            "a newer score arrived while the batch ran; this one was recorded as ignored",
+        )),
+        Ok(ScoreOutcome::Rejected(reason)) => Err(reject(
+            line,
+            reason.code(),
+            format!(
+                "refused while the batch ran ({}); the refusal is recorded",
+                reason.code()
+            ),
+        )),
+        Err(EngineError::Domain(e)) => Err(reject(line, e.code(), e.to_string())),
+        Err(e) => return Err(e.into()),
+    })
+}
+
+// ---- the command line ----
+
+/// `gradebook backfill --course ID FILE [--dry-run]`.
+#[derive(Debug, clap::Args)]
+pub struct BackfillArgs {
+    /// The course the grades belong to.
+    #[arg(long)]
+    pub course: String,
+    /// A CSV file (header line_item_id,user_id,score_given,score_maximum,timestamp,comment)
+    /// or a JSON lines file.
+    pub file: std::path::PathBuf,
+    /// Check every row and report, appending nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The file's format; by default from its extension (.csv, .jsonl, .ndjson).
+    #[arg(long, value_parser = ["csv", "jsonl"])]
+    pub format: Option<String>,
+}
+
+/// Runs a backfill file against the configured store directly, with a
+/// progress bar, and prints the report as JSON on standard output.
+pub async fn cli(settings: &crate::config::Settings, args: BackfillArgs) -> anyhow::Result<()> {
+    use indicatif::{ProgressBar, ProgressStyle};
+
+    let course_id = CourseId::parse(args.course.clone())?;
+    let format = match args.format.as_deref() {
+        Some("csv") => Format::Csv,
+        Some(_) => Format::JsonLines,
+        None => Format::from_path(&args.file).ok_or_else(|| {
+            anyhow::anyhow!(
+                "cannot tell the format of {}: name it .csv or .jsonl, or pass --format",
+                args.file.display()
+            )
+        })?,
+    };
+    let file = std::fs::File::open(&args.file)
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", args.file.display()))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+
+    let db = gradebook_projections::db::Db::connect(&settings.database_url, 4).await?;
+    let (engine, projector) = Engine::start(db).await?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let projector = tokio::spawn(projector.run(async {
+        let _ = stopped.await;
+    }));
+
+    let actor = format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    );
+    let mut batch = Batch::new(course_id, actor, String::new());
+    batch.request_id = format!("backfill-{}", batch.batch_id);
+    batch.dry_run = args.dry_run;
+
+    let bar = ProgressBar::new(size);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} backfill [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let result = async {
+        let mut rows: Box<dyn RowSource + Send> = match format {
+            Format::Csv => Box::new(CsvRows::new(file)?),
+            Format::JsonLines => Box::new(JsonLines::new(file)),
+        };
+        let progress_bar = bar.clone();
+        run(&engine, &batch, rows.as_mut(), &mut move |n| {
+            progress_bar.set_position(n)
+        })
+        .await
+    }
+    .await;
+    bar.finish_and_clear();
+    let _ = stop.send(());
+    let _ = projector.await;
+
+    let report = result.map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    eprintln!(
+        "{}batch {}: {} accepted, {} unchanged, {} rejected",
+        if report.dry_run {
+            "dry run, nothing recorded: "
+        } else {
+            ""
+        },
+        report.batch_id,
+        report.accepted,
+        report.unchanged,
+        report.rejected
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(src: &mut dyn RowSource) -> Vec<(u64, Result<RawRow, Rejection>)> {
+        std::iter::from_fn(|| src.next_row()).collect()
+    }
+
+    #[test]
+    fn csv_with_a_bom_and_mixed_line_endings_reads_every_row_with_its_line() {
+        let text = "\u{feff}line_item_id,user_id,score_given,score_maximum,timestamp,comment\r\nhw1,ada,9,10,2026-09-10T10:00:00Z,\nhw2,ada,\"8.5\",10,2026-09-17T10:00:00Z,\"late, but fine\"\r\n";
+        let mut src = CsvRows::new(text.as_bytes()).unwrap();
+        let got = rows(&mut src);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].0, 2);
+        assert_eq!(got[1].0, 3);
+        let second = got[1].1.clone().unwrap();
+        assert_eq!(second.score_given, "8.5");
+        assert_eq!(second.comment.as_deref(), Some("late, but fine"));
+        assert_eq!(src.bytes_read(), text.len() as u64);
+    }
+
+    #[test]
+    fn csv_line_numbers_count_blank_lines_and_lone_carriage_returns() {
+        let text = "line_item_id,user_id,score_given,score_maximum,timestamp,comment\r\rhw1,ada,9,10,2026-09-10T10:00:00Z,\"two\nlines\"\n\nhw2,ada,9,10,2026-09-10T10:00:00Z,\r\n";
+        let mut src = CsvRows::new(text.as_bytes()).unwrap();
+        let got = rows(&mut src);
+        let lines: Vec<u64> = got.iter().map(|g| g.0).collect();
+        assert_eq!(lines, vec![3, 6]);
+    }
+
+    #[test]
+    fn csv_columns_may_come_in_any_order_and_comment_may_be_left_out() {
+        let text = "user_id,line_item_id,timestamp,score_maximum,score_given\nada,hw1,2026-09-10T10:00:00Z,10,9\n";
+        let mut src = CsvRows::new(text.as_bytes()).unwrap();
+        let row = rows(&mut src).remove(0).1.unwrap();
+        assert_eq!(row.line_item_id, "hw1");
+        assert_eq!(row.user_id, "ada");
+        assert_eq!(row.score_given, "9");
+        assert_eq!(row.comment, None);
+    }
+
+    #[test]
+    fn a_csv_line_with_the_wrong_number_of_fields_is_rejected_with_its_line() {
+        let text = "line_item_id,user_id,score_given,score_maximum,timestamp,comment\nhw1,ada,9,10\nhw1,ada,9,10,2026-09-10T10:00:00Z,\n";
+        let mut src = CsvRows::new(text.as_bytes()).unwrap();
+        let got = rows(&mut src);
+        let bad = got[0].1.clone().unwrap_err();
+        assert_eq!((bad.line, bad.reason), (2, "csv_error"));
+        assert!(got[1].1.is_ok());
+    }
+
+    #[test]
+    fn a_csv_without_its_header_is_refused_whole() {
+        for text in [
+            "",
+            "hw1,ada,9,10,2026-09-10T10:00:00Z,\n",
+            "line_item_id,user_id\n",
+        ] {
+            assert!(
+                matches!(
+                    CsvRows::new(text.as_bytes()),
+                    Err(BackfillError::InvalidHeader(_))
+                ),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn json_lines_take_numbers_or_strings_and_count_blank_lines() {
+        let text = "{\"line_item_id\":\"hw1\",\"user_id\":\"ada\",\"score_given\":9.5,\"score_maximum\":\"10\",\"timestamp\":\"2026-09-10T10:00:00Z\"}\n\n[1]\n{bad\n";
+        let mut src = JsonLines::new(text.as_bytes());
+        let got = rows(&mut src);
+        assert_eq!(got.len(), 3);
+        let first = got[0].1.clone().unwrap();
+        assert_eq!(first.score_given, "9.5");
+        assert_eq!(first.score_maximum, "10");
+        assert_eq!(got[1].0, 3);
+        assert_eq!(got[1].1.clone().unwrap_err().reason, "invalid_json");
+        assert_eq!(got[2].0, 4);
+    }
+
+    fn p(given: &str, ts: &str) -> ScorePost {
+        ScorePost {
+            score_given: Some(Decimal::from_str(given).unwrap()),
+            score_maximum: Some(Decimal::TEN),
+            activity_progress: ActivityProgress::Completed,
+            grading_progress: GradingProgress::FullyGraded,
+            timestamp: DateTime::parse_from_rfc3339(ts).unwrap(),
+            comment: None,
+        }
+    }
+
+    #[test]
+    fn a_post_already_applied_is_unchanged_even_when_no_longer_kept() {
+        let cell = CellHistory {
+            applied: vec![
+                p("7", "2026-09-10T10:00:00Z"),
+                p("9", "2026-09-12T10:00:00Z"),
+            ],
+        };
+        assert_eq!(
+            decide(&p("7.00", "2026-09-10T12:00:00+02:00"), &cell),
+            Decision::Unchanged
+        );
+        assert_eq!(
+            decide(&p("9", "2026-09-12T10:00:00Z"), &cell),
+            Decision::Unchanged
+        );
+    }
+
+    #[test]
+    fn a_post_older_than_the_kept_score_is_stale_and_a_newer_or_equal_one_is_posted() {
+        let cell = CellHistory {
+            applied: vec![p("9", "2026-09-12T10:00:00Z")],
+        };
+        assert!(matches!(
+            decide(&p("5", "2026-09-11T10:00:00Z"), &cell),
+            Decision::Stale { .. }
+        ));
+        assert_eq!(
+            decide(&p("5", "2026-09-12T10:00:00Z"), &cell),
+            Decision::Post
+        );
+        assert_eq!(
+            decide(&p("5", "2026-09-13T10:00:00Z"), &cell),
+            Decision::Post
+        );
+        assert_eq!(
+            decide(&p("5", "2026-09-13T10:00:00Z"), &CellHistory::default()),
+            Decision::Post
+        );
+    }
+
+    #[test]
+    fn content_types_and_file_names_pick_the_format() {
+        assert_eq!(
+            Format::from_content_type("text/csv; charset=utf-8"),
+            Some(Format::Csv)
+        );
+        assert_eq!(
+            Format::from_content_type("application/x-ndjson"),
+            Some(Format::JsonLines)
+        );
+        assert_eq!(
+            Format::from_content_type("application/jsonl"),
+            Some(Format::JsonLines)
+        );
+        assert_eq!(Format::from_content_type("application/json"), None);
+        assert_eq!(
+            Format::from_path(std::path::Path::new("grades.CSV")),
+            Some(Format::Csv)
+        );
+        assert_eq!(
+            Format::from_path(std::path::Path::new("g.jsonl")),
+            Some(Format::JsonLines)
+        );
+    }
+}

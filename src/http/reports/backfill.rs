@@ -1,0 +1,95 @@
+//! `POST /api/courses/{course_id}/backfill[?dry_run=true]`: a registrar's
+//! file of past grades, CSV or JSON lines (see [`crate::backfill`]).
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::Json;
+use gradebook_domain::CourseId;
+use serde::Deserialize;
+
+use crate::auth::ApiRole;
+use crate::backfill::{self, BackfillError, Batch, CsvRows, Format, JsonLines, Report, RowSource};
+use crate::http::auth::Caller;
+use crate::http::error::{current_request_id, ApiError, ApiResult};
+use crate::http::extract::{Path, Query};
+use crate::http::SharedState;
+
+/// The largest backfill body: 64 MiB, about a million rows.
+pub const MAX_BACKFILL_BYTES: usize = 64 * 1024 * 1024;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackfillQuery {
+    pub dry_run: Option<String>,
+}
+
+fn dry_run(s: Option<&str>) -> Result<bool, ApiError> {
+    match s {
+        None | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") | Some("") => Ok(true),
+        Some(_) => Err(ApiError::bad_request(
+            "invalid_query",
+            "dry_run must be true or false",
+        )),
+    }
+}
+
+impl From<BackfillError> for ApiError {
+    fn from(e: BackfillError) -> Self {
+        match e {
+            BackfillError::CourseNotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "course_not_found", e.to_string())
+            }
+            BackfillError::CourseLocked(_) => {
+                ApiError::unprocessable("course_locked", e.to_string())
+            }
+            BackfillError::InvalidHeader(m) => ApiError::bad_request("invalid_header", m),
+            BackfillError::Engine(e) => e.into(),
+        }
+    }
+}
+
+pub async fn backfill(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(course_id): Path<String>,
+    Query(q): Query<BackfillQuery>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Report>> {
+    caller.require(&[ApiRole::Registrar])?;
+    let course_id = CourseId::parse(course_id)?;
+    let dry_run = dry_run(q.dry_run.as_deref())?;
+    let format = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(Format::from_content_type)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the file as text/csv (header line_item_id,user_id,score_given,score_maximum,timestamp,comment) or as JSON lines (application/x-ndjson or application/jsonl)",
+            )
+        })?;
+    let body = body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("a backfill file may be at most {MAX_BACKFILL_BYTES} bytes; split it into several batches"),
+            )
+        } else {
+            ApiError::bad_request("invalid_body", r.body_text())
+        }
+    })?;
+    let mut batch = Batch::new(course_id, caller.actor(), current_request_id());
+    batch.dry_run = dry_run;
+    let mut rows: Box<dyn RowSource + Send> = match format {
+        Format::Csv => Box::new(CsvRows::new(&body[..])?),
+        Format::JsonLines => Box::new(JsonLines::new(&body[..])),
+    };
+    let report = backfill::run(&state.engine, &batch, rows.as_mut(), &mut |_| {}).await?;
+    Ok(Json(report))
+}

@@ -1,0 +1,47 @@
+//! `GET /api/courses/{course_id}/students/{user_id}/provenance`: a student's
+//! grade and the events behind every number in it.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use gradebook_domain::{CourseId, UserId};
+use gradebook_projections::audit::read_student_events;
+use gradebook_projections::provenance::{knows_student, provenance as build, Provenance};
+use gradebook_projections::queries;
+
+use crate::engine::EngineError;
+use crate::http::auth::Caller;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::Path;
+use crate::http::SharedState;
+
+pub async fn provenance(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path((course_id, user_id)): Path<(String, String)>,
+) -> ApiResult<Json<Provenance>> {
+    caller.require_read()?;
+    let course_id = CourseId::parse(course_id)?;
+    let user_id = UserId::parse(user_id)?;
+    let db = &state.engine.db;
+    let view = queries::load_course_view(db, course_id.as_str())
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "course_not_found",
+                format!("course {course_id} does not exist"),
+            )
+        })?;
+    let events = read_student_events(db, course_id.as_str(), user_id.as_str())
+        .await
+        .map_err(|e| ApiError::from(EngineError::from(queries::QueryError::from(e))))?;
+    if !knows_student(&events, user_id.as_str()) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "student_not_found",
+            format!("{user_id} was never enrolled in {course_id} and no tool ever posted a score for them"),
+        ));
+    }
+    Ok(Json(build(&view, &events, user_id.as_str())))
+}

@@ -1,0 +1,82 @@
+//! `GET /api/courses/{course_id}/reconciliation[?threshold=1]`: every cell's
+//! status and the course-level findings.
+
+use std::str::FromStr;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use gradebook_domain::CourseId;
+use gradebook_projections::audit::read_locks_and_refusals;
+use gradebook_projections::queries;
+use gradebook_projections::reconciliation::{reconcile, Reconciliation};
+use rust_decimal::Decimal;
+use serde::Deserialize;
+
+use crate::engine::EngineError;
+use crate::http::auth::Caller;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{Path, Query};
+use crate::http::SharedState;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconciliationQuery {
+    /// Percentage points a tool's course total may differ from the
+    /// computed grade before it is reported; default 1.
+    pub threshold: Option<String>,
+}
+
+fn parse_threshold(s: Option<&str>) -> Result<Decimal, ApiError> {
+    let Some(s) = s else {
+        return Ok(Decimal::ONE);
+    };
+    Decimal::from_str(s.trim())
+        .ok()
+        .filter(|d| *d >= Decimal::ZERO && *d <= Decimal::ONE_HUNDRED)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_threshold",
+                "threshold must be a number of percentage points between 0 and 100, e.g. 1 or 0.5",
+            )
+        })
+}
+
+pub async fn reconciliation(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(course_id): Path<String>,
+    Query(q): Query<ReconciliationQuery>,
+) -> ApiResult<Json<Reconciliation>> {
+    caller.require_read()?;
+    let course_id = CourseId::parse(course_id)?;
+    let threshold = parse_threshold(q.threshold.as_deref())?;
+    let db = &state.engine.db;
+    let view = queries::load_course_view(db, course_id.as_str())
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "course_not_found",
+                format!("course {course_id} does not exist"),
+            )
+        })?;
+    let refusals = read_locks_and_refusals(db, course_id.as_str())
+        .await
+        .map_err(|e| ApiError::from(EngineError::from(queries::QueryError::from(e))))?;
+    Ok(Json(reconcile(&view, &refusals, threshold)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_threshold_is_a_non_negative_number_of_points() {
+        assert_eq!(parse_threshold(None).unwrap(), Decimal::ONE);
+        assert_eq!(parse_threshold(Some("0.5")).unwrap(), Decimal::new(5, 1));
+        for bad in ["-1", "abc", "", "101"] {
+            assert!(parse_threshold(Some(bad)).is_err(), "{bad:?}");
+        }
+    }
+}
