@@ -30,6 +30,15 @@ pub enum Command {
     /// Manage registrar API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manage the platform's signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make a new signing key; the old one stays published for the overlap.
+    Rotate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,6 +67,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Replay => replay(&settings).await,
         Command::Token(cmd) => token(&settings, cmd).await,
+        Command::Keys(KeysCommand::Rotate) => {
+            let db = open_store(&settings).await?;
+            let key = crate::lti::keys::rotate(&db).await?;
+            eprintln!(
+                "rotated the platform signing key; the previous key stays in the JWKS for {} days",
+                crate::lti::keys::KEY_OVERLAP.num_days()
+            );
+            println!("{}", key.kid);
+            Ok(())
+        }
     }
 }
 
