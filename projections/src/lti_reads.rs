@@ -177,3 +177,23 @@ pub async fn roster(db: &Db, course_id: &str) -> Result<Vec<Member>, QueryError>
             .collect()
     })
 }
+
+/// The course ids, among those the tool is deployed in, equal to
+/// `course_id` ignoring ASCII case (some tool libraries lower-case the
+/// whole `Link` header, path included, before following it).
+pub async fn deployed_course_ids_ignoring_case(
+    db: &Db,
+    course_id: &str,
+    tool_id: &str,
+) -> Result<Vec<String>, QueryError> {
+    with_db!(db, pool => {
+        Ok(sqlx::query_scalar(
+            "SELECT c.course_id FROM rm_courses c JOIN rm_course_tools t ON t.course_id = c.course_id
+              WHERE t.tool_id = $1 AND lower(c.course_id) = lower($2)",
+        )
+        .bind(tool_id)
+        .bind(course_id)
+        .fetch_all(pool)
+        .await?)
+    })
+}

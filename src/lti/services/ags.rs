@@ -45,11 +45,25 @@ pub(crate) async fn deployed_course(
     course_id: &str,
 ) -> ApiResult<CourseId> {
     let id = CourseId::parse(course_id).map_err(|_| course_not_found())?;
-    if lti_reads::tool_deployed(&state.engine.db, id.as_str(), &caller.tool.tool_id).await? {
-        Ok(id)
-    } else {
-        Err(course_not_found())
+    let db = &state.engine.db;
+    let tool_id = &caller.tool.tool_id;
+    if lti_reads::tool_deployed(db, id.as_str(), tool_id).await? {
+        return Ok(id);
     }
+    // A next-page URL may come back lower-cased (pylti1p3 lower-cases the
+    // whole Link header); accept it when it names one course unambiguously.
+    match lti_reads::deployed_course_ids_ignoring_case(db, id.as_str(), tool_id)
+        .await?
+        .as_slice()
+    {
+        [one] => CourseId::parse(one.as_str()).map_err(|_| course_not_found()),
+        _ => Err(course_not_found()),
+    }
+}
+
+/// `a == b`, or equal ignoring ASCII case when `loose`.
+pub(crate) fn same_text(a: &str, b: &str, loose: bool) -> bool {
+    a == b || (loose && a.eq_ignore_ascii_case(b))
 }
 
 /// The course's line items this tool may see, with the links that bind them.
@@ -87,9 +101,21 @@ impl Visible {
 
     /// A visible line item, deleted ones included.
     fn find(&self, line_item_id: &str) -> Option<&LineItemEntry> {
-        self.entries
+        let exact = self
+            .entries
             .iter()
-            .find(|e| e.line_item_id == line_item_id && self.sees(e))
+            .find(|e| e.line_item_id == line_item_id && self.sees(e));
+        exact.or_else(|| {
+            // The same leniency as for course ids, for lower-cased URLs.
+            let mut loose = self
+                .entries
+                .iter()
+                .filter(|e| e.line_item_id.eq_ignore_ascii_case(line_item_id) && self.sees(e));
+            match (loose.next(), loose.next()) {
+                (Some(one), None) => Some(one),
+                _ => None,
+            }
+        })
     }
 
     fn live(&self, line_item_id: &str) -> ApiResult<&LineItemEntry> {
@@ -158,14 +184,20 @@ pub async fn list_line_items(
     let rlid = q.get("resource_link_id");
     let rid = q.get("resource_id");
     let tag = q.get("tag");
+    // A follow-up page's URL may have been lower-cased by the client, so
+    // its filters match ignoring ASCII case; a first page matches exactly.
+    let loose = cursor > 0;
     let matches = |e: &LineItemEntry| {
         !e.deleted
             && v.sees(e)
-            && rlid.is_none_or(|r| v.link_of(e).as_ref() == Some(r))
+            && rlid.is_none_or(|r| v.link_of(e).is_some_and(|l| same_text(&l, r, loose)))
             && rid.is_none_or(|r| {
-                e.spec.resource_id.as_ref().map(resource_id_text).as_ref() == Some(r)
+                e.spec
+                    .resource_id
+                    .as_ref()
+                    .is_some_and(|x| same_text(&resource_id_text(x), r, loose))
             })
-            && tag.is_none_or(|t| e.spec.tag.as_ref() == Some(t))
+            && tag.is_none_or(|t| e.spec.tag.as_ref().is_some_and(|x| same_text(x, t, loose)))
     };
     let urls = Urls::of(&state);
     let mut page = Vec::new();

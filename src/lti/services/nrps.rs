@@ -11,7 +11,7 @@ use gradebook_domain::enrollment::{EnrollmentStatus, Role};
 use gradebook_projections::lti_reads::{self, Member};
 use serde_json::{json, Map, Value};
 
-use super::ags::deployed_course;
+use super::ags::{deployed_course, same_text};
 use super::bearer::ToolCaller;
 use super::platform::Urls;
 use super::wire::{self, typed};
@@ -61,6 +61,28 @@ fn member_json(m: &Member, hide_names: bool, hide_emails: bool, message: Option<
     Value::Object(o)
 }
 
+/// The full role URI a `role` filter names, short (`Learner`) or full,
+/// in any ASCII case: next-page URLs may come back lower-cased.
+fn role_uri(filter: &str) -> ApiResult<String> {
+    const KNOWN: [&str; 6] = [
+        "Learner",
+        "Instructor",
+        "TeachingAssistant",
+        "ContentDeveloper",
+        "Mentor",
+        "Administrator",
+    ];
+    let f = filter.trim();
+    let canonical = KNOWN
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(f))
+        .map(|k| k.to_string())
+        .unwrap_or_else(|| f.to_string());
+    Role::parse(&canonical)
+        .map(|r| r.lti_uris().remove(0))
+        .map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))
+}
+
 pub async fn memberships(
     State(state): State<SharedState>,
     caller: ToolCaller,
@@ -74,15 +96,7 @@ pub async fn memberships(
         q.get("limit").map(String::as_str),
         q.get("cursor").map(String::as_str),
     )?;
-    let role_filter = match q.get("role") {
-        None => None,
-        Some(r) => Some(
-            Role::parse(r.trim())
-                .map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))?
-                .lti_uris()
-                .remove(0),
-        ),
-    };
+    let role_filter = q.get("role").map(|r| role_uri(r)).transpose()?;
     // The whole class has access to a link of the course, so an rlid
     // answer lists everyone, each with that link's launch claims.
     let message = match q.get("rlid") {
@@ -91,7 +105,9 @@ pub async fn memberships(
             let link = lti_reads::course_links(db, course.as_str())
                 .await?
                 .into_iter()
-                .find(|l| &l.resource_link_id == rlid && l.tool_id == caller.tool.tool_id)
+                .filter(|l| l.tool_id == caller.tool.tool_id)
+                .filter(|l| same_text(&l.resource_link_id, rlid, true))
+                .min_by_key(|l| &l.resource_link_id != rlid)
                 .ok_or_else(|| ApiError::not_found("the resource link"))?;
             Some(json!({
                 format!("{CLAIM}message_type"): "LtiResourceLinkRequest",
@@ -109,7 +125,7 @@ pub async fn memberships(
         .filter(|m| {
             role_filter
                 .as_ref()
-                .is_none_or(|r| m.role.lti_uris().contains(r))
+                .is_none_or(|r| m.role.lti_uris().iter().any(|u| u.eq_ignore_ascii_case(r)))
         })
         .collect();
     let hide = caller.tool.roster;
