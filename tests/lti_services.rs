@@ -1085,3 +1085,66 @@ on_both_stores! {
         app.stop().await;
     }
 }
+
+// ---- keys published by the tool, limits, command line ----
+
+/// Serves a key set the way a tool publishes it, on a port of its own.
+async fn serve_jwks(jwks: Value) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().route(
+        "/jwks.json",
+        axum::routing::get(move || {
+            let jwks = jwks.clone();
+            async move { axum::Json(jwks) }
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}/jwks.json")
+}
+
+on_both_stores! {
+    async fn a_tool_whose_keys_live_at_its_jwks_url_gets_a_token(app: TestApp) {
+        let key = PlatformKey::generate().unwrap();
+        let url = serve_jwks(json!({"keys": [key.public_jwk]})).await;
+        let (status, reg) = post_json(&app, &app.registrar, "/api/tools", &json!({"name": "Remote keys", "jwks_url": url, "grading": "full"})).await;
+        assert_eq!(status, 201, "{reg}");
+        let tool = ToolKit { key, tool_id: reg["tool_id"].as_str().unwrap().into(), client_id: reg["client_id"].as_str().unwrap().into() };
+        let (status, t) = ToolKit::request(&app, &tool.assertion(&app), scope::SCORE).await;
+        assert_eq!(status, 200, "{t}");
+        assert_eq!(t["scope"], scope::SCORE);
+        // A key the set does not hold is refused.
+        let (status, err) = ToolKit::request(&app, &PlatformKey::generate().unwrap().sign(&tool.claims(&app)).unwrap(), scope::SCORE).await;
+        assert_eq!((status, err["error"].as_str()), (401, Some("invalid_client")), "{err}");
+        app.stop().await;
+    }
+}
+
+on_both_stores! {
+    async fn a_client_hammering_the_token_endpoint_is_slowed_down(app: TestApp) {
+        let client_id = uuid::Uuid::new_v4().to_string();
+        let mut statuses = Vec::new();
+        for _ in 0..61 {
+            let (status, body) = token_form(&app, &[("grant_type", "client_credentials"), ("client_id", &client_id)]).await;
+            statuses.push(status);
+            if status == 429 {
+                assert!(body["error"].is_string() && body["error_description"].is_string(), "{body}");
+            }
+        }
+        assert!(statuses[..60].iter().all(|s| *s == 400), "{statuses:?}");
+        assert_eq!(statuses[60], 429);
+        app.stop().await;
+    }
+}
+
+#[test]
+fn keys_rotate_is_a_command() {
+    use clap::Parser;
+    let cli = gradebook::cli::Cli::try_parse_from(["gradebook", "keys", "rotate"]).unwrap();
+    assert!(matches!(
+        cli.command,
+        gradebook::cli::Command::Keys(gradebook::cli::KeysCommand::Rotate)
+    ));
+}

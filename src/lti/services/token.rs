@@ -204,6 +204,12 @@ async fn issue(state: &SharedState, form: &HashMap<String, String>) -> Result<Va
     let now = Utc::now();
     let scopes = granted.join(" ");
     with_db!(db, pool => {
+        // Expired tokens are dead weight: sweep them as new ones are made.
+        sqlx::query("DELETE FROM lti_access_tokens WHERE expires_at < $1")
+            .bind(ts(now))
+            .execute(pool)
+            .await
+            .map_err(OAuthError::server)?;
         sqlx::query("INSERT INTO lti_access_tokens (token_hash, tool_id, scopes, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(sha256_hex(&token))
             .bind(&tool.tool_id)
