@@ -1148,3 +1148,31 @@ fn keys_rotate_is_a_command() {
         gradebook::cli::Command::Keys(gradebook::cli::KeysCommand::Rotate)
     ));
 }
+
+on_both_stores! {
+    async fn racing_grade_syncs_still_make_one_line_item(app: TestApp) {
+        let tool = ToolKit::register(&app, "full", full_roster()).await;
+        open_course(&app, "HIST-101", &[&tool]).await;
+        let token = tool.token(&app, ALL_SCOPES).await;
+        let body = json!({"label": "World History", "scoreMaximum": 100, "tag": "grade", "resourceId": 7, "resourceLinkId": "rl-7"});
+        let posts = (0..4).map(|_| post_json(&app, &token, "/lti/courses/HIST-101/lineitems", &body));
+        let answers = futures::future::join_all(posts).await;
+        let created = answers.iter().filter(|(s, _)| *s == 201).count();
+        assert_eq!(created, 1, "{answers:?}");
+        assert!(answers.iter().all(|(s, i)| (*s == 200 || *s == 201) && i["id"] == answers[0].1["id"]), "{answers:?}");
+
+        // Columns that share only a tag are different columns.
+        create_item(&app, &token, "HIST-101", json!({"label": "Quiz A", "scoreMaximum": 10, "tag": "quiz"})).await;
+        create_item(&app, &token, "HIST-101", json!({"label": "Quiz B", "scoreMaximum": 10, "tag": "quiz"})).await;
+        let (_, all) = send(&app, reqwest::Method::GET, &token, "/lti/courses/HIST-101/lineitems", None).await;
+        assert_eq!(all.as_array().unwrap().len(), 3, "{all}");
+
+        // Once the synced column is deleted, the next sync makes a new one.
+        let first = path_of(&app, &answers[0].1["id"]);
+        assert_eq!(send(&app, reqwest::Method::DELETE, &token, &first, None).await.0, 204);
+        let (status, again) = post_json(&app, &token, "/lti/courses/HIST-101/lineitems", &body).await;
+        assert_eq!(status, 201, "{again}");
+        assert_ne!(again["id"], answers[0].1["id"]);
+        app.stop().await;
+    }
+}

@@ -14,13 +14,14 @@ use gradebook_domain::line_item::{LineItemPatch, LineItemSpec};
 use gradebook_domain::score::{
     ActivityProgress, GradingProgress, RejectReason, ScoreOutcome, ScorePost,
 };
-use gradebook_domain::{CourseId, LineItemId, ToolId, UserId};
+use gradebook_domain::{CourseId, DomainError, LineItemId, ToolId, UserId};
 use gradebook_projections::lti_reads::{self, LineItemEntry, LinkEntry};
 use serde_json::{json, Map, Value};
 
 use super::bearer::ToolCaller;
 use super::platform::Urls;
 use super::wire::{self, decimal, number, typed};
+use crate::engine::EngineError;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Path, Query};
 use crate::http::SharedState;
@@ -306,30 +307,78 @@ pub async fn create_line_item(
     let v = Visible::load(&state, &course, &caller.tool.tool_id).await?;
     // Moodle's grade sync finds-or-creates by (tag, resourceId,
     // resourceLinkId) every run; answering a repeat with the column it made
-    // before keeps one column per link however often it runs.
+    // before keeps one column per link however often it runs. Only posts
+    // naming a resource count as repeats: a tool may well make several
+    // columns that share just a tag.
+    let identity = (spec.resource_id.is_some() || spec.resource_link_id.is_some())
+        .then(|| identity_of(&caller.tool.tool_id, &spec));
     let same = |e: &&LineItemEntry| {
         !e.deleted
-            && e.spec.tool_id == spec.tool_id
-            && e.spec.resource_link_id == spec.resource_link_id
-            && e.spec.resource_id.as_ref().map(resource_id_text)
-                == spec.resource_id.as_ref().map(resource_id_text)
-            && e.spec.tag == spec.tag
+            && identity.is_some()
+            && Some(identity_of(&caller.tool.tool_id, &e.spec)) == identity
     };
     if let Some(existing) = v.entries.iter().find(same) {
         let body = line_item_json(&urls, course.as_str(), &v, existing);
         return Ok(typed(StatusCode::OK, wire::LINEITEM, &body, None));
     }
-    let id = state
+    // The id follows from the identity, so two syncs racing each other
+    // collide on one stream instead of making two columns.
+    let wanted = identity
+        .as_ref()
+        .and_then(|i| LineItemId::parse(i[..32].to_string()).ok());
+    let created = match state
         .engine
-        .create_line_item(&course, None, spec.clone(), &caller.meta())
-        .await?;
+        .create_line_item(&course, wanted.clone(), spec.clone(), &caller.meta())
+        .await
+    {
+        Err(EngineError::Domain(DomainError::DuplicateLineItem)) => {
+            // Read the winner from its own stream: the read tables may not
+            // have caught up with a write that committed a moment ago.
+            if let Some(id) = &wanted {
+                let agg = state.engine.line_item(&course, id).await?;
+                if let (Some(existing), false) = (agg.spec, agg.deleted) {
+                    let entry = LineItemEntry {
+                        line_item_id: id.to_string(),
+                        spec: existing,
+                        deleted: false,
+                    };
+                    if same(&&entry) {
+                        let body = line_item_json(&urls, course.as_str(), &v, &entry);
+                        return Ok(typed(StatusCode::OK, wire::LINEITEM, &body, None));
+                    }
+                }
+            }
+            // That id belongs to a deleted column: a fresh one then.
+            state
+                .engine
+                .create_line_item(&course, None, spec.clone(), &caller.meta())
+                .await
+        }
+        other => other,
+    };
     let entry = LineItemEntry {
-        line_item_id: id.to_string(),
+        line_item_id: created?.to_string(),
         spec,
         deleted: false,
     };
     let body = line_item_json(&urls, course.as_str(), &v, &entry);
     Ok(typed(StatusCode::CREATED, wire::LINEITEM, &body, None))
+}
+
+/// What makes two tool posts "the same column": tool, resource link,
+/// resource id (compared as text) and tag, hashed to lowercase hex.
+fn identity_of(tool_id: &str, spec: &LineItemSpec) -> String {
+    use sha2::{Digest, Sha256};
+    let parts = json!([
+        tool_id,
+        spec.resource_link_id,
+        spec.resource_id.as_ref().map(resource_id_text),
+        spec.tag,
+    ]);
+    Sha256::digest(parts.to_string().as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 // ---- one line item ----
