@@ -335,12 +335,17 @@ fn moodle_registration() -> Value {
         "redirect_uris": ["https://moodle.example.edu/enrol/lti/launch.php", "https://moodle.example.edu/enrol/lti/launch_deeplink.php"],
         "client_name": "Moodle site",
         "jwks_uri": "https://moodle.example.edu/enrol/lti/jwks.php",
+        "logo_uri": "https://moodle.example.edu/theme/image.php/boost/core/1/moodlelogo",
         "token_endpoint_auth_method": "private_key_jwt",
         "https://purl.imsglobal.org/spec/lti-tool-configuration": {
             "domain": "moodle.example.edu",
             "target_link_uri": "https://moodle.example.edu/enrol/lti/launch.php",
             "claims": ["iss", "sub", "name", "given_name", "family_name", "email"],
-            "messages": [{"type": "LtiDeepLinkingRequest", "target_link_uri": "https://moodle.example.edu/enrol/lti/launch_deeplink.php"}],
+            "custom_parameters": [],
+            "messages": [
+                {"type": "LtiResourceLinkRequest", "allowLearner": true, "target_link_uri": "https://moodle.example.edu/enrol/lti/launch.php", "placements": ["ContentArea"]},
+                {"type": "LtiDeepLinkingRequest", "allowLearner": false, "target_link_uri": "https://moodle.example.edu/enrol/lti/launch_deeplink.php", "placements": ["ContentArea"]}
+            ],
             "scopes": [scope::SCORE, scope::LINEITEM, scope::NRPS]
         }
     })
