@@ -6,7 +6,7 @@ pub mod db;
 pub mod events;
 pub mod grades;
 pub mod grading;
-pub mod lti_reads;
 pub mod projector;
 pub mod queries;
+pub mod tool_reads;
 pub mod view;

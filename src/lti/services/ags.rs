@@ -15,7 +15,7 @@ use gradebook_domain::score::{
     ActivityProgress, GradingProgress, RejectReason, ScoreOutcome, ScorePost,
 };
 use gradebook_domain::{CourseId, DomainError, LineItemId, ToolId, UserId};
-use gradebook_projections::lti_reads::{self, LineItemEntry, LinkEntry};
+use gradebook_projections::tool_reads::{self, LineItemEntry, LinkEntry};
 use serde_json::{json, Map, Value};
 
 use super::bearer::ToolCaller;
@@ -48,12 +48,12 @@ pub(crate) async fn deployed_course(
     let id = CourseId::parse(course_id).map_err(|_| course_not_found())?;
     let db = &state.engine.db;
     let tool_id = &caller.tool.tool_id;
-    if lti_reads::tool_deployed(db, id.as_str(), tool_id).await? {
+    if tool_reads::tool_deployed(db, id.as_str(), tool_id).await? {
         return Ok(id);
     }
     // A next-page URL may come back lower-cased (pylti1p3 lower-cases the
     // whole Link header); accept it when it names one course unambiguously.
-    match lti_reads::deployed_course_ids_ignoring_case(db, id.as_str(), tool_id)
+    match tool_reads::deployed_course_ids_ignoring_case(db, id.as_str(), tool_id)
         .await?
         .as_slice()
     {
@@ -77,13 +77,13 @@ struct Visible {
 impl Visible {
     async fn load(state: &SharedState, course: &CourseId, tool_id: &str) -> ApiResult<Self> {
         let db = &state.engine.db;
-        let links = lti_reads::course_links(db, course.as_str())
+        let links = tool_reads::course_links(db, course.as_str())
             .await?
             .into_iter()
             .filter(|l| l.tool_id == tool_id)
             .collect();
         Ok(Self {
-            entries: lti_reads::course_line_items(db, course.as_str()).await?,
+            entries: tool_reads::course_line_items(db, course.as_str()).await?,
             links,
             tool_id: tool_id.to_string(),
         })
@@ -580,7 +580,7 @@ pub async fn results(
     )?;
     let user_filter = q.get("user_id");
     let all =
-        lti_reads::line_item_results(&state.engine.db, course.as_str(), item.as_str()).await?;
+        tool_reads::line_item_results(&state.engine.db, course.as_str(), item.as_str()).await?;
     let urls = Urls::of(&state);
     let item_url = urls.line_item(course.as_str(), item.as_str());
     let results_url = format!("{item_url}/results");

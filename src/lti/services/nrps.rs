@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use gradebook_domain::enrollment::{EnrollmentStatus, Role};
-use gradebook_projections::lti_reads::{self, Member};
+use gradebook_projections::tool_reads::{self, Member};
 use serde_json::{json, Map, Value};
 
 use super::ags::{deployed_course, same_text};
@@ -102,7 +102,7 @@ pub async fn memberships(
     let message = match q.get("rlid") {
         None => None,
         Some(rlid) => {
-            let link = lti_reads::course_links(db, course.as_str())
+            let link = tool_reads::course_links(db, course.as_str())
                 .await?
                 .into_iter()
                 .filter(|l| l.tool_id == caller.tool.tool_id)
@@ -116,10 +116,10 @@ pub async fn memberships(
             }))
         }
     };
-    let (title, term) = lti_reads::course_title(db, course.as_str())
+    let (title, term) = tool_reads::course_title(db, course.as_str())
         .await?
         .ok_or_else(|| ApiError::not_found("the course"))?;
-    let roster: Vec<Member> = lti_reads::roster(db, course.as_str())
+    let roster: Vec<Member> = tool_reads::roster(db, course.as_str())
         .await?
         .into_iter()
         .filter(|m| {
