@@ -32,6 +32,15 @@ pub enum Command {
     Token(TokenCommand),
     /// Load past grades from a CSV or JSON lines file into a course.
     Backfill(crate::backfill::BackfillArgs),
+    /// Manage the platform's signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make a new signing key; the old one stays published for the overlap.
+    Rotate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -61,6 +70,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Replay => replay(&settings).await,
         Command::Token(cmd) => token(&settings, cmd).await,
         Command::Backfill(args) => crate::backfill::cli(&settings, args).await,
+        Command::Keys(KeysCommand::Rotate) => {
+            let db = open_store(&settings).await?;
+            let key = crate::lti::keys::rotate(&db).await?;
+            eprintln!(
+                "rotated the platform signing key; the previous key stays in the JWKS for {} days",
+                crate::lti::keys::KEY_OVERLAP.num_days()
+            );
+            println!("{}", key.kid);
+            Ok(())
+        }
     }
 }
 

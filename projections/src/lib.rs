@@ -12,4 +12,5 @@ pub mod projector;
 pub mod provenance;
 pub mod queries;
 pub mod reconciliation;
+pub mod tool_reads;
 pub mod view;

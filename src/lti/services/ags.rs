@@ -1,0 +1,624 @@
+//! Assignment and Grade Services 2.0: the line item container, one line
+//! item, score publish and results, as a tool deployed in a course sees
+//! them. A tool sees its own columns and the ones bound to its links;
+//! every other course or column answers 404 as if it did not exist.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use chrono::{DateTime, FixedOffset};
+use gradebook_domain::line_item::{LineItemPatch, LineItemSpec};
+use gradebook_domain::score::{
+    ActivityProgress, GradingProgress, RejectReason, ScoreOutcome, ScorePost,
+};
+use gradebook_domain::{CourseId, DomainError, LineItemId, ToolId, UserId};
+use gradebook_projections::tool_reads::{self, LineItemEntry, LinkEntry};
+use serde_json::{json, Map, Value};
+
+use super::bearer::ToolCaller;
+use super::platform::Urls;
+use super::wire::{self, decimal, number, typed};
+use crate::engine::EngineError;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{Path, Query};
+use crate::http::SharedState;
+use crate::lti::scope;
+
+fn course_not_found() -> ApiError {
+    ApiError::not_found("the course")
+}
+
+fn item_not_found() -> ApiError {
+    ApiError::not_found("the line item")
+}
+
+fn malformed(message: impl Into<String>) -> ApiError {
+    ApiError::bad_request("invalid_body", message)
+}
+
+/// The course, if it exists and the tool is deployed in it.
+pub(crate) async fn deployed_course(
+    state: &SharedState,
+    caller: &ToolCaller,
+    course_id: &str,
+) -> ApiResult<CourseId> {
+    let id = CourseId::parse(course_id).map_err(|_| course_not_found())?;
+    let db = &state.engine.db;
+    let tool_id = &caller.tool.tool_id;
+    if tool_reads::tool_deployed(db, id.as_str(), tool_id).await? {
+        return Ok(id);
+    }
+    // A next-page URL may come back lower-cased (pylti1p3 lower-cases the
+    // whole Link header); accept it when it names one course unambiguously.
+    match tool_reads::deployed_course_ids_ignoring_case(db, id.as_str(), tool_id)
+        .await?
+        .as_slice()
+    {
+        [one] => CourseId::parse(one.as_str()).map_err(|_| course_not_found()),
+        _ => Err(course_not_found()),
+    }
+}
+
+/// `a == b`, or equal ignoring ASCII case when `loose`.
+pub(crate) fn same_text(a: &str, b: &str, loose: bool) -> bool {
+    a == b || (loose && a.eq_ignore_ascii_case(b))
+}
+
+/// The course's line items this tool may see, with the links that bind them.
+struct Visible {
+    entries: Vec<LineItemEntry>,
+    links: Vec<LinkEntry>,
+    tool_id: String,
+}
+
+impl Visible {
+    async fn load(state: &SharedState, course: &CourseId, tool_id: &str) -> ApiResult<Self> {
+        let db = &state.engine.db;
+        let links = tool_reads::course_links(db, course.as_str())
+            .await?
+            .into_iter()
+            .filter(|l| l.tool_id == tool_id)
+            .collect();
+        Ok(Self {
+            entries: tool_reads::course_line_items(db, course.as_str()).await?,
+            links,
+            tool_id: tool_id.to_string(),
+        })
+    }
+
+    fn sees(&self, e: &LineItemEntry) -> bool {
+        e.spec
+            .tool_id
+            .as_ref()
+            .is_some_and(|t| t.as_str() == self.tool_id)
+            || self.links.iter().any(|l| {
+                l.line_item_id.as_deref() == Some(e.line_item_id.as_str())
+                    || e.spec.resource_link_id.as_deref() == Some(l.resource_link_id.as_str())
+            })
+    }
+
+    /// A visible line item, deleted ones included.
+    fn find(&self, line_item_id: &str) -> Option<&LineItemEntry> {
+        let exact = self
+            .entries
+            .iter()
+            .find(|e| e.line_item_id == line_item_id && self.sees(e));
+        exact.or_else(|| {
+            // The same leniency as for course ids, for lower-cased URLs.
+            let mut loose = self
+                .entries
+                .iter()
+                .filter(|e| e.line_item_id.eq_ignore_ascii_case(line_item_id) && self.sees(e));
+            match (loose.next(), loose.next()) {
+                (Some(one), None) => Some(one),
+                _ => None,
+            }
+        })
+    }
+
+    fn live(&self, line_item_id: &str) -> ApiResult<&LineItemEntry> {
+        self.find(line_item_id)
+            .filter(|e| !e.deleted)
+            .ok_or_else(item_not_found)
+    }
+
+    /// The resource link a line item belongs to: its own, else the link bound to it.
+    fn link_of(&self, e: &LineItemEntry) -> Option<String> {
+        e.spec.resource_link_id.clone().or_else(|| {
+            self.links
+                .iter()
+                .find(|l| l.line_item_id.as_deref() == Some(e.line_item_id.as_str()))
+                .map(|l| l.resource_link_id.clone())
+        })
+    }
+}
+
+fn line_item_json(urls: &Urls, course: &str, v: &Visible, e: &LineItemEntry) -> Value {
+    let mut o = Map::new();
+    o.insert("id".into(), json!(urls.line_item(course, &e.line_item_id)));
+    o.insert("label".into(), json!(e.spec.label));
+    o.insert("scoreMaximum".into(), number(e.spec.score_maximum));
+    // Kept exactly as sent: tools compare these to find their own columns.
+    if let Some(r) = &e.spec.resource_id {
+        o.insert("resourceId".into(), r.clone());
+    }
+    if let Some(l) = v.link_of(e) {
+        o.insert("resourceLinkId".into(), json!(l));
+    }
+    if let Some(t) = &e.spec.tag {
+        o.insert("tag".into(), json!(t));
+    }
+    if let Some(s) = &e.spec.start_date_time {
+        o.insert("startDateTime".into(), json!(s));
+    }
+    if let Some(s) = &e.spec.end_date_time {
+        o.insert("endDateTime".into(), json!(s));
+    }
+    Value::Object(o)
+}
+
+fn resource_id_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+// ---- the container ----
+
+pub async fn list_line_items(
+    State(state): State<SharedState>,
+    caller: ToolCaller,
+    Path(course_id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
+    caller.require(&[scope::LINEITEM, scope::LINEITEM_READONLY])?;
+    let course = deployed_course(&state, &caller, &course_id).await?;
+    let (limit, cursor) = wire::paging(
+        q.get("limit").map(String::as_str),
+        q.get("cursor").map(String::as_str),
+    )?;
+    let v = Visible::load(&state, &course, &caller.tool.tool_id).await?;
+    let rlid = q.get("resource_link_id");
+    let rid = q.get("resource_id");
+    let tag = q.get("tag");
+    // A follow-up page's URL may have been lower-cased by the client, so
+    // its filters match ignoring ASCII case; a first page matches exactly.
+    let loose = cursor > 0;
+    let matches = |e: &LineItemEntry| {
+        !e.deleted
+            && v.sees(e)
+            && rlid.is_none_or(|r| v.link_of(e).is_some_and(|l| same_text(&l, r, loose)))
+            && rid.is_none_or(|r| {
+                e.spec
+                    .resource_id
+                    .as_ref()
+                    .is_some_and(|x| same_text(&resource_id_text(x), r, loose))
+            })
+            && tag.is_none_or(|t| e.spec.tag.as_ref().is_some_and(|x| same_text(x, t, loose)))
+    };
+    let urls = Urls::of(&state);
+    let mut page = Vec::new();
+    let mut next = None;
+    // The cursor is a position in the course's creation-ordered list, which
+    // only ever grows at the end, so pages neither skip nor repeat.
+    for (i, e) in v.entries.iter().enumerate().skip(cursor) {
+        if !matches(e) {
+            continue;
+        }
+        if page.len() == limit {
+            next = Some(i);
+            break;
+        }
+        page.push(line_item_json(&urls, course.as_str(), &v, e));
+    }
+    let next = next.map(|i| {
+        let mut pairs: Vec<(&str, String)> = Vec::new();
+        for (k, val) in [
+            ("resource_link_id", rlid),
+            ("resource_id", rid),
+            ("tag", tag),
+        ] {
+            if let Some(val) = val {
+                pairs.push((k, val.clone()));
+            }
+        }
+        pairs.push(("limit", limit.to_string()));
+        pairs.push(("cursor", i.to_string()));
+        wire::with_query(&urls.line_items(course.as_str()), &pairs)
+    });
+    Ok(typed(
+        StatusCode::OK,
+        wire::LINEITEM_CONTAINER,
+        &Value::Array(page),
+        next,
+    ))
+}
+
+/// A JSON body whatever the Content-Type says (tools differ).
+fn body_object(body: &Bytes) -> ApiResult<Map<String, Value>> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(o)) => Ok(o),
+        Ok(_) => Err(malformed("the body must be a JSON object")),
+        Err(e) => Err(ApiError::bad_request(
+            "invalid_json",
+            format!("the body is not valid JSON: {e}"),
+        )),
+    }
+}
+
+/// An optional text field: absent is `None`, null is `Some(None)`.
+fn opt_text(o: &Map<String, Value>, name: &str) -> ApiResult<Option<Option<String>>> {
+    match o.get(name) {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(None)),
+        Some(Value::String(s)) => Ok(Some(Some(s.clone()))),
+        Some(_) => Err(malformed(format!("{name} must be a string"))),
+    }
+}
+
+fn opt_resource_id(o: &Map<String, Value>) -> ApiResult<Option<Option<Value>>> {
+    match o.get("resourceId") {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(None)),
+        Some(v @ (Value::String(_) | Value::Number(_))) => Ok(Some(Some(v.clone()))),
+        Some(_) => Err(malformed("resourceId must be a string or a number")),
+    }
+}
+
+fn opt_score_maximum(o: &Map<String, Value>) -> ApiResult<Option<rust_decimal::Decimal>> {
+    match o.get("scoreMaximum") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => decimal(v)
+            .map(Some)
+            .ok_or_else(|| malformed("scoreMaximum must be a number")),
+    }
+}
+
+pub async fn create_line_item(
+    State(state): State<SharedState>,
+    caller: ToolCaller,
+    Path(course_id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    caller.require(&[scope::LINEITEM])?;
+    let course = deployed_course(&state, &caller, &course_id).await?;
+    let o = body_object(&body)?;
+    let label = opt_text(&o, "label")?
+        .flatten()
+        .ok_or_else(|| malformed("label is required"))?;
+    let score_maximum =
+        opt_score_maximum(&o)?.ok_or_else(|| malformed("scoreMaximum is required"))?;
+    let tool_id = ToolId::parse(caller.tool.tool_id.clone())
+        .map_err(|e| ApiError::internal(format!("tool id {e}")))?;
+    let mut spec = LineItemSpec::new(label, score_maximum);
+    spec.resource_id = opt_resource_id(&o)?.flatten();
+    spec.resource_link_id = opt_text(&o, "resourceLinkId")?.flatten();
+    spec.tag = opt_text(&o, "tag")?.flatten();
+    spec.start_date_time = opt_text(&o, "startDateTime")?.flatten();
+    spec.end_date_time = opt_text(&o, "endDateTime")?.flatten();
+    spec.tool_id = Some(tool_id);
+    let spec = spec.validated()?;
+
+    let urls = Urls::of(&state);
+    let v = Visible::load(&state, &course, &caller.tool.tool_id).await?;
+    // Moodle's grade sync finds-or-creates by (tag, resourceId,
+    // resourceLinkId) every run; answering a repeat with the column it made
+    // before keeps one column per link however often it runs. Only posts
+    // naming a resource count as repeats: a tool may well make several
+    // columns that share just a tag.
+    let identity = (spec.resource_id.is_some() || spec.resource_link_id.is_some())
+        .then(|| identity_of(&caller.tool.tool_id, &spec));
+    let same = |e: &&LineItemEntry| {
+        !e.deleted
+            && identity.is_some()
+            && Some(identity_of(&caller.tool.tool_id, &e.spec)) == identity
+    };
+    if let Some(existing) = v.entries.iter().find(same) {
+        let body = line_item_json(&urls, course.as_str(), &v, existing);
+        return Ok(typed(StatusCode::OK, wire::LINEITEM, &body, None));
+    }
+    // The id follows from the identity, so two syncs racing each other
+    // collide on one stream instead of making two columns.
+    let wanted = identity
+        .as_ref()
+        .and_then(|i| LineItemId::parse(i[..32].to_string()).ok());
+    let created = match state
+        .engine
+        .create_line_item(&course, wanted.clone(), spec.clone(), &caller.meta())
+        .await
+    {
+        Err(EngineError::Domain(DomainError::DuplicateLineItem)) => {
+            // Read the winner from its own stream: the read tables may not
+            // have caught up with a write that committed a moment ago.
+            if let Some(id) = &wanted {
+                let agg = state.engine.line_item(&course, id).await?;
+                if let (Some(existing), false) = (agg.spec, agg.deleted) {
+                    let entry = LineItemEntry {
+                        line_item_id: id.to_string(),
+                        spec: existing,
+                        deleted: false,
+                    };
+                    if same(&&entry) {
+                        let body = line_item_json(&urls, course.as_str(), &v, &entry);
+                        return Ok(typed(StatusCode::OK, wire::LINEITEM, &body, None));
+                    }
+                }
+            }
+            // That id belongs to a deleted column: a fresh one then.
+            state
+                .engine
+                .create_line_item(&course, None, spec.clone(), &caller.meta())
+                .await
+        }
+        other => other,
+    };
+    let entry = LineItemEntry {
+        line_item_id: created?.to_string(),
+        spec,
+        deleted: false,
+    };
+    let body = line_item_json(&urls, course.as_str(), &v, &entry);
+    Ok(typed(StatusCode::CREATED, wire::LINEITEM, &body, None))
+}
+
+/// What makes two tool posts "the same column": tool, resource link,
+/// resource id (compared as text) and tag, hashed to lowercase hex.
+fn identity_of(tool_id: &str, spec: &LineItemSpec) -> String {
+    use sha2::{Digest, Sha256};
+    let parts = json!([
+        tool_id,
+        spec.resource_link_id,
+        spec.resource_id.as_ref().map(resource_id_text),
+        spec.tag,
+    ]);
+    Sha256::digest(parts.to_string().as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+// ---- one line item ----
+
+async fn visible_item(
+    state: &SharedState,
+    caller: &ToolCaller,
+    course_id: &str,
+    line_item_id: &str,
+) -> ApiResult<(CourseId, LineItemId, Visible)> {
+    let course = deployed_course(state, caller, course_id).await?;
+    let item = LineItemId::parse(line_item_id).map_err(|_| item_not_found())?;
+    let v = Visible::load(state, &course, &caller.tool.tool_id).await?;
+    Ok((course, item, v))
+}
+
+pub async fn get_line_item(
+    State(state): State<SharedState>,
+    caller: ToolCaller,
+    Path((course_id, line_item_id)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    caller.require(&[scope::LINEITEM, scope::LINEITEM_READONLY])?;
+    let (course, item, v) = visible_item(&state, &caller, &course_id, &line_item_id).await?;
+    let e = v.live(item.as_str())?;
+    let body = line_item_json(&Urls::of(&state), course.as_str(), &v, e);
+    Ok(typed(StatusCode::OK, wire::LINEITEM, &body, None))
+}
+
+pub async fn put_line_item(
+    State(state): State<SharedState>,
+    caller: ToolCaller,
+    Path((course_id, line_item_id)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    caller.require(&[scope::LINEITEM])?;
+    let (course, item, v) = visible_item(&state, &caller, &course_id, &line_item_id).await?;
+    v.live(item.as_str())?;
+    let o = body_object(&body)?;
+    let patch = LineItemPatch {
+        label: match opt_text(&o, "label")? {
+            Some(None) => return Err(malformed("label must not be null")),
+            other => other.flatten(),
+        },
+        score_maximum: opt_score_maximum(&o)?,
+        resource_id: opt_resource_id(&o)?,
+        resource_link_id: opt_text(&o, "resourceLinkId")?,
+        tag: opt_text(&o, "tag")?,
+        start_date_time: opt_text(&o, "startDateTime")?,
+        end_date_time: opt_text(&o, "endDateTime")?,
+        ..LineItemPatch::default()
+    };
+    state
+        .engine
+        .update_line_item(&course, &item, patch, &caller.meta())
+        .await?;
+    let v = Visible::load(&state, &course, &caller.tool.tool_id).await?;
+    let e = v.live(item.as_str())?;
+    let body = line_item_json(&Urls::of(&state), course.as_str(), &v, e);
+    Ok(typed(StatusCode::OK, wire::LINEITEM, &body, None))
+}
+
+pub async fn delete_line_item(
+    State(state): State<SharedState>,
+    caller: ToolCaller,
+    Path((course_id, line_item_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    caller.require(&[scope::LINEITEM])?;
+    let (course, item, v) = visible_item(&state, &caller, &course_id, &line_item_id).await?;
+    v.live(item.as_str())?;
+    state
+        .engine
+        .delete_line_item(&course, &item, &caller.meta())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- scores ----
+
+/// A tool timestamp: RFC 3339 (fractions allowed) or PHP's ISO 8601 with
+/// an offset without a colon (`2024-05-01T10:00:00+0000`).
+pub fn parse_timestamp(s: &str) -> Option<DateTime<FixedOffset>> {
+    let s = s.trim();
+    DateTime::parse_from_rfc3339(s)
+        .or_else(|_| DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z"))
+        .ok()
+}
+
+fn progress<T: serde::de::DeserializeOwned>(
+    o: &Map<String, Value>,
+    name: &str,
+    allowed: &str,
+) -> ApiResult<T> {
+    o.get(name)
+        .filter(|v| v.is_string())
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .ok_or_else(|| malformed(format!("{name} is required, one of {allowed}")))
+}
+
+/// Reads a score publish the way tools send it.
+pub fn parse_score(o: &Map<String, Value>) -> ApiResult<(UserId, ScorePost)> {
+    let user = match o.get("userId") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => return Err(malformed("userId is required")),
+    };
+    let user = UserId::parse(user).map_err(|e| malformed(e.to_string()))?;
+    let num = |name: &str| match o.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => decimal(v)
+            .map(Some)
+            .ok_or_else(|| malformed(format!("{name} must be a number"))),
+    };
+    let timestamp = o
+        .get("timestamp")
+        .and_then(Value::as_str)
+        .and_then(parse_timestamp)
+        .ok_or_else(|| malformed("timestamp is required, as ISO 8601 with a time zone offset"))?;
+    let comment = match o.get("comment") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err(malformed("comment must be a string")),
+    };
+    let post = ScorePost {
+        score_given: num("scoreGiven")?,
+        score_maximum: num("scoreMaximum")?,
+        activity_progress: progress::<ActivityProgress>(
+            o,
+            "activityProgress",
+            "Initialized, Started, InProgress, Submitted, Completed",
+        )?,
+        grading_progress: progress::<GradingProgress>(
+            o,
+            "gradingProgress",
+            "FullyGraded, Pending, PendingManual, Failed, NotReady",
+        )?,
+        timestamp,
+        comment,
+    };
+    Ok((user, post))
+}
+
+pub async fn post_score(
+    State(state): State<SharedState>,
+    caller: ToolCaller,
+    Path((course_id, line_item_id)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    caller.require(&[scope::SCORE])?;
+    let (course, item, v) = visible_item(&state, &caller, &course_id, &line_item_id).await?;
+    // A deleted column goes on to the engine, which records the refusal.
+    v.find(item.as_str()).ok_or_else(item_not_found)?;
+    let (user, post) = parse_score(&body_object(&body)?)?;
+    let outcome = state
+        .engine
+        .post_score(&course, &item, &user, post, &caller.meta())
+        .await?;
+    let result = match outcome {
+        ScoreOutcome::Accepted => "accepted",
+        ScoreOutcome::Cleared => "cleared",
+        ScoreOutcome::Unchanged => "unchanged",
+        ScoreOutcome::IgnoredStale => "ignored_stale",
+        ScoreOutcome::Rejected(RejectReason::CourseLocked) => {
+            return Err(ApiError::unprocessable(
+                "course_locked",
+                format!("course {course} is locked; the score was recorded and is applied only when a registrar unlocks the course and it is sent again"),
+            ))
+        }
+        ScoreOutcome::Rejected(RejectReason::UserNotEnrolled) => {
+            return Err(ApiError::unprocessable(
+                "user_not_enrolled",
+                format!("{user} is not an active learner in {course}; the score was recorded but not applied"),
+            ))
+        }
+        ScoreOutcome::Rejected(RejectReason::LineItemDeleted) => return Err(item_not_found()),
+    };
+    // Exactly 200 every time: Moodle treats any other success code as a failure.
+    let body = json!({
+        "result": result,
+        "userId": user.as_str(),
+        "scoreOf": Urls::of(&state).line_item(course.as_str(), item.as_str()),
+    });
+    Ok(typed(StatusCode::OK, "application/json", &body, None))
+}
+
+// ---- results ----
+
+pub async fn results(
+    State(state): State<SharedState>,
+    caller: ToolCaller,
+    Path((course_id, line_item_id)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
+    caller.require(&[scope::RESULT_READONLY])?;
+    let (course, item, v) = visible_item(&state, &caller, &course_id, &line_item_id).await?;
+    v.live(item.as_str())?;
+    let (limit, cursor) = wire::paging(
+        q.get("limit").map(String::as_str),
+        q.get("cursor").map(String::as_str),
+    )?;
+    let user_filter = q.get("user_id");
+    let all =
+        tool_reads::line_item_results(&state.engine.db, course.as_str(), item.as_str()).await?;
+    let urls = Urls::of(&state);
+    let item_url = urls.line_item(course.as_str(), item.as_str());
+    let results_url = format!("{item_url}/results");
+    let matching: Vec<_> = all
+        .iter()
+        .filter(|r| user_filter.is_none_or(|u| &r.user_id == u))
+        .collect();
+    let page: Vec<Value> = matching
+        .iter()
+        .skip(cursor)
+        .take(limit)
+        .map(|r| {
+            let mut o = json!({
+                "id": wire::with_query(&results_url, &[("user_id", r.user_id.clone())]),
+                "scoreOf": item_url,
+                "userId": r.user_id,
+                "resultScore": number(r.score_given),
+                "resultMaximum": number(r.score_maximum),
+            });
+            if let Some(c) = &r.comment {
+                o["comment"] = json!(c);
+            }
+            o
+        })
+        .collect();
+    let next = (cursor + limit < matching.len()).then(|| {
+        let mut pairs: Vec<(&str, String)> = Vec::new();
+        if let Some(u) = user_filter {
+            pairs.push(("user_id", u.clone()));
+        }
+        pairs.push(("limit", limit.to_string()));
+        pairs.push(("cursor", (cursor + limit).to_string()));
+        wire::with_query(&results_url, &pairs)
+    });
+    Ok(typed(
+        StatusCode::OK,
+        wire::RESULT_CONTAINER,
+        &Value::Array(page),
+        next,
+    ))
+}

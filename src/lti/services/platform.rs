@@ -1,0 +1,106 @@
+//! What a tool reads about the platform: the public signing keys and the
+//! OpenID configuration dynamic registration starts from.
+
+use axum::extract::State;
+use axum::Json;
+use serde_json::{json, Value};
+
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::SharedState;
+use crate::lti::{keys, scope};
+
+/// The platform's URLs, all under the one public base (the issuer).
+pub struct Urls {
+    pub issuer: String,
+}
+
+impl Urls {
+    pub fn of(state: &SharedState) -> Self {
+        Self {
+            issuer: state.settings.public_url(),
+        }
+    }
+    pub fn authorization(&self) -> String {
+        format!("{}/lti/authorize", self.issuer)
+    }
+    pub fn token(&self) -> String {
+        format!("{}/lti/token", self.issuer)
+    }
+    pub fn jwks(&self) -> String {
+        format!("{}/.well-known/jwks.json", self.issuer)
+    }
+    pub fn registration(&self) -> String {
+        format!("{}/lti/register", self.issuer)
+    }
+    pub fn openid_configuration(&self) -> String {
+        format!("{}/.well-known/openid-configuration", self.issuer)
+    }
+    pub fn course(&self, course_id: &str) -> String {
+        format!("{}/lti/courses/{course_id}", self.issuer)
+    }
+    pub fn line_items(&self, course_id: &str) -> String {
+        format!("{}/lineitems", self.course(course_id))
+    }
+    pub fn line_item(&self, course_id: &str, line_item_id: &str) -> String {
+        format!("{}/lineitems/{line_item_id}", self.course(course_id))
+    }
+    pub fn memberships(&self, course_id: &str) -> String {
+        format!("{}/memberships", self.course(course_id))
+    }
+}
+
+pub(crate) fn key_error(e: keys::KeyError) -> ApiError {
+    match e {
+        keys::KeyError::Db(e) => crate::engine::EngineError::from(e).into(),
+        other => ApiError::internal(other),
+    }
+}
+
+pub async fn jwks(State(state): State<SharedState>) -> ApiResult<Json<Value>> {
+    let db = &state.engine.db;
+    // The first request on a fresh store makes the key, so the set is never empty.
+    keys::signing_key(db).await.map_err(key_error)?;
+    let set = keys::jwks(db, chrono::Utc::now())
+        .await
+        .map_err(key_error)?;
+    Ok(Json(set))
+}
+
+pub async fn openid_configuration(State(state): State<SharedState>) -> Json<Value> {
+    Json(configuration(&Urls::of(&state)))
+}
+
+pub fn configuration(urls: &Urls) -> Value {
+    json!({
+        "issuer": urls.issuer,
+        "authorization_endpoint": urls.authorization(),
+        "token_endpoint": urls.token(),
+        "jwks_uri": urls.jwks(),
+        "registration_endpoint": urls.registration(),
+        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": ["RS256"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "scopes_supported": [
+            "openid",
+            scope::LINEITEM,
+            scope::LINEITEM_READONLY,
+            scope::RESULT_READONLY,
+            scope::SCORE,
+            scope::NRPS,
+        ],
+        "response_types_supported": ["id_token"],
+        "response_modes_supported": ["form_post"],
+        "subject_types_supported": ["public"],
+        "grant_types_supported": ["client_credentials", "implicit"],
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nonce", "name", "given_name", "family_name", "email"],
+        "https://purl.imsglobal.org/spec/lti-platform-configuration": {
+            "product_family_code": "gradebook",
+            "version": env!("CARGO_PKG_VERSION"),
+            "messages_supported": [
+                {"type": "LtiResourceLinkRequest"},
+                {"type": "LtiDeepLinkingRequest", "placements": ["ContentArea"]},
+            ],
+            "variables": ["Context.id", "ResourceLink.id", "User.id"],
+        },
+    })
+}

@@ -1,0 +1,505 @@
+//! Tool registration: the registrar's `/api/tools` (manual registration,
+//! settings, revocation), the one-time link for dynamic registration, and
+//! `/lti/register` where a tool registers itself with that link's token.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json as AxumJson;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use chrono::{Duration, Utc};
+use gradebook_projections::db::{ts, Db};
+use gradebook_projections::with_db;
+use rand::RngCore;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use super::platform::Urls;
+use super::wire::OAuthError;
+use crate::auth::ApiRole;
+use crate::engine::EngineError;
+use crate::http::auth::Caller;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{Json, Path};
+use crate::http::SharedState;
+use crate::lti::crypto;
+use crate::lti::tools::{self, Grading, Roster, Tool};
+
+/// How long a dynamic-registration link works.
+pub const REGISTRATION_TOKEN_TTL: Duration = Duration::hours(1);
+
+const TOOL_CONFIG: &str = "https://purl.imsglobal.org/spec/lti-tool-configuration";
+
+fn db_err(e: sqlx::Error) -> ApiError {
+    EngineError::from(e).into()
+}
+
+pub(crate) fn sha256_hex(s: &str) -> String {
+    Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A random secret of `[A-Za-z0-9_-]` (base64url without padding).
+pub(crate) fn secret() -> String {
+    let mut buf = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut buf);
+    URL_SAFE_NO_PAD.encode(buf)
+}
+
+/// An absolute http(s) URL, else a message saying what is wrong.
+fn http_url(what: &str, s: &str) -> Result<String, String> {
+    match reqwest::Url::parse(s.trim()) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
+            Ok(s.trim().to_string())
+        }
+        _ => Err(format!("{what} must be an absolute http(s) URL")),
+    }
+}
+
+/// A tool as the registrar API shows it (no secrets exist to hide: the
+/// platform keeps only public tool keys).
+fn view(t: &Tool) -> Value {
+    let mut v = serde_json::to_value(t).unwrap_or(Value::Null);
+    if let Some(o) = v.as_object_mut() {
+        o.insert("allowed_scopes".into(), json!(t.allowed_scopes()));
+    }
+    v
+}
+
+/// What a tool admin copies into the tool (Moodle's "Platform details").
+fn platform_details(urls: &Urls, t: &Tool) -> Value {
+    json!({
+        "issuer": urls.issuer,
+        "client_id": t.client_id,
+        "deployment_id": t.deployment_id,
+        "authorization_url": urls.authorization(),
+        "jwks_url": urls.jwks(),
+        "token_url": urls.token(),
+        "registration_url": urls.registration(),
+        "openid_configuration_url": urls.openid_configuration(),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTool {
+    name: String,
+    issuer: Option<String>,
+    launch_url: Option<String>,
+    login_url: Option<String>,
+    #[serde(default)]
+    redirect_uris: Vec<String>,
+    jwks_url: Option<String>,
+    public_jwk: Option<Value>,
+    deep_linking_url: Option<String>,
+    grading: Option<Grading>,
+    roster: Option<Roster>,
+}
+
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::unprocessable("invalid_tool", message)
+}
+
+fn opt_url(what: &str, v: Option<String>) -> Result<Option<String>, ApiError> {
+    v.filter(|s| !s.trim().is_empty())
+        .map(|s| http_url(what, &s).map_err(invalid))
+        .transpose()
+}
+
+pub async fn create_tool(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Json(body): Json<NewTool>,
+) -> ApiResult<Response> {
+    caller.require(&[ApiRole::Registrar])?;
+    let name = body.name.trim().to_string();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(invalid("name must be 1 to 200 characters"));
+    }
+    let jwks_url = opt_url("jwks_url", body.jwks_url)?;
+    let public_jwk = body.public_jwk.filter(|v| !v.is_null());
+    match (&jwks_url, &public_jwk) {
+        (Some(_), Some(_)) | (None, None) => {
+            return Err(invalid(
+                "give exactly one of jwks_url (the tool's key set URL) or public_jwk (one RSA public JWK)",
+            ))
+        }
+        (None, Some(jwk)) => {
+            crypto::parse_rsa_jwk(jwk).map_err(|e| invalid(format!("public_jwk: {e}")))?;
+            if jwk.get("d").is_some() {
+                return Err(invalid("public_jwk holds a private key; send only the public half"));
+            }
+        }
+        _ => {}
+    }
+    let mut redirect_uris = Vec::new();
+    for u in &body.redirect_uris {
+        redirect_uris.push(http_url("every redirect_uris entry", u).map_err(invalid)?);
+    }
+    let launch_url = opt_url("launch_url", body.launch_url)?;
+    if redirect_uris.is_empty() {
+        redirect_uris.extend(launch_url.clone());
+    }
+    let mut t = tools::new_tool(
+        name,
+        body.grading.unwrap_or(Grading::Off),
+        body.roster.unwrap_or(Roster {
+            access: false,
+            hide_names: false,
+            hide_emails: false,
+        }),
+        "manual",
+    );
+    t.issuer = body
+        .issuer
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty());
+    t.launch_url = launch_url;
+    t.login_url = opt_url("login_url", body.login_url)?;
+    t.redirect_uris = redirect_uris;
+    t.jwks_url = jwks_url;
+    t.public_jwk = public_jwk;
+    t.deep_linking_url = opt_url("deep_linking_url", body.deep_linking_url)?;
+    tools::insert(&state.engine.db, &t).await.map_err(db_err)?;
+    tracing::info!(tool_id = %t.tool_id, actor = %caller.actor(), "tool registered by hand");
+    let urls = Urls::of(&state);
+    let answer = json!({
+        "tool_id": t.tool_id,
+        "client_id": t.client_id,
+        "deployment_id": t.deployment_id,
+        "platform": platform_details(&urls, &t),
+        "tool": view(&t),
+    });
+    Ok((StatusCode::CREATED, AxumJson(answer)).into_response())
+}
+
+pub async fn list_tools(
+    State(state): State<SharedState>,
+    caller: Caller,
+) -> ApiResult<AxumJson<Value>> {
+    caller.require_read()?;
+    let all = tools::list(&state.engine.db).await.map_err(db_err)?;
+    Ok(AxumJson(
+        json!({"tools": all.iter().map(view).collect::<Vec<_>>()}),
+    ))
+}
+
+async fn load(state: &SharedState, tool_id: &str) -> ApiResult<Tool> {
+    tools::get(&state.engine.db, tool_id)
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| ApiError::not_found("the tool"))
+}
+
+pub async fn get_tool(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(tool_id): Path<String>,
+) -> ApiResult<AxumJson<Value>> {
+    caller.require_read()?;
+    let t = load(&state, &tool_id).await?;
+    let mut v = view(&t);
+    v["platform"] = platform_details(&Urls::of(&state), &t);
+    Ok(AxumJson(v))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RosterPatch {
+    access: Option<bool>,
+    hide_names: Option<bool>,
+    hide_emails: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolPatch {
+    grading: Option<Grading>,
+    roster: Option<RosterPatch>,
+}
+
+pub async fn patch_tool(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(tool_id): Path<String>,
+    Json(patch): Json<ToolPatch>,
+) -> ApiResult<AxumJson<Value>> {
+    caller.require(&[ApiRole::Registrar])?;
+    let t = load(&state, &tool_id).await?;
+    if !t.is_live() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "tool_revoked",
+            "the tool is revoked; register it again",
+        ));
+    }
+    let mut roster = t.roster;
+    if let Some(r) = patch.roster {
+        roster.access = r.access.unwrap_or(roster.access);
+        roster.hide_names = r.hide_names.unwrap_or(roster.hide_names);
+        roster.hide_emails = r.hide_emails.unwrap_or(roster.hide_emails);
+    }
+    let grading = patch.grading.unwrap_or(t.grading);
+    tools::update_settings(&state.engine.db, &tool_id, grading, roster)
+        .await
+        .map_err(db_err)?;
+    tracing::info!(tool_id, actor = %caller.actor(), grading = grading.as_str(), "tool settings changed");
+    Ok(AxumJson(view(&load(&state, &tool_id).await?)))
+}
+
+pub async fn delete_tool(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(tool_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.require(&[ApiRole::Registrar])?;
+    load(&state, &tool_id).await?;
+    tools::revoke(&state.engine.db, &tool_id)
+        .await
+        .map_err(db_err)?;
+    tracing::info!(tool_id, actor = %caller.actor(), "tool revoked");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- dynamic registration ----
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartRegistration {
+    registration_url: String,
+}
+
+pub async fn start_dynamic_registration(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Json(body): Json<StartRegistration>,
+) -> ApiResult<AxumJson<Value>> {
+    caller.require(&[ApiRole::Registrar])?;
+    let mut url = http_url("registration_url", &body.registration_url)
+        .ok()
+        .and_then(|s| reqwest::Url::parse(&s).ok())
+        .ok_or_else(|| {
+            ApiError::unprocessable(
+                "invalid_registration_url",
+                "registration_url must be the tool's absolute http(s) registration URL",
+            )
+        })?;
+    let token = secret();
+    let now = Utc::now();
+    with_db!(&state.engine.db, pool => {
+        sqlx::query("INSERT INTO lti_registration_tokens (token_hash, created_by, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(sha256_hex(&token))
+            .bind(caller.actor())
+            .bind(ts(now))
+            .bind(ts(now + REGISTRATION_TOKEN_TTL))
+            .execute(pool)
+            .await
+            .map_err(db_err)?;
+    });
+    let urls = Urls::of(&state);
+    // Appending keeps the tool's own query (Moodle's `?token=...`).
+    url.query_pairs_mut()
+        .append_pair("openid_configuration", &urls.openid_configuration())
+        .append_pair("registration_token", &token);
+    Ok(AxumJson(json!({
+        "url": url.to_string(),
+        "expires_at": ts(now + REGISTRATION_TOKEN_TTL),
+    })))
+}
+
+fn reg_error(description: impl Into<String>) -> OAuthError {
+    OAuthError::bad("invalid_client_metadata", description)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let h = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (kind, token) = h.split_once(' ')?;
+    kind.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Whether a registration token is live (unused, unexpired); does not use it.
+async fn token_live(db: &Db, hash: &str) -> Result<bool, sqlx::Error> {
+    with_db!(db, pool => {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM lti_registration_tokens WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2")
+            .bind(hash)
+            .bind(ts(Utc::now()))
+            .fetch_one(pool)
+            .await?;
+        Ok(n > 0)
+    })
+}
+
+/// Uses a registration token up; false if it was used or expired meanwhile.
+async fn use_token(db: &Db, hash: &str, tool_id: &str) -> Result<bool, sqlx::Error> {
+    with_db!(db, pool => {
+        let now = ts(Utc::now());
+        let n = sqlx::query("UPDATE lti_registration_tokens SET used_at = $2, tool_id = $3 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2")
+            .bind(hash)
+            .bind(&now)
+            .bind(tool_id)
+            .execute(pool)
+            .await?
+            .rows_affected();
+        Ok(n == 1)
+    })
+}
+
+fn str_field<'a>(v: &'a Value, name: &str) -> Option<&'a str> {
+    v.get(name)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+/// The scopes a registration asks for: the spec's space-separated `scope`
+/// and Moodle's `scopes` array inside the tool configuration.
+pub fn requested_scopes(reg: &Value) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let spec = reg.get("scope").and_then(Value::as_str).unwrap_or_default();
+    let moodle = reg
+        .get(TOOL_CONFIG)
+        .and_then(|c| c.get("scopes"))
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>())
+        .unwrap_or_default();
+    for s in spec.split_whitespace().chain(moodle) {
+        if !out.iter().any(|o| o == s) {
+            out.push(s.to_string());
+        }
+    }
+    out
+}
+
+/// `POST /lti/register`: the tool registers itself with a one-time token.
+pub async fn register(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match register_inner(&state, &headers, &body).await {
+        Ok(v) => (StatusCode::OK, AxumJson(v)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn register_inner(
+    state: &SharedState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Value, OAuthError> {
+    let token = bearer(headers).ok_or_else(|| {
+        OAuthError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "send the registration token as Authorization: Bearer <registration_token>",
+        )
+    })?;
+    let hash = sha256_hex(token);
+    let db = &state.engine.db;
+    let unusable = || {
+        OAuthError::new(StatusCode::UNAUTHORIZED, "invalid_token", "the registration token is unknown, used or expired; ask the registrar for a new registration link")
+    };
+    if !token_live(db, &hash).await.map_err(OAuthError::server)? {
+        return Err(unusable());
+    }
+    // Moodle sends JSON with no JSON Content-Type: read it whatever the header says.
+    let reg: Value = serde_json::from_slice(body)
+        .map_err(|e| reg_error(format!("the body is not JSON: {e}")))?;
+    if !reg.is_object() {
+        return Err(reg_error("the registration must be a JSON object"));
+    }
+    let config = reg
+        .get(TOOL_CONFIG)
+        .filter(|c| c.is_object())
+        .ok_or_else(|| reg_error(format!("{TOOL_CONFIG} is required")))?;
+    let jwks_uri = str_field(&reg, "jwks_uri").ok_or_else(|| reg_error("jwks_uri is required"))?;
+    let jwks_uri = http_url("jwks_uri", jwks_uri).map_err(reg_error)?;
+    let login = str_field(&reg, "initiate_login_uri")
+        .ok_or_else(|| reg_error("initiate_login_uri is required"))?;
+    let login = http_url("initiate_login_uri", login).map_err(reg_error)?;
+    let redirect_uris: Vec<String> = reg
+        .get("redirect_uris")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    if redirect_uris.is_empty() {
+        return Err(reg_error("redirect_uris must list at least one URL"));
+    }
+    for u in &redirect_uris {
+        http_url("every redirect_uris entry", u).map_err(reg_error)?;
+    }
+    if let Some(method) = str_field(&reg, "token_endpoint_auth_method") {
+        if method != "private_key_jwt" {
+            return Err(reg_error(
+                "token_endpoint_auth_method must be private_key_jwt",
+            ));
+        }
+    }
+    let launch_url = str_field(config, "target_link_uri")
+        .map(|u| http_url("target_link_uri", u))
+        .transpose()
+        .map_err(reg_error)?;
+    let deep_linking_url = config
+        .get("messages")
+        .and_then(Value::as_array)
+        .and_then(|ms| {
+            ms.iter()
+                .find(|m| m.get("type").and_then(Value::as_str) == Some("LtiDeepLinkingRequest"))
+        })
+        .and_then(|m| str_field(m, "target_link_uri"))
+        .map(|u| http_url("the deep-linking message's target_link_uri", u))
+        .transpose()
+        .map_err(reg_error)?;
+    let domain = str_field(config, "domain");
+    let name = str_field(&reg, "client_name")
+        .unwrap_or("LTI tool")
+        .chars()
+        .take(200)
+        .collect::<String>();
+
+    let off = Roster {
+        access: false,
+        hide_names: false,
+        hide_emails: false,
+    };
+    // A registrar turns grading and roster on once they have looked at the tool.
+    let mut t = tools::new_tool(name, Grading::Off, off, "dynamic");
+    t.issuer = launch_url
+        .as_deref()
+        .and_then(|u| reqwest::Url::parse(u).ok())
+        .map(|u| u.origin().ascii_serialization())
+        .or_else(|| domain.map(|d| format!("https://{d}")));
+    t.launch_url = launch_url;
+    t.login_url = Some(login);
+    t.redirect_uris = redirect_uris;
+    t.jwks_url = Some(jwks_uri);
+    t.deep_linking_url = deep_linking_url;
+    t.registration = Some(reg.clone());
+
+    if !use_token(db, &hash, &t.tool_id)
+        .await
+        .map_err(OAuthError::server)?
+    {
+        return Err(unusable());
+    }
+    tools::insert(db, &t).await.map_err(OAuthError::server)?;
+    tracing::info!(tool_id = %t.tool_id, scopes = ?requested_scopes(&reg), "tool registered itself");
+
+    let mut answer = reg;
+    answer["client_id"] = json!(t.client_id);
+    answer[TOOL_CONFIG]["deployment_id"] = json!(t.deployment_id);
+    Ok(answer)
+}
