@@ -4,13 +4,13 @@
 
 use std::sync::Arc;
 
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use tower_http::trace::TraceLayer;
 
 use crate::engine::Engine;
