@@ -266,6 +266,20 @@ on_both_stores! {
         let (s, _, html) = authorize(&app, &p).await;
         assert_eq!((s, form_field(&html, "error").as_deref()), (400, Some("invalid_request")), "{html}");
 
+        // An expired hint is refused even though it was never used.
+        let login = initiate(&app, &t.tool.tool_id, "ada", "resource_link", Some("quiz-1")).await;
+        let hint = login["lti_message_hint"].clone();
+        gradebook::projections::with_db!(&app.db, pool => {
+            sqlx::query("UPDATE lti_launch_hints SET expires_at = $1 WHERE hint = $2")
+                .bind("2020-01-01T00:00:00.000000Z")
+                .bind(&hint)
+                .execute(pool)
+                .await
+                .unwrap();
+        });
+        let (s, _, html) = authorize(&app, &auth_request(&login, &launch_php, "n3")).await;
+        assert_eq!((s, form_field(&html, "error").as_deref()), (400, Some("invalid_request")), "{html}");
+
         // POST works like GET.
         let login = initiate(&app, &t.tool.tool_id, "ada", "resource_link", Some("quiz-1")).await;
         let res = app.client.post(app.url("/lti/authorize")).form(&auth_request(&login, &launch_php, "n2")).send().await.unwrap();

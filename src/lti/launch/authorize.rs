@@ -17,7 +17,7 @@ use gradebook_domain::{CourseId, Source, ToolId, UserId};
 
 use super::claims::{self, LaunchFacts, Message};
 use super::html;
-use super::initiate::{active_person, checked_target, Kind};
+use super::initiate::{checked_target, Kind};
 use super::state::{self, DeepLinkRequest};
 use super::tool_meta;
 use crate::engine::EngineError;
@@ -223,17 +223,13 @@ async fn issue(state: &SharedState, tool: &Tool, p: &Params) -> Result<String, O
         ids.map_err(|e| oidc("invalid_request", e.to_string()))?;
 
     // Things may have changed since the SIS asked: check again.
-    let target = checked_target(state, tool, &course_id, &user_id, kind, link_id.as_ref())
+    let super::initiate::Launchable {
+        target,
+        course,
+        person,
+    } = checked_target(state, tool, &course_id, &user_id, kind, link_id.as_ref())
         .await
         .map_err(refusal)?;
-    let person = active_person(state, &course_id, &user_id)
-        .await
-        .map_err(refusal)?;
-    let course = state
-        .engine
-        .course(&course_id)
-        .await?
-        .ok_or_else(|| oidc("access_denied", "the course no longer exists"))?;
 
     let issuer = state.settings.public_url();
     let data = state::random_token();

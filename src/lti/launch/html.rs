@@ -49,6 +49,8 @@ pub fn page(status: StatusCode, body: String) -> Response {
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             // Tokens in a page must not be cached anywhere.
             (header::CACHE_CONTROL, "no-store"),
+            // Nor leak through a Referer header to wherever the page leads.
+            (header::REFERRER_POLICY, "no-referrer"),
         ],
         body,
     )

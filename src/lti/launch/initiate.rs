@@ -5,6 +5,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::Utc;
+use gradebook_domain::course::Course;
 use gradebook_domain::enrollment::{EnrollmentStatus, Person};
 use gradebook_domain::ids::ResourceLinkId;
 use gradebook_domain::{CourseId, ToolId, UserId};
@@ -80,7 +81,8 @@ pub async fn create_launch(
         req.kind,
         link_id.as_ref(),
     )
-    .await?;
+    .await?
+    .target;
     let login_url = tool.login_url.as_deref().ok_or_else(|| {
         ApiError::unprocessable(
             "tool_not_launchable",
@@ -122,8 +124,16 @@ pub async fn create_launch(
     Ok(axum::Json(json!({ "login_initiation_url": url.as_str() })))
 }
 
+/// What a launch that may go ahead is made of.
+pub(crate) struct Launchable {
+    /// The `target_link_uri`: the URI the registration gave for this kind.
+    pub target: String,
+    pub course: Course,
+    pub person: Person,
+}
+
 /// Checks that this person may launch this tool in this course, now, and
-/// returns the `target_link_uri` the launch goes to. Used when the SIS asks
+/// returns what the launch needs. Used when the SIS asks
 /// and again when the tool comes back, since things may change in between.
 pub(crate) async fn checked_target(
     state: &SharedState,
@@ -132,7 +142,7 @@ pub(crate) async fn checked_target(
     user_id: &UserId,
     kind: Kind,
     link_id: Option<&ResourceLinkId>,
-) -> Result<String, ApiError> {
+) -> Result<Launchable, ApiError> {
     let course = state
         .engine
         .course(course_id)
@@ -143,7 +153,7 @@ pub(crate) async fn checked_target(
         return Err(course_not_found(course_id.as_str()));
     }
     let person = active_person(state, course_id, user_id).await?;
-    match kind {
+    let target = match kind {
         Kind::ResourceLink => {
             let link_id = link_id.ok_or_else(|| {
                 ApiError::unprocessable(
@@ -170,7 +180,7 @@ pub(crate) async fn checked_target(
                     "tool_not_launchable",
                     "the tool's registration has no launch_url",
                 )
-            })
+            })?
         }
         Kind::DeepLinking => {
             if !person.role.may_author() {
@@ -189,9 +199,14 @@ pub(crate) async fn checked_target(
                     "deep_linking_not_supported",
                     "the tool's registration has no deep_linking_url",
                 )
-            })
+            })?
         }
-    }
+    };
+    Ok(Launchable {
+        target,
+        course,
+        person,
+    })
 }
 
 /// The person's enrollment, unless they are not enrolled or were dropped.
