@@ -14,6 +14,9 @@ use sqlx::Row;
 pub const HINT_LIFETIME: Duration = Duration::minutes(5);
 /// How long an instructor has to pick content in the tool.
 pub const DEEP_LINK_LIFETIME: Duration = Duration::hours(1);
+/// Expired hints and requests are deleted this long after they expire
+/// (kept a while so a late request is told "expired", not "unknown").
+pub const SWEEP_AFTER: Duration = Duration::days(1);
 
 /// A fresh opaque value: 32 random bytes in lowercase hex (survives tools
 /// that lower-case or re-encode parameters).
@@ -40,6 +43,12 @@ pub struct LaunchHint {
 
 pub async fn insert_hint(db: &Db, h: &LaunchHint, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
     with_db!(db, pool => {
+        // Old hints are worthless; sweeping here keeps the table small
+        // without a background job.
+        sqlx::query("DELETE FROM lti_launch_hints WHERE expires_at < $1")
+            .bind(ts(now - SWEEP_AFTER))
+            .execute(pool)
+            .await?;
         sqlx::query("INSERT INTO lti_launch_hints (hint, login_hint, tool_id, course_id, user_id, kind, resource_link_id, created_at, expires_at, used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL)")
             .bind(&h.hint)
             .bind(&h.login_hint)
@@ -108,6 +117,10 @@ pub async fn insert_deep_link_request(
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     with_db!(db, pool => {
+        sqlx::query("DELETE FROM lti_deep_link_requests WHERE expires_at < $1")
+            .bind(ts(now - SWEEP_AFTER))
+            .execute(pool)
+            .await?;
         sqlx::query("INSERT INTO lti_deep_link_requests (data, tool_id, course_id, user_id, nonce, created_at, expires_at, used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)")
             .bind(&r.data)
             .bind(&r.tool_id)
