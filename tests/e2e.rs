@@ -93,8 +93,11 @@ on_both_stores! {
         match &seen["services"] {
             Value::String(s) => eprintln!("services part {s}"),
             services => {
-                assert!(services["results"].as_array().unwrap().iter().any(|r| r["userId"] == "ada"), "{services}");
-                assert!(services["members"].as_array().unwrap().iter().any(|m| m == "ada"), "{services}");
+                assert!(services["lineitems"].as_u64().unwrap() >= 2, "{services}");
+                let ada = services["results"].as_array().unwrap().iter().find(|r| r["userId"] == "ada");
+                let ada = ada.unwrap_or_else(|| panic!("no result for ada: {services}"));
+                assert_eq!((ada["resultScore"].as_f64(), ada["resultMaximum"].as_f64()), (Some(15.0), Some(20.0)), "{services}");
+                assert_eq!(services["members"], json!(["ada", "grace"]), "{services}");
             }
         }
         app.stop().await;
