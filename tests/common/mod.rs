@@ -146,6 +146,8 @@ macro_rules! on_both_stores {
     };
 }
 
+pub mod launch;
+
 pub mod fixtures {
     //! A small real-looking course: HIST-101 with a weighted scheme.
     use super::*;

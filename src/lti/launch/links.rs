@@ -1,0 +1,135 @@
+//! `POST /api/courses/{course_id}/resource-links`: a resource link the SIS
+//! makes by hand rather than by deep linking, optionally with the line item
+//! (gradebook column) bound to it.
+
+use std::str::FromStr;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use gradebook_domain::course::ResourceLink;
+use gradebook_domain::ids::ResourceLinkId;
+use gradebook_domain::line_item::LineItemSpec;
+use gradebook_domain::{clean_text, CourseId, DomainError, Source, ToolId};
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::{course_not_found, live_tool};
+use crate::auth::ApiRole;
+use crate::http::auth::Caller;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{Json, Path};
+use crate::http::SharedState;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewResourceLink {
+    pub resource_link_id: String,
+    pub tool_id: String,
+    pub title: String,
+    #[serde(default)]
+    pub custom: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub line_item: Option<NewLineItem>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewLineItem {
+    pub label: String,
+    /// A JSON number or a numeric string.
+    pub score_maximum: Value,
+}
+
+/// Reads a decimal sent as a JSON number or a numeric string.
+pub(crate) fn decimal(v: &Value) -> Option<Decimal> {
+    match v {
+        Value::Number(n) => {
+            let s = n.to_string();
+            Decimal::from_str(&s)
+                .ok()
+                .or_else(|| Decimal::from_scientific(&s).ok())
+        }
+        Value::String(s) => Decimal::from_str(s.trim()).ok(),
+        _ => None,
+    }
+}
+
+pub async fn create_resource_link(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(course_id): Path<String>,
+    Json(req): Json<NewResourceLink>,
+) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    caller.require(&[ApiRole::Sis])?;
+    let course_id = CourseId::parse(course_id)?;
+    let link_id = ResourceLinkId::parse(req.resource_link_id)?;
+    let tool_id = ToolId::parse(req.tool_id)?;
+    let title = clean_text(&req.title, "title", 300)?;
+    let custom = req.custom.unwrap_or_default();
+
+    // Everything is checked before anything is written, so a refusal
+    // leaves no half-made link or column behind.
+    let spec = match &req.line_item {
+        Some(li) => {
+            let max = decimal(&li.score_maximum).ok_or(DomainError::InvalidScoreMaximum)?;
+            let mut spec = LineItemSpec::new(li.label.clone(), max);
+            spec.resource_link_id = Some(link_id.as_str().to_string());
+            spec.tool_id = Some(tool_id.clone());
+            Some(spec.validated()?)
+        }
+        None => None,
+    };
+    let tool = live_tool(&state, tool_id.as_str()).await?;
+    let course = state
+        .engine
+        .course(&course_id)
+        .await?
+        .ok_or_else(|| course_not_found(course_id.as_str()))?;
+    if !course.tools.contains(&tool_id) {
+        return Err(ApiError::unprocessable(
+            "tool_not_deployed",
+            format!(
+                "tool {:?} is not deployed in {course_id}; allow it in the course first",
+                tool.tool_id
+            ),
+        ));
+    }
+    if course.resource_links.contains_key(&link_id) {
+        return Err(DomainError::DuplicateResourceLink.into());
+    }
+
+    let meta = super::sis_meta(&caller, Source::Sis);
+    let line_item_id = match spec {
+        Some(spec) => Some(
+            state
+                .engine
+                .create_line_item(&course_id, None, spec, &meta)
+                .await?,
+        ),
+        None => None,
+    };
+    let link = ResourceLink {
+        resource_link_id: link_id,
+        tool_id,
+        title,
+        url: None,
+        custom,
+        line_item_id,
+    };
+    state
+        .engine
+        .add_resource_link(&course_id, link.clone(), &meta)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({
+            "course_id": course_id.as_str(),
+            "resource_link_id": link.resource_link_id.as_str(),
+            "tool_id": link.tool_id.as_str(),
+            "title": link.title,
+            "custom": link.custom,
+            "line_item_id": link.line_item_id.as_ref().map(|l| l.as_str()),
+        })),
+    ))
+}
