@@ -462,3 +462,45 @@ on_both_stores! {
         app.stop().await;
     }
 }
+
+on_both_stores! {
+    async fn the_sis_hands_an_existing_column_to_a_tool_through_a_link(app: TestApp) {
+        let t = setup(&app, Grading::Full, roster(true, false, false)).await;
+        let course = CourseId::parse(COURSE).unwrap();
+        let meta = common::meta(gradebook::domain::Source::Sis);
+        let mut spec = gradebook::domain::line_item::LineItemSpec::new("Midterm", "100".parse().unwrap());
+        spec.category = Some("Exams".into());
+        let midterm = app.engine().create_line_item(&course, Some(LineItemId::parse("midterm").unwrap()), spec, &meta).await.unwrap();
+
+        let path = format!("/api/courses/{COURSE}/resource-links");
+        let body = json!({"resource_link_id": "midterm-link", "tool_id": t.tool.tool_id, "title": "Midterm", "line_item_id": "midterm"});
+        let (status, link) = post_sis(&app, &path, body).await;
+        assert_eq!(status, 201, "{link}");
+        assert_eq!(link["line_item_id"], "midterm");
+        let spec = app.engine().line_item(&course, &midterm).await.unwrap().spec.unwrap();
+        assert_eq!(spec.resource_link_id.as_deref(), Some("midterm-link"));
+        assert_eq!(spec.tool_id.map(|t| t.to_string()), Some(t.tool.tool_id.clone()));
+        assert_eq!(spec.category.as_deref(), Some("Exams"), "the SIS's own settings stay");
+
+        // The learner's launch of that link names the column, so the tool
+        // grades it rather than making a second one.
+        let c = launch(&app, &t, "ada", "resource_link", Some("midterm-link")).await;
+        assert_eq!(c[AGS]["lineitem"], format!("{}/lti/courses/{COURSE}/lineitems/midterm", app.base));
+
+        // A column already carried by a link, another tool's, or unknown: refused, nothing recorded.
+        let other = register(&app, Grading::Full, roster(true, false, false)).await;
+        app.engine().allow_tools(&course, vec![gradebook::domain::ToolId::parse(other.tool.tool_id.clone()).unwrap()], &meta).await.unwrap();
+        let before = app.event_count().await;
+        for (body, status, code) in [
+            (json!({"resource_link_id": "again", "tool_id": t.tool.tool_id, "title": "T", "line_item_id": "midterm"}), 409, "line_item_taken"),
+            (json!({"resource_link_id": "again", "tool_id": other.tool.tool_id, "title": "T", "line_item_id": "midterm"}), 409, "line_item_taken"),
+            (json!({"resource_link_id": "again", "tool_id": t.tool.tool_id, "title": "T", "line_item_id": "nope"}), 404, "line_item_not_found"),
+            (json!({"resource_link_id": "again", "tool_id": t.tool.tool_id, "title": "T", "line_item_id": "midterm", "line_item": {"label": "x", "score_maximum": 1}}), 422, "invalid_body"),
+        ] {
+            let (s, b) = post_sis(&app, &path, body.clone()).await;
+            assert_eq!((s, b["error"].as_str()), (status, Some(code)), "{body} -> {b}");
+        }
+        assert_eq!(app.event_count().await, before);
+        app.stop().await;
+    }
+}

@@ -290,6 +290,21 @@ on_both_stores! {
         let (_, all) = app.get_json("/api/tools").await;
         assert_eq!(all["tools"].as_array().unwrap().len(), 1);
 
+        // Without redirect_uris, the tool's launch and deep-linking URLs are
+        // where it may be answered (Moodle's launch.php and launch_deeplink.php).
+        let mut bare = body.clone();
+        bare["name"] = json!("Moodle without redirect URIs");
+        bare.as_object_mut().unwrap().remove("redirect_uris");
+        bare["deep_linking_url"] = json!("https://moodle.example.edu/enrol/lti/launch_deeplink.php");
+        let (status, reg2) = post_json(&app, &app.registrar, "/api/tools", &bare).await;
+        assert_eq!(status, 201, "{reg2}");
+        let (_, two) = app.get_json(&format!("/api/tools/{}", reg2["tool_id"].as_str().unwrap())).await;
+        assert_eq!(
+            two["redirect_uris"],
+            json!(["https://moodle.example.edu/enrol/lti/launch.php", "https://moodle.example.edu/enrol/lti/launch_deeplink.php"]),
+            "{two}"
+        );
+
         // Bad registrations are refused and change nothing.
         for bad in [
             json!({"name": "Both", "jwks_url": "https://t.example/jwks", "public_jwk": key.public_jwk}),
@@ -304,7 +319,7 @@ on_both_stores! {
             assert!(err["error"].is_string() && err["message"].is_string(), "{err}");
         }
         let (_, all) = app.get_json("/api/tools").await;
-        assert_eq!(all["tools"].as_array().unwrap().len(), 1);
+        assert_eq!(all["tools"].as_array().unwrap().len(), 2, "the two good registrations only");
 
         // Settings change; an auditor may not.
         let path = format!("/api/tools/{tool_id}");

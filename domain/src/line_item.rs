@@ -117,6 +117,8 @@ pub struct LineItemPatch {
     pub weight: Option<Option<Decimal>>,
     pub course_total: Option<bool>,
     pub completion_only: Option<bool>,
+    /// Hands the column to a tool (binding it to the tool's link).
+    pub tool_id: Option<Option<ToolId>>,
 }
 
 impl LineItemPatch {
@@ -153,6 +155,9 @@ impl LineItemPatch {
         }
         if let Some(v) = self.completion_only {
             s.completion_only = v;
+        }
+        if let Some(v) = self.tool_id {
+            s.tool_id = v;
         }
         s
     }

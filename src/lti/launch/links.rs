@@ -1,6 +1,7 @@
 //! `POST /api/courses/{course_id}/resource-links`: a resource link the SIS
 //! makes by hand rather than by deep linking, optionally with the line item
-//! (gradebook column) bound to it.
+//! (gradebook column) bound to it: a new one (`line_item`), or a column the
+//! SIS already made (`line_item_id`), which the tool may then grade.
 
 use std::str::FromStr;
 
@@ -8,8 +9,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use gradebook_domain::course::ResourceLink;
 use gradebook_domain::ids::ResourceLinkId;
-use gradebook_domain::line_item::LineItemSpec;
-use gradebook_domain::{clean_text, CourseId, DomainError, Source, ToolId};
+use gradebook_domain::line_item::{LineItemPatch, LineItemSpec};
+use gradebook_domain::{clean_text, CourseId, DomainError, LineItemId, Source, ToolId};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -31,6 +32,9 @@ pub struct NewResourceLink {
     pub custom: Option<Map<String, Value>>,
     #[serde(default)]
     pub line_item: Option<NewLineItem>,
+    /// An existing column of the SIS's to bind to this link instead.
+    #[serde(default)]
+    pub line_item_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -67,6 +71,13 @@ pub async fn create_resource_link(
     let tool_id = ToolId::parse(req.tool_id)?;
     let title = clean_text(&req.title, "title", 300)?;
     let custom = req.custom.unwrap_or_default();
+    if req.line_item.is_some() && req.line_item_id.is_some() {
+        return Err(ApiError::unprocessable(
+            "invalid_body",
+            "send either line_item (a new column) or line_item_id (an existing one), not both",
+        ));
+    }
+    let existing = req.line_item_id.map(LineItemId::parse).transpose()?;
 
     // Everything is checked before anything is written, so a refusal
     // leaves no half-made link or column behind.
@@ -98,16 +109,50 @@ pub async fn create_resource_link(
     if course.resource_links.contains_key(&link_id) {
         return Err(DomainError::DuplicateResourceLink.into());
     }
+    if let Some(id) = &existing {
+        // Only a live column that no tool owns yet (or this tool already
+        // owns) and that no other link carries can be handed over.
+        let item = state.engine.line_item(&course_id, id).await?;
+        let spec = match (&item.spec, item.deleted) {
+            (None, _) => return Err(DomainError::LineItemNotFound.into()),
+            (Some(_), true) => return Err(DomainError::LineItemDeleted.into()),
+            (Some(spec), false) => spec,
+        };
+        let owned_elsewhere = spec.tool_id.as_ref().is_some_and(|t| *t != tool_id);
+        let bound_elsewhere = spec
+            .resource_link_id
+            .as_deref()
+            .is_some_and(|l| l != link_id.as_str());
+        if owned_elsewhere || bound_elsewhere {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "line_item_taken",
+                format!("line item {id} already belongs to another tool or link"),
+            ));
+        }
+    }
 
     let meta = super::sis_meta(&caller, Source::Sis);
-    let line_item_id = match spec {
-        Some(spec) => Some(
+    let line_item_id = match (spec, existing) {
+        (Some(spec), _) => Some(
             state
                 .engine
                 .create_line_item(&course_id, None, spec, &meta)
                 .await?,
         ),
-        None => None,
+        (None, Some(id)) => {
+            let patch = LineItemPatch {
+                resource_link_id: Some(Some(link_id.as_str().to_string())),
+                tool_id: Some(Some(tool_id.clone())),
+                ..LineItemPatch::default()
+            };
+            state
+                .engine
+                .update_line_item(&course_id, &id, patch, &meta)
+                .await?;
+            Some(id)
+        }
+        (None, None) => None,
     };
     let link = ResourceLink {
         resource_link_id: link_id,

@@ -142,8 +142,11 @@ pub async fn create_tool(
         redirect_uris.push(http_url("every redirect_uris entry", u).map_err(invalid)?);
     }
     let launch_url = opt_url("launch_url", body.launch_url)?;
+    let deep_linking_url = opt_url("deep_linking_url", body.deep_linking_url.clone())?;
     if redirect_uris.is_empty() {
+        // A tool answers launches and deep-linking requests at these.
         redirect_uris.extend(launch_url.clone());
+        redirect_uris.extend(deep_linking_url.filter(|u| Some(u) != launch_url.as_ref()));
     }
     let mut t = tools::new_tool(
         name,
