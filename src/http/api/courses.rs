@@ -146,7 +146,7 @@ async fn known_tools(state: &SharedState, ids: Vec<String>) -> ApiResult<Vec<Too
 }
 
 /// Opens a course.
-#[utoipa::path(post, path = "/api/courses", tag = "courses", request_body = NewCourse,
+#[utoipa::path(post, path = "/api/courses", tag = "registrar", request_body = NewCourse,
     responses((status = 201, description = "The course", body = Object),
               (status = 409, description = "course_exists"), (status = 422, description = "invalid input or unknown tool")),
     security(("bearer" = [])))]
@@ -175,7 +175,7 @@ pub async fn create(
 }
 
 /// Lists courses with their term, lock state and counts.
-#[utoipa::path(get, path = "/api/courses", tag = "courses", params(ListQuery),
+#[utoipa::path(get, path = "/api/courses", tag = "registrar", params(ListQuery),
     responses((status = 200, description = "Courses", body = Object)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<SharedState>,
@@ -188,7 +188,7 @@ pub async fn list(
 }
 
 /// One course: policy, tools, lock state and counts.
-#[utoipa::path(get, path = "/api/courses/{course_id}", tag = "courses",
+#[utoipa::path(get, path = "/api/courses/{course_id}", tag = "registrar",
     params(("course_id" = String, Path, description = "The SIS course id")),
     responses((status = 200, description = "The course", body = Object), (status = 404, description = "course_not_found")),
     security(("bearer" = [])))]
@@ -227,7 +227,7 @@ fn scheme_of(body_scheme: SchemeName, categories: Option<Vec<CategoryBody>>) -> 
 
 /// Sets the grading scheme, and optionally the letter scale and what a
 /// missing score means.
-#[utoipa::path(put, path = "/api/courses/{course_id}/grading", tag = "courses", request_body = GradingBody,
+#[utoipa::path(put, path = "/api/courses/{course_id}/grading", tag = "registrar", request_body = GradingBody,
     params(("course_id" = String, Path, description = "The SIS course id")),
     responses((status = 200, description = "The course with its new policy", body = Object),
               (status = 404, description = "course_not_found"), (status = 422, description = "invalid_grading")),
@@ -269,7 +269,7 @@ pub async fn set_grading(
 }
 
 /// Deploys more tools in a course.
-#[utoipa::path(post, path = "/api/courses/{course_id}/tools", tag = "courses", request_body = ToolIds,
+#[utoipa::path(post, path = "/api/courses/{course_id}/tools", tag = "registrar", request_body = ToolIds,
     params(("course_id" = String, Path, description = "The SIS course id")),
     responses((status = 200, description = "The course", body = Object),
               (status = 404, description = "course_not_found"), (status = 422, description = "tool_not_found")),
@@ -327,7 +327,7 @@ async fn set_lock(
 
 /// Locks a course: every grade change is then refused and recorded.
 /// Locking a locked course changes nothing.
-#[utoipa::path(post, path = "/api/courses/{course_id}/lock", tag = "courses", request_body(content = LockBody, description = "optional"),
+#[utoipa::path(post, path = "/api/courses/{course_id}/lock", tag = "registrar", request_body(content = LockBody, description = "optional"),
     params(("course_id" = String, Path, description = "The SIS course id")),
     responses((status = 200, description = "The lock state", body = LockState), (status = 404, description = "course_not_found")),
     security(("bearer" = [])))]
@@ -342,7 +342,7 @@ pub async fn lock(
 }
 
 /// Unlocks a course. Unlocking an unlocked course changes nothing.
-#[utoipa::path(post, path = "/api/courses/{course_id}/unlock", tag = "courses", request_body(content = LockBody, description = "optional"),
+#[utoipa::path(post, path = "/api/courses/{course_id}/unlock", tag = "registrar", request_body(content = LockBody, description = "optional"),
     params(("course_id" = String, Path, description = "The SIS course id")),
     responses((status = 200, description = "The lock state", body = LockState), (status = 404, description = "course_not_found")),
     security(("bearer" = [])))]

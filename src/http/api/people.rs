@@ -62,7 +62,7 @@ async fn entry(
 }
 
 /// Enrolls a person, or replaces their enrollment.
-#[utoipa::path(put, path = "/api/courses/{course_id}/enrollments/{user_id}", tag = "people", request_body = PersonBody,
+#[utoipa::path(put, path = "/api/courses/{course_id}/enrollments/{user_id}", tag = "registrar", request_body = PersonBody,
     params(("course_id" = String, Path, description = "The SIS course id"), ("user_id" = String, Path, description = "The SIS person id; also the LTI `sub`")),
     responses((status = 201, description = "Newly enrolled", body = Object), (status = 200, description = "Replaced", body = Object),
               (status = 404, description = "course_not_found"), (status = 422, description = "invalid_enrollment")),
@@ -99,7 +99,7 @@ pub async fn put(
 }
 
 /// Drops a person: their status becomes `dropped`; history is kept.
-#[utoipa::path(delete, path = "/api/courses/{course_id}/enrollments/{user_id}", tag = "people",
+#[utoipa::path(delete, path = "/api/courses/{course_id}/enrollments/{user_id}", tag = "registrar",
     params(("course_id" = String, Path, description = "The SIS course id"), ("user_id" = String, Path, description = "The SIS person id")),
     responses((status = 200, description = "The dropped enrollment", body = Object), (status = 404, description = "course_not_found or not_enrolled")),
     security(("bearer" = [])))]
@@ -119,7 +119,7 @@ pub async fn drop(
 }
 
 /// Everyone in a course, dropped people included with their status.
-#[utoipa::path(get, path = "/api/courses/{course_id}/enrollments", tag = "people",
+#[utoipa::path(get, path = "/api/courses/{course_id}/enrollments", tag = "registrar",
     params(("course_id" = String, Path, description = "The SIS course id")),
     responses((status = 200, description = "Enrollments", body = Object), (status = 404, description = "course_not_found")),
     security(("bearer" = [])))]
@@ -139,7 +139,7 @@ pub async fn list(
 }
 
 /// One person's enrollment.
-#[utoipa::path(get, path = "/api/courses/{course_id}/enrollments/{user_id}", tag = "people",
+#[utoipa::path(get, path = "/api/courses/{course_id}/enrollments/{user_id}", tag = "registrar",
     params(("course_id" = String, Path, description = "The SIS course id"), ("user_id" = String, Path, description = "The SIS person id")),
     responses((status = 200, description = "The enrollment", body = Object), (status = 404, description = "course_not_found or not_enrolled")),
     security(("bearer" = [])))]
