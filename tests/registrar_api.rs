@@ -583,7 +583,8 @@ on_both_stores! {
         let unrouted: Vec<_> = documented.difference(&registered).collect();
         assert!(unrouted.is_empty(), "the document lists routes the router does not have: {unrouted:?}");
 
-        // Every operation is in one of the four groups, and says how to
+        // Every operation is in one of the four groups, describes its error
+        // bodies, and says how to
         // authenticate where it needs a token.
         for (path, method) in &documented {
             let op = &doc["paths"][path][method];
@@ -591,6 +592,12 @@ on_both_stores! {
             assert!(["registrar", "reports", "lti", "operations"].contains(&tag), "{method} {path} is tagged {tag:?}");
             let schemes: Vec<&str> = op["security"].as_array().into_iter().flatten()
                 .filter_map(|s| s.as_object()).flat_map(|s| s.keys()).map(String::as_str).collect();
+            for (status, answer) in op["responses"].as_object().unwrap() {
+                if status.starts_with('4') {
+                    assert!(answer["content"]["application/json"]["schema"].is_object(),
+                        "{method} {path} {status} does not describe its JSON error body");
+                }
+            }
             if path.starts_with("/api/") && path != "/api/openapi.json" {
                 assert_eq!(schemes, ["bearer"], "{method} {path} needs an API token");
             } else if path.starts_with("/lti/courses/") {

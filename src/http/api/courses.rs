@@ -12,6 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::body::{meta, optional_json, Dec};
 use crate::auth::ApiRole;
+use crate::http::api::openapi::ErrorBody;
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Json, Path, Query};
@@ -148,7 +149,7 @@ async fn known_tools(state: &SharedState, ids: Vec<String>) -> ApiResult<Vec<Too
 /// Opens a course.
 #[utoipa::path(post, path = "/api/courses", tag = "registrar", request_body = NewCourse,
     responses((status = 201, description = "The course", body = Object),
-              (status = 409, description = "course_exists"), (status = 422, description = "invalid input or unknown tool")),
+              (status = 409, description = "course_exists", body = ErrorBody), (status = 422, description = "invalid input or unknown tool", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn create(
     State(state): State<SharedState>,
@@ -190,7 +191,7 @@ pub async fn list(
 /// One course: policy, tools, lock state and counts.
 #[utoipa::path(get, path = "/api/courses/{course_id}", tag = "registrar",
     params(("course_id" = String, Path, description = "The SIS course id")),
-    responses((status = 200, description = "The course", body = Object), (status = 404, description = "course_not_found")),
+    responses((status = 200, description = "The course", body = Object), (status = 404, description = "course_not_found", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn detail(
     State(state): State<SharedState>,
@@ -230,7 +231,7 @@ fn scheme_of(body_scheme: SchemeName, categories: Option<Vec<CategoryBody>>) -> 
 #[utoipa::path(put, path = "/api/courses/{course_id}/grading", tag = "registrar", request_body = GradingBody,
     params(("course_id" = String, Path, description = "The SIS course id")),
     responses((status = 200, description = "The course with its new policy", body = Object),
-              (status = 404, description = "course_not_found"), (status = 422, description = "invalid_grading")),
+              (status = 404, description = "course_not_found", body = ErrorBody), (status = 422, description = "invalid_grading", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn set_grading(
     State(state): State<SharedState>,
@@ -272,7 +273,7 @@ pub async fn set_grading(
 #[utoipa::path(post, path = "/api/courses/{course_id}/tools", tag = "registrar", request_body = ToolIds,
     params(("course_id" = String, Path, description = "The SIS course id")),
     responses((status = 200, description = "The course", body = Object),
-              (status = 404, description = "course_not_found"), (status = 422, description = "tool_not_found")),
+              (status = 404, description = "course_not_found", body = ErrorBody), (status = 422, description = "tool_not_found", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn add_tools(
     State(state): State<SharedState>,
@@ -329,7 +330,7 @@ async fn set_lock(
 /// Locking a locked course changes nothing.
 #[utoipa::path(post, path = "/api/courses/{course_id}/lock", tag = "registrar", request_body(content = LockBody, description = "optional"),
     params(("course_id" = String, Path, description = "The SIS course id")),
-    responses((status = 200, description = "The lock state", body = LockState), (status = 404, description = "course_not_found")),
+    responses((status = 200, description = "The lock state", body = LockState), (status = 404, description = "course_not_found", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn lock(
     State(state): State<SharedState>,
@@ -344,7 +345,7 @@ pub async fn lock(
 /// Unlocks a course. Unlocking an unlocked course changes nothing.
 #[utoipa::path(post, path = "/api/courses/{course_id}/unlock", tag = "registrar", request_body(content = LockBody, description = "optional"),
     params(("course_id" = String, Path, description = "The SIS course id")),
-    responses((status = 200, description = "The lock state", body = LockState), (status = 404, description = "course_not_found")),
+    responses((status = 200, description = "The lock state", body = LockState), (status = 404, description = "course_not_found", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn unlock(
     State(state): State<SharedState>,

@@ -13,6 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::body::{meta, nullable, Dec};
 use super::courses::detail_of;
 use crate::auth::ApiRole;
+use crate::http::api::openapi::ErrorBody;
 use crate::http::auth::Caller;
 use crate::http::error::ApiResult;
 use crate::http::extract::{Json, Path, Query};
@@ -152,8 +153,8 @@ fn not_null<T>(field: &str, v: Option<Option<T>>) -> ApiResult<Option<T>> {
 #[utoipa::path(post, path = "/api/courses/{course_id}/line-items", tag = "registrar", request_body = NewLineItem,
     params(("course_id" = String, Path, description = "The SIS course id")),
     responses((status = 201, description = "The line item", body = LineItemOut),
-              (status = 404, description = "course_not_found"), (status = 409, description = "line_item_exists"),
-              (status = 422, description = "invalid line item")),
+              (status = 404, description = "course_not_found", body = ErrorBody), (status = 409, description = "line_item_exists", body = ErrorBody),
+              (status = 422, description = "invalid line item", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn create(
     State(state): State<SharedState>,
@@ -183,8 +184,8 @@ pub async fn create(
 #[utoipa::path(patch, path = "/api/courses/{course_id}/line-items/{line_item_id}", tag = "registrar", request_body = LineItemChange,
     params(("course_id" = String, Path, description = "The SIS course id"), ("line_item_id" = String, Path, description = "The last segment of the AGS URL")),
     responses((status = 200, description = "The line item", body = LineItemOut),
-              (status = 404, description = "course_not_found, line_item_not_found or line_item_deleted"),
-              (status = 422, description = "invalid line item")),
+              (status = 404, description = "course_not_found, line_item_not_found or line_item_deleted", body = ErrorBody),
+              (status = 422, description = "invalid line item", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn update(
     State(state): State<SharedState>,
@@ -219,7 +220,7 @@ pub async fn update(
 /// Deletes a line item; its scores stay in the history.
 #[utoipa::path(delete, path = "/api/courses/{course_id}/line-items/{line_item_id}", tag = "registrar",
     params(("course_id" = String, Path, description = "The SIS course id"), ("line_item_id" = String, Path, description = "The last segment of the AGS URL")),
-    responses((status = 204, description = "Deleted"), (status = 404, description = "course_not_found, line_item_not_found or line_item_deleted")),
+    responses((status = 204, description = "Deleted"), (status = 404, description = "course_not_found, line_item_not_found or line_item_deleted", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn delete(
     State(state): State<SharedState>,
@@ -239,7 +240,7 @@ pub async fn delete(
 /// A course's line items in the order they were made.
 #[utoipa::path(get, path = "/api/courses/{course_id}/line-items", tag = "registrar",
     params(("course_id" = String, Path, description = "The SIS course id"), ListQuery),
-    responses((status = 200, description = "Line items", body = Object), (status = 404, description = "course_not_found")),
+    responses((status = 200, description = "Line items", body = Object), (status = 404, description = "course_not_found", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list(
     State(state): State<SharedState>,
@@ -273,7 +274,7 @@ pub async fn list(
 /// One line item (deleted ones too, marked so).
 #[utoipa::path(get, path = "/api/courses/{course_id}/line-items/{line_item_id}", tag = "registrar",
     params(("course_id" = String, Path, description = "The SIS course id"), ("line_item_id" = String, Path, description = "The last segment of the AGS URL")),
-    responses((status = 200, description = "The line item", body = LineItemOut), (status = 404, description = "course_not_found or line_item_not_found")),
+    responses((status = 200, description = "The line item", body = LineItemOut), (status = 404, description = "course_not_found or line_item_not_found", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn get(
     State(state): State<SharedState>,

@@ -24,6 +24,7 @@ use crate::http::SharedState;
 use crate::lti::tools::Tool;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[schema(as = LaunchKind)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     ResourceLink,
