@@ -584,8 +584,7 @@ on_both_stores! {
         assert!(unrouted.is_empty(), "the document lists routes the router does not have: {unrouted:?}");
 
         // Every operation is in one of the four groups, describes its error
-        // bodies, and says how to
-        // authenticate where it needs a token.
+        // bodies, and says how to authenticate where it needs a token.
         for (path, method) in &documented {
             let op = &doc["paths"][path][method];
             let tag = op["tags"][0].as_str().unwrap_or_default();
