@@ -80,7 +80,8 @@ impl Format {
 }
 
 /// One row that did not land, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = BackfillRejection)]
 pub struct Rejection {
     /// Counted from 1; in CSV the header is line 1.
     pub line: u64,
@@ -89,7 +90,8 @@ pub struct Rejection {
 }
 
 /// The answer to a backfill.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = BackfillReport)]
 pub struct Report {
     pub batch_id: String,
     pub dry_run: bool,

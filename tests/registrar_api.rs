@@ -554,37 +554,301 @@ on_both_stores! {
 }
 
 on_both_stores! {
-    async fn the_openapi_document_lists_every_registrar_and_operations_route(app: TestApp) {
+    async fn the_openapi_document_lists_every_route_the_router_registers_and_no_other(app: TestApp) {
         let res = app.client.get(app.url("/api/openapi.json")).send().await.unwrap();
         assert_eq!(res.status().as_u16(), 200);
         let doc: Value = res.json().await.unwrap();
         assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
-        let want = [
-            ("/api/courses", &["post", "get"][..]),
-            ("/api/courses/{course_id}", &["get"]),
-            ("/api/courses/{course_id}/grading", &["put"]),
-            ("/api/courses/{course_id}/tools", &["post"]),
-            ("/api/courses/{course_id}/lock", &["post"]),
-            ("/api/courses/{course_id}/unlock", &["post"]),
-            ("/api/courses/{course_id}/enrollments", &["get"]),
-            ("/api/courses/{course_id}/enrollments/{user_id}", &["put", "delete", "get"]),
-            ("/api/courses/{course_id}/line-items", &["post", "get"]),
-            ("/api/courses/{course_id}/line-items/{line_item_id}", &["patch", "delete", "get"]),
-            ("/api/courses/{course_id}/grades", &["get"]),
-            ("/healthz", &["get"]),
-            ("/readyz", &["get"]),
-            ("/metrics", &["get"]),
-            ("/api/openapi.json", &["get"]),
-        ];
-        for (path, methods) in want {
-            for m in methods {
-                assert!(doc["paths"][path][m].is_object(), "{m} {path} missing from {}", doc["paths"]);
+
+        let registered = route_source::registered_routes();
+        // The extractor itself must see the shapes the router uses: a
+        // chained method router, a multi-line one and a layered one.
+        for want in [
+            ("/api/courses", "get"),
+            ("/api/courses", "post"),
+            ("/api/courses/{course_id}/line-items/{line_item_id}", "delete"),
+            ("/api/courses/{course_id}/backfill", "post"),
+            ("/lti/token", "post"),
+        ] {
+            assert!(
+                registered.contains(&(want.0.to_string(), want.1.to_string())),
+                "the route extractor missed {want:?}; it found {registered:?}"
+            );
+        }
+
+        let documented = route_source::documented_routes(&doc);
+        let undocumented: Vec<_> = registered.difference(&documented).collect();
+        assert!(undocumented.is_empty(),
+            "routes missing from /api/openapi.json (annotate the handler with #[utoipa::path] and add it to paths(...)): {undocumented:?}");
+        let unrouted: Vec<_> = documented.difference(&registered).collect();
+        assert!(unrouted.is_empty(), "the document lists routes the router does not have: {unrouted:?}");
+
+        // Every operation is in one of the four groups, describes its error
+        // bodies, and says how to authenticate where it needs a token.
+        for (path, method) in &documented {
+            let op = &doc["paths"][path][method];
+            let tag = op["tags"][0].as_str().unwrap_or_default();
+            assert!(["registrar", "reports", "lti", "operations"].contains(&tag), "{method} {path} is tagged {tag:?}");
+            let schemes: Vec<&str> = op["security"].as_array().into_iter().flatten()
+                .filter_map(|s| s.as_object()).flat_map(|s| s.keys()).map(String::as_str).collect();
+            for (status, answer) in op["responses"].as_object().unwrap() {
+                if status.starts_with('4') {
+                    assert!(answer["content"]["application/json"]["schema"].is_object(),
+                        "{method} {path} {status} does not describe its JSON error body");
+                }
+            }
+            if path.starts_with("/api/") && path != "/api/openapi.json" {
+                assert_eq!(schemes, ["bearer"], "{method} {path} needs an API token");
+            } else if path.starts_with("/lti/courses/") {
+                assert_eq!(schemes, ["lti_access_token"], "{method} {path} needs an LTI access token");
             }
         }
+        for scheme in ["bearer", "lti_access_token", "registration_token"] {
+            assert!(doc["components"]["securitySchemes"][scheme].is_object(), "{scheme} scheme missing");
+        }
+
+        // The media types are those the handlers read and send.
+        let content = |path: &str, method: &str| doc["paths"][path][method]["requestBody"]["content"].clone();
+        assert!(content("/lti/token", "post")["application/x-www-form-urlencoded"].is_object());
+        assert!(content("/lti/authorize", "post")["application/x-www-form-urlencoded"].is_object());
+        assert!(content("/lti/deep-linking/return", "post")["application/x-www-form-urlencoded"].is_object());
+        let backfill = content("/api/courses/{course_id}/backfill", "post");
+        assert!(backfill["text/csv"].is_object() && backfill["application/x-ndjson"].is_object(), "{backfill}");
+        assert!(content("/lti/courses/{course_id}/lineitems/{line_item_id}/scores", "post")
+            ["application/vnd.ims.lis.v1.score+json"].is_object());
+        let answer = |path: &str, status: &str| doc["paths"][path]["get"]["responses"][status]["content"].clone();
+        assert!(answer("/lti/courses/{course_id}/lineitems", "200")["application/vnd.ims.lis.v2.lineitemcontainer+json"].is_object());
+        assert!(answer("/lti/courses/{course_id}/lineitems/{line_item_id}", "200")["application/vnd.ims.lis.v2.lineitem+json"].is_object());
+        assert!(answer("/lti/courses/{course_id}/lineitems/{line_item_id}/results", "200")["application/vnd.ims.lis.v2.resultcontainer+json"].is_object());
+        assert!(answer("/lti/courses/{course_id}/memberships", "200")["application/vnd.ims.lti-nrps.v2.membershipcontainer+json"].is_object());
+
         // The request bodies are described, with decimals as strings.
         let new_item = &doc["components"]["schemas"]["NewLineItem"];
         assert_eq!(new_item["properties"]["score_maximum"]["type"], "string", "{new_item}");
+        let form = &doc["components"]["schemas"]["DeepLinkingReturn"];
+        assert!(form["properties"]["JWT"].is_object(), "{form}");
         app.stop().await;
+    }
+}
+
+on_both_stores! {
+    async fn a_wrong_method_on_a_known_path_answers_405_in_the_error_shape_with_allow(app: TestApp) {
+        let before = app.event_count().await;
+        let sis = app.sis.clone();
+        for (method, path, allowed) in [
+            ("GET", "/lti/token".to_string(), &["POST"][..]),
+            ("DELETE", "/api/courses".to_string(), &["GET", "POST"]),
+            ("PUT", "/.well-known/jwks.json".to_string(), &["GET"]),
+            ("POST", format!("/api/courses/{C}/grades"), &["GET"]),
+            ("GET", format!("/api/courses/{C}/backfill"), &["POST"]),
+            ("POST", format!("/lti/courses/{C}/lineitems/x/results"), &["GET"]),
+        ] {
+            let res = app.client.request(method.parse().unwrap(), app.url(&path))
+                .bearer_auth(&sis)
+                .header("x-request-id", "wrong-method-1")
+                .json(&json!({"course_id": C}))
+                .send().await.unwrap();
+            let status = res.status().as_u16();
+            let allow = res.headers().get("allow").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+            let body: Value = res.json().await.unwrap_or(Value::Null);
+            assert_error(status, &body, 405, "method_not_allowed");
+            assert_eq!(body["request_id"], "wrong-method-1", "{body}");
+            let listed: Vec<&str> = allow.split(',').map(str::trim).collect();
+            for m in allowed {
+                assert!(listed.contains(m), "{method} {path}: Allow is {allow:?}, want {m}");
+            }
+            assert!(body["message"].as_str().unwrap().contains(method), "{body}");
+        }
+        assert_eq!(app.event_count().await, before, "a refused method changes nothing");
+        // An unknown path is still a 404, not a 405.
+        let (status, body) = call(&app, "DELETE", "/api/no-such-thing", Some(&sis), None).await;
+        assert_error(status, &body, 404, "not_found");
+        app.stop().await;
+    }
+}
+
+/// Reads the router's route registrations from the source, so the
+/// OpenAPI test cannot go stale when someone adds a route.
+mod route_source {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    use serde_json::Value;
+
+    /// What a method router may be built from; `get(h)` also answers HEAD,
+    /// which the document does not list separately.
+    const METHODS: [&str; 8] = [
+        "get", "post", "put", "patch", "delete", "head", "options", "trace",
+    ];
+    /// Calls on a method router that add no route.
+    const NOT_METHODS: [&str; 3] = ["layer", "route_layer", "with_state"];
+
+    /// Every `(path, method)` registered with `.route("PATH", get(..).post(..))`
+    /// in any `.rs` file under `src/`.
+    pub fn registered_routes() -> BTreeSet<(String, String)> {
+        let mut files = Vec::new();
+        rust_files(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut files,
+        );
+        let mut routes = BTreeSet::new();
+        for file in files {
+            let text = without_line_comments(&std::fs::read_to_string(&file).unwrap());
+            for other in [".nest(", ".nest_service(", ".route_service("] {
+                // These would hide routes from the reading below; teach it
+                // about them before using them.
+                assert!(
+                    !text.contains(other),
+                    "{} uses {other}, which this test cannot read",
+                    file.display()
+                );
+            }
+            let mut rest = text.as_str();
+            while let Some(at) = rest.find(".route(") {
+                rest = &rest[at + ".route(".len()..];
+                let (path, methods) = parse_route_args(rest).unwrap_or_else(|e| {
+                    panic!("{}: cannot read a .route( call: {e}", file.display())
+                });
+                for m in methods {
+                    routes.insert((path.clone(), m));
+                }
+            }
+        }
+        routes
+    }
+
+    /// Every `(path, method)` in an OpenAPI document's `paths`.
+    pub fn documented_routes(doc: &Value) -> BTreeSet<(String, String)> {
+        let mut out = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for method in item.as_object().expect("path item").keys() {
+                if METHODS.contains(&method.as_str()) {
+                    out.insert((path.clone(), method.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                rust_files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    /// Drops whole-line comments (doc comments mention routes in prose);
+    /// `//` inside code lines is left alone, as URLs contain it.
+    fn without_line_comments(text: &str) -> String {
+        text.lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Reads `"PATH", ctor(..).m(..).layer(..))` (what follows `.route(`)
+    /// and returns the path and the HTTP methods of the chain.
+    fn parse_route_args(s: &str) -> Result<(String, Vec<String>), String> {
+        let s = s.trim_start();
+        let s = s
+            .strip_prefix('"')
+            .ok_or("the path is not a string literal")?;
+        let end = s.find('"').ok_or("unterminated path")?;
+        let path = s[..end].to_string();
+        let mut s = s[end + 1..]
+            .trim_start()
+            .strip_prefix(',')
+            .ok_or("no comma after the path")?;
+        let mut methods = Vec::new();
+        let mut first = true;
+        loop {
+            s = s.trim_start();
+            // The end of `.route(`, perhaps after rustfmt's trailing comma.
+            if s.starts_with(')') || s.starts_with(',') {
+                break;
+            }
+            if !first {
+                s = s
+                    .strip_prefix('.')
+                    .ok_or_else(|| format!("{path}: expected .call( in the method chain"))?;
+            }
+            // A call name, possibly qualified (`axum::routing::get`).
+            let name_end = s
+                .find('(')
+                .ok_or_else(|| format!("{path}: expected a call"))?;
+            let qualified = s[..name_end].trim();
+            let name = qualified.rsplit("::").next().unwrap_or(qualified);
+            if METHODS.contains(&name) {
+                methods.push(name.to_string());
+            } else if first || !NOT_METHODS.contains(&name) {
+                return Err(format!(
+                    "{path}: unknown method-router call {qualified}(; teach this test about it"
+                ));
+            }
+            s = skip_balanced(&s[name_end..])
+                .ok_or_else(|| format!("{path}: unbalanced parentheses"))?;
+            first = false;
+        }
+        if methods.is_empty() {
+            return Err(format!("{path}: no method found"));
+        }
+        Ok((path, methods))
+    }
+
+    /// Skips a parenthesised argument list starting at `(`, string
+    /// literals included, and returns what follows it.
+    fn skip_balanced(s: &str) -> Option<&str> {
+        let mut depth = 0usize;
+        let mut in_string = false;
+        let mut escaped = false;
+        for (i, c) in s.char_indices() {
+            if in_string {
+                match (escaped, c) {
+                    (true, _) => escaped = false,
+                    (false, '\\') => escaped = true,
+                    (false, '"') => in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match c {
+                '"' => in_string = true,
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Some(&s[i + 1..]);
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn the_route_reader_sees_chained_layered_and_qualified_method_routers() {
+        let (path, methods) = parse_route_args(
+            r#""/a/{id}",
+            axum::routing::get(h::get)
+                .post(h::post)
+                .layer(DefaultBodyLimit::max(f("x)y")))
+                .delete(h::delete),
+        )
+        .route("/b", get(other))"#,
+        )
+        .unwrap();
+        assert_eq!(path, "/a/{id}");
+        assert_eq!(methods, ["get", "post", "delete"]);
+        assert!(
+            parse_route_args(r#""/c", any(h))"#).is_err(),
+            "an unknown constructor is not skipped"
+        );
+        assert!(parse_route_args(r#""/c", get(h).frobnicate(x))"#).is_err());
     }
 }
 

@@ -32,11 +32,11 @@ pub fn parse_as_of(s: &str) -> Result<DateTime<Utc>, ApiError> {
 }
 
 /// One row per learner: points, percent, letter and each item's state.
-#[utoipa::path(get, path = "/api/courses/{course_id}/grades", tag = "grades",
+#[utoipa::path(get, path = "/api/courses/{course_id}/grades", tag = "reports",
     params(("course_id" = String, Path, description = "The SIS course id"),
            ("as_of" = Option<String>, Query, description = "RFC 3339; the grades as the engine held them then")),
     responses((status = 200, description = "The course grades", body = Object),
-              (status = 404, description = "course_not_found")),
+              (status = 404, description = "course_not_found", body = super::api::openapi::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn course_grades(
     State(state): State<SharedState>,

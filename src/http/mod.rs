@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -47,6 +47,7 @@ pub fn router(state: SharedState) -> Router {
         .fallback(not_found)
         .layer(middleware::from_fn(api::metrics::track_requests))
         .layer(middleware::from_fn(body_limit_errors))
+        .layer(middleware::from_fn(method_not_allowed_errors))
         // A route that takes larger bodies (backfill) sets its own
         // `DefaultBodyLimit`, which overrides this one.
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -101,6 +102,33 @@ async fn body_limit_errors(req: Request, next: Next) -> Response {
         return extract::too_large().into_response();
     }
     res
+}
+
+/// A known path asked with a method it does not take: axum answers 405
+/// with an empty body; give it our shape. The router adds the `Allow`
+/// header to this answer after this layer has run.
+async fn method_not_allowed_errors(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let res = next.run(req).await;
+    if res.status() != StatusCode::METHOD_NOT_ALLOWED
+        || res
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/json"))
+    {
+        return res;
+    }
+    let mut answer = error::ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {path}; the Allow header lists the methods it takes"),
+    )
+    .into_response();
+    if let Some(allow) = res.headers().get(header::ALLOW) {
+        answer.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    answer
 }
 
 /// Handy for handlers: the engine behind the state.

@@ -14,7 +14,7 @@ use super::crypto::ToolKeySource;
 use super::scope;
 
 /// "Allow grading and assignment management" / "Allow grade sync only" / off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Grading {
     Full,
@@ -36,7 +36,7 @@ impl Grading {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Roster {
     pub access: bool,
     #[serde(default)]

@@ -12,6 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::body::{meta, optional_json, Dec};
 use crate::auth::ApiRole;
+use crate::http::api::openapi::ErrorBody;
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Json, Path, Query};
@@ -146,9 +147,9 @@ async fn known_tools(state: &SharedState, ids: Vec<String>) -> ApiResult<Vec<Too
 }
 
 /// Opens a course.
-#[utoipa::path(post, path = "/api/courses", tag = "courses", request_body = NewCourse,
+#[utoipa::path(post, path = "/api/courses", tag = "registrar", request_body = NewCourse,
     responses((status = 201, description = "The course", body = Object),
-              (status = 409, description = "course_exists"), (status = 422, description = "invalid input or unknown tool")),
+              (status = 409, description = "course_exists", body = ErrorBody), (status = 422, description = "invalid input or unknown tool", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn create(
     State(state): State<SharedState>,
@@ -175,7 +176,7 @@ pub async fn create(
 }
 
 /// Lists courses with their term, lock state and counts.
-#[utoipa::path(get, path = "/api/courses", tag = "courses", params(ListQuery),
+#[utoipa::path(get, path = "/api/courses", tag = "registrar", params(ListQuery),
     responses((status = 200, description = "Courses", body = Object)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<SharedState>,
@@ -188,9 +189,9 @@ pub async fn list(
 }
 
 /// One course: policy, tools, lock state and counts.
-#[utoipa::path(get, path = "/api/courses/{course_id}", tag = "courses",
+#[utoipa::path(get, path = "/api/courses/{course_id}", tag = "registrar",
     params(("course_id" = String, Path, description = "The SIS course id")),
-    responses((status = 200, description = "The course", body = Object), (status = 404, description = "course_not_found")),
+    responses((status = 200, description = "The course", body = Object), (status = 404, description = "course_not_found", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn detail(
     State(state): State<SharedState>,
@@ -227,10 +228,10 @@ fn scheme_of(body_scheme: SchemeName, categories: Option<Vec<CategoryBody>>) -> 
 
 /// Sets the grading scheme, and optionally the letter scale and what a
 /// missing score means.
-#[utoipa::path(put, path = "/api/courses/{course_id}/grading", tag = "courses", request_body = GradingBody,
+#[utoipa::path(put, path = "/api/courses/{course_id}/grading", tag = "registrar", request_body = GradingBody,
     params(("course_id" = String, Path, description = "The SIS course id")),
     responses((status = 200, description = "The course with its new policy", body = Object),
-              (status = 404, description = "course_not_found"), (status = 422, description = "invalid_grading")),
+              (status = 404, description = "course_not_found", body = ErrorBody), (status = 422, description = "invalid_grading", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn set_grading(
     State(state): State<SharedState>,
@@ -269,10 +270,10 @@ pub async fn set_grading(
 }
 
 /// Deploys more tools in a course.
-#[utoipa::path(post, path = "/api/courses/{course_id}/tools", tag = "courses", request_body = ToolIds,
+#[utoipa::path(post, path = "/api/courses/{course_id}/tools", tag = "registrar", request_body = ToolIds,
     params(("course_id" = String, Path, description = "The SIS course id")),
     responses((status = 200, description = "The course", body = Object),
-              (status = 404, description = "course_not_found"), (status = 422, description = "tool_not_found")),
+              (status = 404, description = "course_not_found", body = ErrorBody), (status = 422, description = "tool_not_found", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn add_tools(
     State(state): State<SharedState>,
@@ -327,9 +328,9 @@ async fn set_lock(
 
 /// Locks a course: every grade change is then refused and recorded.
 /// Locking a locked course changes nothing.
-#[utoipa::path(post, path = "/api/courses/{course_id}/lock", tag = "courses", request_body(content = LockBody, description = "optional"),
+#[utoipa::path(post, path = "/api/courses/{course_id}/lock", tag = "registrar", request_body(content = LockBody, description = "optional"),
     params(("course_id" = String, Path, description = "The SIS course id")),
-    responses((status = 200, description = "The lock state", body = LockState), (status = 404, description = "course_not_found")),
+    responses((status = 200, description = "The lock state", body = LockState), (status = 404, description = "course_not_found", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn lock(
     State(state): State<SharedState>,
@@ -342,9 +343,9 @@ pub async fn lock(
 }
 
 /// Unlocks a course. Unlocking an unlocked course changes nothing.
-#[utoipa::path(post, path = "/api/courses/{course_id}/unlock", tag = "courses", request_body(content = LockBody, description = "optional"),
+#[utoipa::path(post, path = "/api/courses/{course_id}/unlock", tag = "registrar", request_body(content = LockBody, description = "optional"),
     params(("course_id" = String, Path, description = "The SIS course id")),
-    responses((status = 200, description = "The lock state", body = LockState), (status = 404, description = "course_not_found")),
+    responses((status = 200, description = "The lock state", body = LockState), (status = 404, description = "course_not_found", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn unlock(
     State(state): State<SharedState>,

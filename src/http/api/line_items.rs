@@ -13,6 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::body::{meta, nullable, Dec};
 use super::courses::detail_of;
 use crate::auth::ApiRole;
+use crate::http::api::openapi::ErrorBody;
 use crate::http::auth::Caller;
 use crate::http::error::ApiResult;
 use crate::http::extract::{Json, Path, Query};
@@ -149,11 +150,11 @@ fn not_null<T>(field: &str, v: Option<Option<T>>) -> ApiResult<Option<T>> {
 }
 
 /// Creates a line item.
-#[utoipa::path(post, path = "/api/courses/{course_id}/line-items", tag = "line items", request_body = NewLineItem,
+#[utoipa::path(post, path = "/api/courses/{course_id}/line-items", tag = "registrar", request_body = NewLineItem,
     params(("course_id" = String, Path, description = "The SIS course id")),
     responses((status = 201, description = "The line item", body = LineItemOut),
-              (status = 404, description = "course_not_found"), (status = 409, description = "line_item_exists"),
-              (status = 422, description = "invalid line item")),
+              (status = 404, description = "course_not_found", body = ErrorBody), (status = 409, description = "line_item_exists", body = ErrorBody),
+              (status = 422, description = "invalid line item", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn create(
     State(state): State<SharedState>,
@@ -180,11 +181,11 @@ pub async fn create(
 }
 
 /// Changes a line item.
-#[utoipa::path(patch, path = "/api/courses/{course_id}/line-items/{line_item_id}", tag = "line items", request_body = LineItemChange,
+#[utoipa::path(patch, path = "/api/courses/{course_id}/line-items/{line_item_id}", tag = "registrar", request_body = LineItemChange,
     params(("course_id" = String, Path, description = "The SIS course id"), ("line_item_id" = String, Path, description = "The last segment of the AGS URL")),
     responses((status = 200, description = "The line item", body = LineItemOut),
-              (status = 404, description = "course_not_found, line_item_not_found or line_item_deleted"),
-              (status = 422, description = "invalid line item")),
+              (status = 404, description = "course_not_found, line_item_not_found or line_item_deleted", body = ErrorBody),
+              (status = 422, description = "invalid line item", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn update(
     State(state): State<SharedState>,
@@ -217,9 +218,9 @@ pub async fn update(
 }
 
 /// Deletes a line item; its scores stay in the history.
-#[utoipa::path(delete, path = "/api/courses/{course_id}/line-items/{line_item_id}", tag = "line items",
+#[utoipa::path(delete, path = "/api/courses/{course_id}/line-items/{line_item_id}", tag = "registrar",
     params(("course_id" = String, Path, description = "The SIS course id"), ("line_item_id" = String, Path, description = "The last segment of the AGS URL")),
-    responses((status = 204, description = "Deleted"), (status = 404, description = "course_not_found, line_item_not_found or line_item_deleted")),
+    responses((status = 204, description = "Deleted"), (status = 404, description = "course_not_found, line_item_not_found or line_item_deleted", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn delete(
     State(state): State<SharedState>,
@@ -237,9 +238,9 @@ pub async fn delete(
 }
 
 /// A course's line items in the order they were made.
-#[utoipa::path(get, path = "/api/courses/{course_id}/line-items", tag = "line items",
+#[utoipa::path(get, path = "/api/courses/{course_id}/line-items", tag = "registrar",
     params(("course_id" = String, Path, description = "The SIS course id"), ListQuery),
-    responses((status = 200, description = "Line items", body = Object), (status = 404, description = "course_not_found")),
+    responses((status = 200, description = "Line items", body = Object), (status = 404, description = "course_not_found", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list(
     State(state): State<SharedState>,
@@ -271,9 +272,9 @@ pub async fn list(
 }
 
 /// One line item (deleted ones too, marked so).
-#[utoipa::path(get, path = "/api/courses/{course_id}/line-items/{line_item_id}", tag = "line items",
+#[utoipa::path(get, path = "/api/courses/{course_id}/line-items/{line_item_id}", tag = "registrar",
     params(("course_id" = String, Path, description = "The SIS course id"), ("line_item_id" = String, Path, description = "The last segment of the AGS URL")),
-    responses((status = 200, description = "The line item", body = LineItemOut), (status = 404, description = "course_not_found or line_item_not_found")),
+    responses((status = 200, description = "The line item", body = LineItemOut), (status = 404, description = "course_not_found or line_item_not_found", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn get(
     State(state): State<SharedState>,

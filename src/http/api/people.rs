@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 use super::body::meta;
 use super::courses::detail_of;
 use crate::auth::ApiRole;
+use crate::http::api::openapi::ErrorBody;
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Json, Path};
@@ -62,10 +63,10 @@ async fn entry(
 }
 
 /// Enrolls a person, or replaces their enrollment.
-#[utoipa::path(put, path = "/api/courses/{course_id}/enrollments/{user_id}", tag = "people", request_body = PersonBody,
+#[utoipa::path(put, path = "/api/courses/{course_id}/enrollments/{user_id}", tag = "registrar", request_body = PersonBody,
     params(("course_id" = String, Path, description = "The SIS course id"), ("user_id" = String, Path, description = "The SIS person id; also the LTI `sub`")),
     responses((status = 201, description = "Newly enrolled", body = Object), (status = 200, description = "Replaced", body = Object),
-              (status = 404, description = "course_not_found"), (status = 422, description = "invalid_enrollment")),
+              (status = 404, description = "course_not_found", body = ErrorBody), (status = 422, description = "invalid_enrollment", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn put(
     State(state): State<SharedState>,
@@ -99,9 +100,9 @@ pub async fn put(
 }
 
 /// Drops a person: their status becomes `dropped`; history is kept.
-#[utoipa::path(delete, path = "/api/courses/{course_id}/enrollments/{user_id}", tag = "people",
+#[utoipa::path(delete, path = "/api/courses/{course_id}/enrollments/{user_id}", tag = "registrar",
     params(("course_id" = String, Path, description = "The SIS course id"), ("user_id" = String, Path, description = "The SIS person id")),
-    responses((status = 200, description = "The dropped enrollment", body = Object), (status = 404, description = "course_not_found or not_enrolled")),
+    responses((status = 200, description = "The dropped enrollment", body = Object), (status = 404, description = "course_not_found or not_enrolled", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn drop(
     State(state): State<SharedState>,
@@ -119,9 +120,9 @@ pub async fn drop(
 }
 
 /// Everyone in a course, dropped people included with their status.
-#[utoipa::path(get, path = "/api/courses/{course_id}/enrollments", tag = "people",
+#[utoipa::path(get, path = "/api/courses/{course_id}/enrollments", tag = "registrar",
     params(("course_id" = String, Path, description = "The SIS course id")),
-    responses((status = 200, description = "Enrollments", body = Object), (status = 404, description = "course_not_found")),
+    responses((status = 200, description = "Enrollments", body = Object), (status = 404, description = "course_not_found", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list(
     State(state): State<SharedState>,
@@ -139,9 +140,9 @@ pub async fn list(
 }
 
 /// One person's enrollment.
-#[utoipa::path(get, path = "/api/courses/{course_id}/enrollments/{user_id}", tag = "people",
+#[utoipa::path(get, path = "/api/courses/{course_id}/enrollments/{user_id}", tag = "registrar",
     params(("course_id" = String, Path, description = "The SIS course id"), ("user_id" = String, Path, description = "The SIS person id")),
-    responses((status = 200, description = "The enrollment", body = Object), (status = 404, description = "course_not_found or not_enrolled")),
+    responses((status = 200, description = "The enrollment", body = Object), (status = 404, description = "course_not_found or not_enrolled", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn get(
     State(state): State<SharedState>,

@@ -6,14 +6,17 @@ use chrono::{DateTime, Utc};
 use gradebook_domain::{CourseId, LineItemId, UserId};
 use gradebook_projections::audit::{self, AuditFilter, AuditPage, Cursor};
 use serde::{Deserialize, Serialize};
+use utoipa::IntoParams;
 
 use crate::engine::EngineError;
+use crate::http::api::openapi::ErrorBody;
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::Query;
 use crate::http::SharedState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     pub course_id: Option<String>,
@@ -95,6 +98,11 @@ fn filter(q: &AuditQuery) -> Result<AuditFilter, ApiError> {
     })
 }
 
+/// The raw event log, oldest first, filtered and paged by cursor.
+#[utoipa::path(get, path = "/api/audit", tag = "reports", params(AuditQuery),
+    responses((status = 200, description = "One page of events with their metadata, and the next cursor", body = Object),
+              (status = 400, description = "invalid_id, invalid_time, invalid_limit or invalid_cursor", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn audit(
     State(state): State<SharedState>,
     caller: Caller,

@@ -8,9 +8,11 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use gradebook_domain::CourseId;
 use serde::Deserialize;
+use utoipa::IntoParams;
 
 use crate::auth::ApiRole;
 use crate::backfill::{self, BackfillError, Batch, CsvRows, Format, JsonLines, Report, RowSource};
+use crate::http::api::openapi::ErrorBody;
 use crate::http::auth::Caller;
 use crate::http::error::{current_request_id, ApiError, ApiResult};
 use crate::http::extract::{Path, Query};
@@ -19,9 +21,12 @@ use crate::http::SharedState;
 /// The largest backfill body: 64 MiB, about a million rows.
 pub const MAX_BACKFILL_BYTES: usize = 64 * 1024 * 1024;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct BackfillQuery {
+    /// `true` checks the file and reports what would happen, changing nothing.
+    #[param(value_type = Option<bool>)]
     pub dry_run: Option<String>,
 }
 
@@ -51,6 +56,22 @@ impl From<BackfillError> for ApiError {
     }
 }
 
+/// Past grades as a file; idempotent per (line item, user, timestamp).
+#[utoipa::path(post, path = "/api/courses/{course_id}/backfill", tag = "reports",
+    params(("course_id" = String, Path, description = "The SIS course id"), BackfillQuery),
+    request_body(description = "CSV with the header line_item_id,user_id,score_given,score_maximum,timestamp,comment, or JSON lines with those fields",
+        content(
+            (String = "text/csv", example = "line_item_id,user_id,score_given,score_maximum,timestamp,comment\nmidterm,s1,40,50,2026-05-01T10:00:00Z,\n"),
+            (String = "application/x-ndjson"),
+            (String = "application/jsonl"),
+        )),
+    responses((status = 200, description = "What landed and what did not, line by line", body = crate::backfill::Report),
+              (status = 400, description = "invalid_id, invalid_query, invalid_header or invalid_body", body = ErrorBody),
+              (status = 404, description = "course_not_found", body = ErrorBody),
+              (status = 413, description = "body_too_large", body = ErrorBody),
+              (status = 415, description = "unsupported_media_type", body = ErrorBody),
+              (status = 422, description = "course_locked; nothing was changed", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn backfill(
     State(state): State<SharedState>,
     caller: Caller,

@@ -6,10 +6,10 @@ use axum::Router;
 
 use crate::http::SharedState;
 
-mod audit;
-mod backfill;
-mod provenance;
-mod reconciliation;
+pub mod audit;
+pub mod backfill;
+pub mod provenance;
+pub mod reconciliation;
 
 pub use backfill::MAX_BACKFILL_BYTES;
 

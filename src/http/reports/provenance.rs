@@ -10,11 +10,20 @@ use gradebook_projections::provenance::{knows_student, provenance as build, Prov
 use gradebook_projections::queries;
 
 use crate::engine::EngineError;
+use crate::http::api::openapi::ErrorBody;
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::Path;
 use crate::http::SharedState;
 
+/// A student's grade and, for each number in it, the events that produced it.
+#[utoipa::path(get, path = "/api/courses/{course_id}/students/{user_id}/provenance", tag = "reports",
+    params(("course_id" = String, Path, description = "The SIS course id"),
+           ("user_id" = String, Path, description = "The SIS person id")),
+    responses((status = 200, description = "The grade with the events behind every number, oldest first", body = Object),
+              (status = 400, description = "invalid_id", body = ErrorBody),
+              (status = 404, description = "course_not_found or student_not_found", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn provenance(
     State(state): State<SharedState>,
     caller: Caller,

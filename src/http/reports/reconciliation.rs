@@ -12,14 +12,17 @@ use gradebook_projections::queries;
 use gradebook_projections::reconciliation::{reconcile, Reconciliation};
 use rust_decimal::Decimal;
 use serde::Deserialize;
+use utoipa::IntoParams;
 
 use crate::engine::EngineError;
+use crate::http::api::openapi::ErrorBody;
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Path, Query};
 use crate::http::SharedState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReconciliationQuery {
     /// Percentage points a tool's course total may differ from the
@@ -42,6 +45,13 @@ fn parse_threshold(s: Option<&str>) -> Result<Decimal, ApiError> {
         })
 }
 
+/// Every enrollment x line item with its status, and the course findings.
+#[utoipa::path(get, path = "/api/courses/{course_id}/reconciliation", tag = "reports",
+    params(("course_id" = String, Path, description = "The SIS course id"), ReconciliationQuery),
+    responses((status = 200, description = "Cell statuses and course findings", body = Object),
+              (status = 400, description = "invalid_id or invalid_threshold", body = ErrorBody),
+              (status = 404, description = "course_not_found", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn reconciliation(
     State(state): State<SharedState>,
     caller: Caller,

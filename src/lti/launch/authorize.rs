@@ -21,6 +21,7 @@ use super::initiate::{checked_target, Kind};
 use super::state::{self, DeepLinkRequest};
 use super::tool_meta;
 use crate::engine::EngineError;
+use crate::http::api::openapi::ErrorBody;
 use crate::http::error::ApiError;
 use crate::http::SharedState;
 use crate::lti::keys;
@@ -28,6 +29,36 @@ use crate::lti::tools::{self, Tool};
 
 type Params = HashMap<String, String>;
 
+/// The OIDC authentication request, as documented; the handlers read it as
+/// a map so that each missing field gets its own OIDC error.
+#[derive(utoipa::ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct AuthRequest {
+    /// `openid`
+    scope: String,
+    /// `id_token`
+    response_type: String,
+    /// `form_post`
+    response_mode: String,
+    /// `none`
+    prompt: Option<String>,
+    client_id: String,
+    /// One of the tool's registered redirect URIs.
+    redirect_uri: String,
+    /// The `login_hint` from the login initiation.
+    login_hint: String,
+    /// The `lti_message_hint` from the login initiation.
+    lti_message_hint: String,
+    state: Option<String>,
+    nonce: String,
+}
+
+/// The OIDC authorization endpoint (query parameters).
+#[utoipa::path(get, path = "/lti/authorize", tag = "lti", params(AuthRequest),
+    responses((status = 200, description = "A page that posts `id_token` and `state` to the redirect URI", content_type = "text/html", body = String),
+              (status = 400, description = "An OIDC error posted to the redirect URI as a page (`error`, `error_description`, `state`); a JSON error when the client or redirect URI is not one to trust",
+               content((String = "text/html"), (ErrorBody = "application/json")))))]
 pub async fn authorize_get(
     State(state): State<SharedState>,
     query: Result<Query<Params>, axum::extract::rejection::QueryRejection>,
@@ -38,6 +69,12 @@ pub async fn authorize_get(
     }
 }
 
+/// The OIDC authorization endpoint (form post).
+#[utoipa::path(post, path = "/lti/authorize", tag = "lti",
+    request_body(content = AuthRequest, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "A page that posts `id_token` and `state` to the redirect URI", content_type = "text/html", body = String),
+              (status = 400, description = "An OIDC error posted to the redirect URI as a page (`error`, `error_description`, `state`); a JSON error when the client or redirect URI is not one to trust",
+               content((String = "text/html"), (ErrorBody = "application/json")))))]
 pub async fn authorize_post(
     State(state): State<SharedState>,
     form: Result<Form<Params>, axum::extract::rejection::FormRejection>,

@@ -24,6 +24,7 @@ use super::claims::{DEPLOYMENT_ID, DL_CONTENT_ITEMS, DL_DATA, MESSAGE_TYPE, VERS
 use super::links::decimal;
 use super::{html, state, tool_meta};
 use crate::engine::EngineError;
+use crate::http::api::openapi::ErrorBody;
 use crate::http::error::ApiError;
 use crate::http::SharedState;
 use crate::lti::crypto::{verify_tool_jwt, Expect, JwksCache};
@@ -33,6 +34,15 @@ use crate::lti::tools;
 fn jwks_cache() -> &'static JwksCache {
     static CACHE: OnceLock<JwksCache> = OnceLock::new();
     CACHE.get_or_init(JwksCache::default)
+}
+
+/// The deep-linking response form, as documented.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct DeepLinkingReturn {
+    /// The `LtiDeepLinkingResponse` JWT, signed with the tool's key.
+    #[schema(rename = "JWT")]
+    jwt: String,
 }
 
 fn refuse(code: &'static str, message: impl Into<String>) -> ApiError {
@@ -189,6 +199,12 @@ fn unverified_issuer(token: &str) -> Option<String> {
     claims.get("iss")?.as_str().map(str::to_string)
 }
 
+/// Receives the tool's `LtiDeepLinkingResponse`; content items with a
+/// `lineItem` become line items.
+#[utoipa::path(post, path = "/lti/deep-linking/return", tag = "lti",
+    request_body(content = DeepLinkingReturn, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "A page listing the links and line items made", content_type = "text/html", body = String),
+              (status = 400, description = "The form, the JWT or a content item is refused; the code says which", body = ErrorBody)))]
 pub async fn deep_linking_return(
     State(state): State<SharedState>,
     form: Result<Form<HashMap<String, String>>, axum::extract::rejection::FormRejection>,

@@ -16,13 +16,15 @@ use super::state::{self, LaunchHint};
 use super::{course_not_found, live_tool};
 use crate::auth::ApiRole;
 use crate::engine::EngineError;
+use crate::http::api::openapi::ErrorBody;
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::Json;
 use crate::http::SharedState;
 use crate::lti::tools::Tool;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[schema(as = LaunchKind)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     ResourceLink,
@@ -46,17 +48,27 @@ impl Kind {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LaunchRequest {
     pub tool_id: String,
     pub course_id: String,
     pub user_id: String,
     pub kind: Kind,
+    /// A link made by deep linking or by the SIS; not needed for deep linking.
     #[serde(default)]
     pub resource_link_id: Option<String>,
 }
 
+/// The tool's login initiation URL for one person in one course, carrying
+/// a signed, single-use, short-lived message hint.
+#[utoipa::path(post, path = "/api/launches", tag = "registrar", request_body = LaunchRequest,
+    responses((status = 200, description = "`{\"login_initiation_url\"}`", body = Object),
+              (status = 400, description = "invalid_id", body = ErrorBody),
+              (status = 403, description = "the person may not make this kind of launch", body = ErrorBody),
+              (status = 404, description = "course, tool, enrollment or resource link not found", body = ErrorBody),
+              (status = 422, description = "tool_revoked, tool_not_launchable or another refusal saying why", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn create_launch(
     State(state): State<SharedState>,
     caller: Caller,

@@ -17,18 +17,21 @@ use serde_json::{json, Map, Value};
 
 use super::{course_not_found, live_tool};
 use crate::auth::ApiRole;
+use crate::http::api::openapi::ErrorBody;
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Json, Path};
 use crate::http::SharedState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewResourceLink {
     pub resource_link_id: String,
     pub tool_id: String,
     pub title: String,
+    /// Custom parameters sent with every launch of the link.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub custom: Option<Map<String, Value>>,
     #[serde(default)]
     pub line_item: Option<NewLineItem>,
@@ -37,11 +40,13 @@ pub struct NewResourceLink {
     pub line_item_id: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = ResourceLinkLineItem)]
 #[serde(deny_unknown_fields)]
 pub struct NewLineItem {
     pub label: String,
     /// A JSON number or a numeric string.
+    #[schema(value_type = String, example = "50")]
     pub score_maximum: Value,
 }
 
@@ -59,6 +64,16 @@ pub(crate) fn decimal(v: &Value) -> Option<Decimal> {
     }
 }
 
+/// A resource link made by the SIS rather than by deep linking, optionally
+/// with the line item bound to it.
+#[utoipa::path(post, path = "/api/courses/{course_id}/resource-links", tag = "registrar", request_body = NewResourceLink,
+    params(("course_id" = String, Path, description = "The SIS course id")),
+    responses((status = 201, description = "The link, with the id of its line item if one was made", body = Object),
+              (status = 400, description = "invalid_id", body = ErrorBody),
+              (status = 404, description = "course_not_found or tool_not_found", body = ErrorBody),
+              (status = 409, description = "the resource link exists", body = ErrorBody),
+              (status = 422, description = "tool_revoked, tool_not_deployed or an invalid line item", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn create_resource_link(
     State(state): State<SharedState>,
     caller: Caller,

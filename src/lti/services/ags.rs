@@ -22,6 +22,7 @@ use super::bearer::ToolCaller;
 use super::platform::Urls;
 use super::wire::{self, decimal, number, typed};
 use crate::engine::EngineError;
+use crate::http::api::openapi::ErrorBody;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Path, Query};
 use crate::http::SharedState;
@@ -169,6 +170,21 @@ fn resource_id_text(v: &Value) -> String {
 
 // ---- the container ----
 
+/// The line item container: the columns this tool may see, paged.
+#[utoipa::path(get, path = "/lti/courses/{course_id}/lineitems", tag = "lti",
+    params(("course_id" = String, Path, description = "The course id (the context id in launches)"),
+           ("resource_link_id" = Option<String>, Query, description = "Only the columns of this resource link"),
+           ("resource_id" = Option<String>, Query, description = "Only the columns with this resourceId"),
+           ("tag" = Option<String>, Query, description = "Only the columns with this tag"),
+           ("limit" = Option<u32>, Query, description = "Page size, default 100; more than 1000 counts as 1000"),
+           ("cursor" = Option<String>, Query, description = "From a rel=\"next\" link")),
+    responses((status = 200, description = "An array of line items", content_type = "application/vnd.ims.lis.v2.lineitemcontainer+json", body = Object,
+               headers(("Link" = String, description = "`<url>; rel=\"next\"` when there is a next page"))),
+              (status = 400, description = "invalid_query", body = ErrorBody),
+              (status = 401, description = "invalid_token: get a new access token", body = ErrorBody),
+              (status = 403, description = "scope_not_granted", body = ErrorBody),
+              (status = 404, description = "not_found: no such course for this tool", body = ErrorBody)),
+    security(("lti_access_token" = ["https://purl.imsglobal.org/spec/lti-ags/scope/lineitem", "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly"])))]
 pub async fn list_line_items(
     State(state): State<SharedState>,
     caller: ToolCaller,
@@ -278,6 +294,20 @@ fn opt_score_maximum(o: &Map<String, Value>) -> ApiResult<Option<rust_decimal::D
     }
 }
 
+/// Creates a column; a repeat naming the same resource answers the column
+/// made before.
+#[utoipa::path(post, path = "/lti/courses/{course_id}/lineitems", tag = "lti",
+    params(("course_id" = String, Path, description = "The course id (the context id in launches)")),
+    request_body(content = Object, content_type = "application/vnd.ims.lis.v2.lineitem+json",
+        description = "`label` and `scoreMaximum` required; `resourceId`, `resourceLinkId`, `tag`, `startDateTime`, `endDateTime` optional; read as JSON whatever the Content-Type"),
+    responses((status = 201, description = "The new line item", content_type = "application/vnd.ims.lis.v2.lineitem+json", body = Object),
+              (status = 200, description = "The line item this tool made before for the same resource", content_type = "application/vnd.ims.lis.v2.lineitem+json", body = Object),
+              (status = 400, description = "invalid_json or invalid_body", body = ErrorBody),
+              (status = 401, description = "invalid_token: get a new access token", body = ErrorBody),
+              (status = 403, description = "scope_not_granted", body = ErrorBody),
+              (status = 404, description = "not_found: no such course for this tool", body = ErrorBody),
+              (status = 422, description = "an invalid line item", body = ErrorBody)),
+    security(("lti_access_token" = ["https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"])))]
 pub async fn create_line_item(
     State(state): State<SharedState>,
     caller: ToolCaller,
@@ -395,6 +425,14 @@ async fn visible_item(
     Ok((course, item, v))
 }
 
+/// One line item.
+#[utoipa::path(get, path = "/lti/courses/{course_id}/lineitems/{line_item_id}", tag = "lti",
+    params(("course_id" = String, Path, description = "The course id (the context id in launches)"), ("line_item_id" = String, Path, description = "The last segment of the line item URL")),
+    responses((status = 200, description = "The line item", content_type = "application/vnd.ims.lis.v2.lineitem+json", body = Object),
+              (status = 401, description = "invalid_token: get a new access token", body = ErrorBody),
+              (status = 403, description = "scope_not_granted", body = ErrorBody),
+              (status = 404, description = "not_found", body = ErrorBody)),
+    security(("lti_access_token" = ["https://purl.imsglobal.org/spec/lti-ags/scope/lineitem", "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly"])))]
 pub async fn get_line_item(
     State(state): State<SharedState>,
     caller: ToolCaller,
@@ -407,6 +445,17 @@ pub async fn get_line_item(
     Ok(typed(StatusCode::OK, wire::LINEITEM, &body, None))
 }
 
+/// Changes a line item; fields left out stay as they are.
+#[utoipa::path(put, path = "/lti/courses/{course_id}/lineitems/{line_item_id}", tag = "lti",
+    params(("course_id" = String, Path, description = "The course id (the context id in launches)"), ("line_item_id" = String, Path, description = "The last segment of the line item URL")),
+    request_body(content = Object, content_type = "application/vnd.ims.lis.v2.lineitem+json"),
+    responses((status = 200, description = "The changed line item", content_type = "application/vnd.ims.lis.v2.lineitem+json", body = Object),
+              (status = 400, description = "invalid_json or invalid_body", body = ErrorBody),
+              (status = 401, description = "invalid_token: get a new access token", body = ErrorBody),
+              (status = 403, description = "scope_not_granted", body = ErrorBody),
+              (status = 404, description = "not_found", body = ErrorBody),
+              (status = 422, description = "an invalid change", body = ErrorBody)),
+    security(("lti_access_token" = ["https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"])))]
 pub async fn put_line_item(
     State(state): State<SharedState>,
     caller: ToolCaller,
@@ -440,6 +489,14 @@ pub async fn put_line_item(
     Ok(typed(StatusCode::OK, wire::LINEITEM, &body, None))
 }
 
+/// Deletes a line item; its scores stay in the history.
+#[utoipa::path(delete, path = "/lti/courses/{course_id}/lineitems/{line_item_id}", tag = "lti",
+    params(("course_id" = String, Path, description = "The course id (the context id in launches)"), ("line_item_id" = String, Path, description = "The last segment of the line item URL")),
+    responses((status = 204, description = "Deleted"),
+              (status = 401, description = "invalid_token: get a new access token", body = ErrorBody),
+              (status = 403, description = "scope_not_granted", body = ErrorBody),
+              (status = 404, description = "not_found", body = ErrorBody)),
+    security(("lti_access_token" = ["https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"])))]
 pub async fn delete_line_item(
     State(state): State<SharedState>,
     caller: ToolCaller,
@@ -520,6 +577,19 @@ pub fn parse_score(o: &Map<String, Value>) -> ApiResult<(UserId, ScorePost)> {
     Ok((user, post))
 }
 
+/// Score publish. Every post is recorded; 200 when applied, unchanged or
+/// ignored as older than the kept score.
+#[utoipa::path(post, path = "/lti/courses/{course_id}/lineitems/{line_item_id}/scores", tag = "lti",
+    params(("course_id" = String, Path, description = "The course id (the context id in launches)"), ("line_item_id" = String, Path, description = "The last segment of the line item URL")),
+    request_body(content = Object, content_type = "application/vnd.ims.lis.v1.score+json",
+        description = "`userId`, `timestamp`, `activityProgress`, `gradingProgress` required; `scoreGiven`, `scoreMaximum`, `comment` optional"),
+    responses((status = 200, description = "`{\"result\": \"accepted\" | \"cleared\" | \"unchanged\" | \"ignored_stale\", \"userId\", \"scoreOf\"}`", content_type = "application/json", body = Object),
+              (status = 400, description = "invalid_json or invalid_body", body = ErrorBody),
+              (status = 401, description = "invalid_token: get a new access token", body = ErrorBody),
+              (status = 403, description = "scope_not_granted", body = ErrorBody),
+              (status = 404, description = "not_found: unknown or deleted line item", body = ErrorBody),
+              (status = 422, description = "course_locked or user_not_enrolled: recorded, not applied", body = ErrorBody)),
+    security(("lti_access_token" = ["https://purl.imsglobal.org/spec/lti-ags/scope/score"])))]
 pub async fn post_score(
     State(state): State<SharedState>,
     caller: ToolCaller,
@@ -565,6 +635,19 @@ pub async fn post_score(
 
 // ---- results ----
 
+/// The results of a line item, paged.
+#[utoipa::path(get, path = "/lti/courses/{course_id}/lineitems/{line_item_id}/results", tag = "lti",
+    params(("course_id" = String, Path, description = "The course id (the context id in launches)"), ("line_item_id" = String, Path, description = "The last segment of the line item URL"),
+           ("user_id" = Option<String>, Query, description = "Only this user's result"),
+           ("limit" = Option<u32>, Query, description = "Page size, default 100; more than 1000 counts as 1000"),
+           ("cursor" = Option<String>, Query, description = "From a rel=\"next\" link")),
+    responses((status = 200, description = "An array of results", content_type = "application/vnd.ims.lis.v2.resultcontainer+json", body = Object,
+               headers(("Link" = String, description = "`<url>; rel=\"next\"` when there is a next page"))),
+              (status = 400, description = "invalid_query", body = ErrorBody),
+              (status = 401, description = "invalid_token: get a new access token", body = ErrorBody),
+              (status = 403, description = "scope_not_granted", body = ErrorBody),
+              (status = 404, description = "not_found", body = ErrorBody)),
+    security(("lti_access_token" = ["https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly"])))]
 pub async fn results(
     State(state): State<SharedState>,
     caller: ToolCaller,

@@ -15,6 +15,7 @@ use super::ags::{deployed_course, same_text};
 use super::bearer::ToolCaller;
 use super::platform::Urls;
 use super::wire::{self, typed};
+use crate::http::api::openapi::ErrorBody;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Path, Query};
 use crate::http::SharedState;
@@ -83,6 +84,21 @@ fn role_uri(filter: &str) -> ApiResult<String> {
         .map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))
 }
 
+/// The membership container: the course roster, paged, with names and
+/// emails left out when the registration hides them.
+#[utoipa::path(get, path = "/lti/courses/{course_id}/memberships", tag = "lti",
+    params(("course_id" = String, Path, description = "The course id (the context id in launches)"),
+           ("role" = Option<String>, Query, description = "Only this role, short (`Learner`) or as a full URI"),
+           ("rlid" = Option<String>, Query, description = "A resource link id: each member with that link's message claims"),
+           ("limit" = Option<u32>, Query, description = "Page size, default 100; more than 1000 counts as 1000"),
+           ("cursor" = Option<String>, Query, description = "From a rel=\"next\" link")),
+    responses((status = 200, description = "`{\"id\", \"context\", \"members\"}`", content_type = "application/vnd.ims.lti-nrps.v2.membershipcontainer+json", body = Object,
+               headers(("Link" = String, description = "`<url>; rel=\"next\"` when there is a next page"))),
+              (status = 400, description = "invalid_query", body = ErrorBody),
+              (status = 401, description = "invalid_token: get a new access token", body = ErrorBody),
+              (status = 403, description = "scope_not_granted", body = ErrorBody),
+              (status = 404, description = "not_found: no such course or resource link for this tool", body = ErrorBody)),
+    security(("lti_access_token" = ["https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"])))]
 pub async fn memberships(
     State(state): State<SharedState>,
     caller: ToolCaller,

@@ -56,6 +56,9 @@ pub(crate) fn key_error(e: keys::KeyError) -> ApiError {
     }
 }
 
+/// The platform's public signing keys (RS256, `kid` on each).
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "lti",
+    responses((status = 200, description = "A JWK set", body = Object, content_type = "application/json")))]
 pub async fn jwks(State(state): State<SharedState>) -> ApiResult<Json<Value>> {
     let db = &state.engine.db;
     // The first request on a fresh store makes the key, so the set is never empty.
@@ -66,6 +69,9 @@ pub async fn jwks(State(state): State<SharedState>) -> ApiResult<Json<Value>> {
     Ok(Json(set))
 }
 
+/// The platform configuration dynamic registration starts from.
+#[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "lti",
+    responses((status = 200, description = "OpenID configuration with the `https://purl.imsglobal.org/spec/lti-platform-configuration` claim", body = Object, content_type = "application/json")))]
 pub async fn openid_configuration(State(state): State<SharedState>) -> Json<Value> {
     Json(configuration(&Urls::of(&state)))
 }

@@ -16,11 +16,13 @@ use rand::RngCore;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
 
 use super::platform::Urls;
 use super::wire::OAuthError;
 use crate::auth::ApiRole;
 use crate::engine::EngineError;
+use crate::http::api::openapi::{ErrorBody, OAuthErrorBody};
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Json, Path};
@@ -85,7 +87,7 @@ fn platform_details(urls: &Urls, t: &Tool) -> Value {
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTool {
     name: String,
@@ -95,6 +97,8 @@ pub struct NewTool {
     #[serde(default)]
     redirect_uris: Vec<String>,
     jwks_url: Option<String>,
+    /// One RSA public JWK; give this or `jwks_url`.
+    #[schema(value_type = Option<Object>)]
     public_jwk: Option<Value>,
     deep_linking_url: Option<String>,
     grading: Option<Grading>,
@@ -111,6 +115,12 @@ fn opt_url(what: &str, v: Option<String>) -> Result<Option<String>, ApiError> {
         .transpose()
 }
 
+/// Registers a tool by hand; one deployment per registration.
+#[utoipa::path(post, path = "/api/tools", tag = "registrar", request_body = NewTool,
+    responses((status = 201, description = "The tool, with the platform details a tool admin copies into the tool", body = Object),
+              (status = 400, description = "invalid_json", body = ErrorBody),
+              (status = 422, description = "invalid_tool", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn create_tool(
     State(state): State<SharedState>,
     caller: Caller,
@@ -181,6 +191,10 @@ pub async fn create_tool(
     Ok((StatusCode::CREATED, AxumJson(answer)).into_response())
 }
 
+/// Every registered tool, revoked ones included.
+#[utoipa::path(get, path = "/api/tools", tag = "registrar",
+    responses((status = 200, description = "The tools with their allowed scopes", body = Object)),
+    security(("bearer" = [])))]
 pub async fn list_tools(
     State(state): State<SharedState>,
     caller: Caller,
@@ -199,6 +213,12 @@ async fn load(state: &SharedState, tool_id: &str) -> ApiResult<Tool> {
         .ok_or_else(|| ApiError::not_found("the tool"))
 }
 
+/// One tool, with the platform details.
+#[utoipa::path(get, path = "/api/tools/{tool_id}", tag = "registrar",
+    params(("tool_id" = String, Path, description = "The tool id")),
+    responses((status = 200, description = "The tool", body = Object),
+              (status = 404, description = "not_found", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn get_tool(
     State(state): State<SharedState>,
     caller: Caller,
@@ -211,7 +231,7 @@ pub async fn get_tool(
     Ok(AxumJson(v))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RosterPatch {
     access: Option<bool>,
@@ -219,13 +239,21 @@ pub struct RosterPatch {
     hide_emails: Option<bool>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ToolPatch {
     grading: Option<Grading>,
     roster: Option<RosterPatch>,
 }
 
+/// Changes a tool's grading and roster settings; tokens already issued
+/// follow the new settings at once.
+#[utoipa::path(patch, path = "/api/tools/{tool_id}", tag = "registrar", request_body = ToolPatch,
+    params(("tool_id" = String, Path, description = "The tool id")),
+    responses((status = 200, description = "The tool with its new settings", body = Object),
+              (status = 404, description = "not_found", body = ErrorBody),
+              (status = 409, description = "tool_revoked", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn patch_tool(
     State(state): State<SharedState>,
     caller: Caller,
@@ -255,6 +283,12 @@ pub async fn patch_tool(
     Ok(AxumJson(view(&load(&state, &tool_id).await?)))
 }
 
+/// Revokes a tool: its access tokens stop working at once.
+#[utoipa::path(delete, path = "/api/tools/{tool_id}", tag = "registrar",
+    params(("tool_id" = String, Path, description = "The tool id")),
+    responses((status = 204, description = "Revoked"),
+              (status = 404, description = "not_found", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn delete_tool(
     State(state): State<SharedState>,
     caller: Caller,
@@ -271,12 +305,18 @@ pub async fn delete_tool(
 
 // ---- dynamic registration ----
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartRegistration {
     registration_url: String,
 }
 
+/// A one-time link for LTI dynamic registration: the tool's registration
+/// URL with `openid_configuration` and `registration_token` added.
+#[utoipa::path(post, path = "/api/tools/dynamic-registration", tag = "registrar", request_body = StartRegistration,
+    responses((status = 200, description = "`{\"url\", \"expires_at\"}`: the URL to open", body = Object),
+              (status = 422, description = "invalid_registration_url", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn start_dynamic_registration(
     State(state): State<SharedState>,
     caller: Caller,
@@ -382,6 +422,13 @@ pub fn requested_scopes(reg: &Value) -> Vec<String> {
 }
 
 /// `POST /lti/register`: the tool registers itself with a one-time token.
+#[utoipa::path(post, path = "/lti/register", tag = "lti",
+    request_body(content = Object, content_type = "application/json",
+        description = "An OpenID client registration with the `https://purl.imsglobal.org/spec/lti-tool-configuration` claim"),
+    responses((status = 200, description = "The registration, with client_id and the deployment id", body = Object),
+              (status = 400, description = "invalid_client_metadata", body = OAuthErrorBody),
+              (status = 401, description = "invalid_token: the registration token is missing, unknown, used or expired", body = OAuthErrorBody)),
+    security(("registration_token" = [])))]
 pub async fn register(
     State(state): State<SharedState>,
     headers: HeaderMap,

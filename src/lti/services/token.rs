@@ -20,6 +20,7 @@ use serde_json::{json, Map, Value};
 use super::platform::Urls;
 use super::registration::{secret, sha256_hex};
 use super::wire::OAuthError;
+use crate::http::api::openapi::OAuthErrorBody;
 use crate::http::SharedState;
 use crate::lti::crypto::{self, Expect, JwksCache, JwtError};
 use crate::lti::tools::{self, Tool};
@@ -31,6 +32,21 @@ pub const MAX_ASSERTION_LIFETIME_SECS: u64 = 3600;
 /// Token requests per client (or per unknown caller) per window.
 pub const RATE_LIMIT: u32 = 60;
 pub const RATE_WINDOW: StdDuration = StdDuration::from_secs(60);
+
+/// The token request form, as documented; the handler reads it as a map so
+/// that every refusal is an OAuth error.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct TokenRequest {
+    /// `client_credentials`
+    grant_type: String,
+    /// `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`
+    client_assertion_type: String,
+    /// A JWT signed with the tool's key: `iss` and `sub` its client id, `aud` this token endpoint.
+    client_assertion: String,
+    /// Space-separated AGS and NRPS scopes.
+    scope: String,
+}
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
@@ -68,6 +84,13 @@ fn unverified_issuer(token: &str) -> Option<String> {
     claims.get("iss")?.as_str().map(str::to_string)
 }
 
+/// OAuth 2.0 client credentials with a JWT client assertion.
+#[utoipa::path(post, path = "/lti/token", tag = "lti",
+    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "`{\"access_token\", \"token_type\": \"Bearer\", \"expires_in\", \"scope\"}`; the scopes granted are those asked for that the registration allows", body = Object),
+              (status = 400, description = "invalid_request, unsupported_grant_type or invalid_scope", body = OAuthErrorBody),
+              (status = 401, description = "invalid_client: the assertion does not verify or names no live tool", body = OAuthErrorBody),
+              (status = 429, description = "slow_down: too many token requests", body = OAuthErrorBody)))]
 pub async fn token(State(state): State<SharedState>, req: Request) -> Response {
     let form = match axum::extract::Form::<HashMap<String, String>>::from_request(req, &state).await
     {
