@@ -152,6 +152,13 @@ async fn history(engine: &Engine, smoke: bool) -> anyhow::Result<()> {
     timed_posts(engine, &course, &small_item, &people[..10], 0).await?;
     timed_posts(engine, &course, &big_item, &people[..big], 0).await?;
     let heavy = &people[0];
+    let light = &people[1];
+    for k in 0..10 {
+        let p = post(k as u32, 100 + k as i64);
+        engine
+            .post_score(&course, &small_item, light, p, &meta(Source::Ags))
+            .await?;
+    }
     for k in 0..big {
         engine
             .post_score(
@@ -164,33 +171,67 @@ async fn history(engine: &Engine, smoke: bool) -> anyhow::Result<()> {
             .await?;
     }
 
+    // New learners into both columns, alternating so both see the same
+    // conditions (vacuum, checkpoints, other load).
     let fresh: Vec<UserId> = people[big..].to_vec();
-    let baseline = timed_posts(engine, &course, &small_item, &fresh, 1_000_000).await?;
-    let against_big = timed_posts(engine, &course, &big_item, &fresh, 1_000_000).await?;
-    // One learner's cell with a long history against a cell with one post.
-    let mut heavy_samples = Vec::new();
-    let started = Instant::now();
-    for k in 0..measured {
-        let t = Instant::now();
-        engine
-            .post_score(
-                &course,
-                &small_item,
-                heavy,
-                post(k as u32, 2_000_000 + k as i64),
-                &meta(Source::Ags),
-            )
-            .await?;
-        heavy_samples.push(t.elapsed());
+    let (mut small_samples, mut big_samples) = (Vec::new(), Vec::new());
+    let (mut small_time, mut big_time) = (Duration::ZERO, Duration::ZERO);
+    for (k, u) in fresh.iter().enumerate() {
+        for (item, samples, total) in [
+            (&small_item, &mut small_samples, &mut small_time),
+            (&big_item, &mut big_samples, &mut big_time),
+        ] {
+            let t = Instant::now();
+            let out = engine
+                .post_score(
+                    &course,
+                    item,
+                    u,
+                    post(k as u32, 1_000_000 + k as i64),
+                    &meta(Source::Ags),
+                )
+                .await?;
+            anyhow::ensure!(out == ScoreOutcome::Accepted, "unexpected outcome {out:?}");
+            let d = t.elapsed();
+            samples.push(d);
+            *total += d;
+        }
     }
-    let heavy_cell = rate(&mut heavy_samples, started.elapsed());
+    let baseline = rate(&mut small_samples, small_time);
+    let against_big = rate(&mut big_samples, big_time);
+    // One learner's cell with a long history against a cell with 10 posts,
+    // alternating so both see the same conditions.
+    let (mut light_samples, mut heavy_samples) = (Vec::new(), Vec::new());
+    let (mut light_time, mut heavy_time) = (Duration::ZERO, Duration::ZERO);
+    for k in 0..measured {
+        for (who, samples, total) in [
+            (light, &mut light_samples, &mut light_time),
+            (heavy, &mut heavy_samples, &mut heavy_time),
+        ] {
+            let t = Instant::now();
+            engine
+                .post_score(
+                    &course,
+                    &small_item,
+                    who,
+                    post(k as u32, 2_000_000 + k as i64),
+                    &meta(Source::Ags),
+                )
+                .await?;
+            let d = t.elapsed();
+            samples.push(d);
+            *total += d;
+        }
+    }
+    let light_cell = rate(&mut light_samples, light_time);
+    let heavy_cell = rate(&mut heavy_samples, heavy_time);
 
     println!("store: {}", engine.db.kind());
     println!(
         "{:<58} {:>10} {:>10} {:>10} {:>8}",
         "history (posts at concurrency 1)", "posts/s", "p50 ms", "p99 ms", "ratio"
     );
-    let line = |name: &str, r: &Rate| {
+    let line = |name: &str, r: &Rate, baseline: &Rate| {
         println!(
             "{:<58} {:>10.0} {:>10.2} {:>10.2} {:>8.2}",
             name,
@@ -203,14 +244,22 @@ async fn history(engine: &Engine, smoke: bool) -> anyhow::Result<()> {
     line(
         "baseline: new learners into a column holding 10 scores",
         &baseline,
+        &baseline,
     );
     line(
         &format!("new learners into a column holding {big} scores"),
         &against_big,
+        &baseline,
+    );
+    line(
+        "baseline: one learner whose cell holds 10 posts",
+        &light_cell,
+        &light_cell,
     );
     line(
         &format!("one learner whose cell already holds {big} posts"),
         &heavy_cell,
+        &light_cell,
     );
     Ok(())
 }
