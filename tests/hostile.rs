@@ -355,3 +355,47 @@ on_both_stores! {
         assert!(failures.is_empty(), "{} cases failed", failures.len());
     }
 }
+
+on_both_stores! {
+    /// A tool may send `-0` (JavaScript and PHP both print it): it is the
+    /// score 0, accepted, and shown as 0, never as "-0".
+    async fn a_score_of_minus_zero_is_kept_and_shown_as_zero(app: TestApp) {
+        let w = world(&app).await;
+        let item = w.fill("{item}");
+        for (user, raw) in [("ada", "-0"), ("ada", "-0.0")] {
+            let ts = if raw == "-0" { "2026-09-12T10:00:00Z" } else { "2026-09-13T10:00:00Z" };
+            let body = format!(
+                r#"{{"userId":"{user}","scoreGiven":{raw},"scoreMaximum":10,"activityProgress":"Completed","gradingProgress":"FullyGraded","timestamp":"{ts}"}}"#
+            );
+            let res = app
+                .client
+                .post(app.url(&format!("/lti/courses/{COURSE}/lineitems/{item}/scores")))
+                .bearer_auth(&w.tool_token)
+                .header("content-type", "application/vnd.ims.lis.v1.score+json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status().as_u16(), 200, "{raw}");
+            let res = app
+                .client
+                .get(app.url(&format!("/lti/courses/{COURSE}/lineitems/{item}/results")))
+                .bearer_auth(&w.tool_token)
+                .send()
+                .await
+                .unwrap();
+            let text = res.text().await.unwrap();
+            let results: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(results[0]["resultScore"], json!(0), "{raw}: {text}");
+            assert!(!text.contains("-0"), "{raw}: {text}");
+            let (status, grades) = app
+                .get_json(&format!("/api/courses/{COURSE}/grades"))
+                .await;
+            assert_eq!(status, 200);
+            let ada = &grades["students"][0];
+            assert_eq!(ada["items"][0]["score"], json!("0.00"), "{raw}: {grades}");
+            assert_eq!(ada["percent"], json!("0.00"), "{raw}: {grades}");
+            assert!(!grades.to_string().contains("\"-0"), "{raw}: {grades}");
+        }
+    }
+}
