@@ -3,7 +3,8 @@
 //! with the JSON error shape (the OAuth shape at `/lti/token` and
 //! `/lti/register`), must record
 //! nothing in the event log, and the server must still answer afterwards.
-//! Cases marked `known_bug` are skipped and listed.
+//! Cases marked `known_bug` are skipped and listed (run them anyway with
+//! `HOSTILE_KNOWN_BUGS=1`).
 
 mod common;
 
@@ -321,9 +322,12 @@ on_both_stores! {
                 case.name
             );
             *by_category.entry(case.category.as_str()).or_default() += 1;
+            // HOSTILE_KNOWN_BUGS=1 runs the known bugs too, to see which are fixed.
             if let Some(bug) = &case.known_bug {
-                skipped.push(format!("{}: {bug}", case.name));
-                continue;
+                if std::env::var_os("HOSTILE_KNOWN_BUGS").is_none() {
+                    skipped.push(format!("{}: {bug}", case.name));
+                    continue;
+                }
             }
             let events = app.event_count().await;
             let mut outcome = run(&app, &w, case).await;
