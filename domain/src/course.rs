@@ -128,6 +128,10 @@ fn open(
         return Err(DomainError::CourseAlreadyExists);
     }
     let title = clean_text(&title, "title", 300)?;
+    // A course nobody can tell apart in a list is a typo, not a course.
+    if title.is_empty() {
+        return Err(DomainError::InvalidInput("title must not be empty".into()));
+    }
     let term = clean_text(&term, "term", 64)?;
     Ok(vec![CourseEvent::CourseOpened {
         course_id,
@@ -135,6 +139,12 @@ fn open(
         term,
         tool_ids,
     }])
+}
+
+/// A lock or unlock reason is shown to registrars beside every refused
+/// post, so it is kept short and printable.
+fn lock_reason(reason: Option<String>) -> Result<Option<String>, DomainError> {
+    reason.map(|r| clean_text(&r, "reason", 500)).transpose()
 }
 
 fn set_grading(
@@ -206,13 +216,22 @@ impl Aggregate for Course {
                 }
             }
             // Locking twice changes nothing and records nothing.
-            CourseCommand::Lock { reason } if !self.locked => {
-                vec![CourseEvent::CourseLocked { reason }]
+            CourseCommand::Lock { reason } => {
+                let reason = lock_reason(reason)?;
+                if self.locked {
+                    vec![]
+                } else {
+                    vec![CourseEvent::CourseLocked { reason }]
+                }
             }
-            CourseCommand::Unlock { reason } if self.locked => {
-                vec![CourseEvent::CourseUnlocked { reason }]
+            CourseCommand::Unlock { reason } => {
+                let reason = lock_reason(reason)?;
+                if self.locked {
+                    vec![CourseEvent::CourseUnlocked { reason }]
+                } else {
+                    vec![]
+                }
             }
-            CourseCommand::Lock { .. } | CourseCommand::Unlock { .. } => vec![],
         };
         for e in events {
             sink.write(e, self).await;
@@ -287,6 +306,45 @@ mod tests {
                 tool_ids: vec![],
             })
             .then_expect_error(DomainError::CourseAlreadyExists);
+    }
+
+    #[test]
+    fn a_course_needs_a_title_that_is_not_blank() {
+        F::with(())
+            .given_no_previous_events()
+            .when(CourseCommand::Open {
+                course_id: CourseId::parse("HIST-101").unwrap(),
+                title: "   ".into(),
+                term: "2026FA".into(),
+                tool_ids: vec![],
+            })
+            .then_expect_error(DomainError::InvalidInput("title must not be empty".into()));
+    }
+
+    #[test]
+    fn a_lock_reason_that_is_too_long_or_has_control_characters_is_refused() {
+        let refused = DomainError::InvalidInput(
+            "reason must be at most 500 characters without control characters".into(),
+        );
+        F::with(())
+            .given(vec![opened()])
+            .when(CourseCommand::Lock {
+                reason: Some("x".repeat(501)),
+            })
+            .then_expect_error(refused.clone());
+        // Refused even when the lock itself would change nothing.
+        F::with(())
+            .given(vec![opened(), CourseEvent::CourseLocked { reason: None }])
+            .when(CourseCommand::Lock {
+                reason: Some("term\u{0}end".into()),
+            })
+            .then_expect_error(refused.clone());
+        F::with(())
+            .given(vec![opened(), CourseEvent::CourseLocked { reason: None }])
+            .when(CourseCommand::Unlock {
+                reason: Some("x".repeat(100_000)),
+            })
+            .then_expect_error(refused);
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! Extractors that turn every rejection (bad JSON, wrong content type, body
 //! too large, bad query string, bad path) into the JSON error shape.
 
+use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
-use serde::de::DeserializeOwned;
+use axum::http::{header, HeaderMap, StatusCode};
+use serde::de::{DeserializeOwned, IgnoredAny};
 
 use super::error::ApiError;
 
@@ -16,11 +17,49 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
+        if !is_json(req.headers()) {
+            return Err(json_rejection(JsonRejection::MissingJsonContentType(
+                Default::default(),
+            )));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|r| {
+            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                too_large()
+            } else {
+                ApiError::bad_request("invalid_body", r.body_text())
+            }
+        })?;
+        match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(v)) => Ok(Json(v)),
+            // serde stops at the first value of the wrong type, so a body
+            // that is not JSON at all (10,000 `[`, two objects) would be
+            // called merely the wrong shape: say it is not JSON.
+            Err(JsonRejection::JsonDataError(e)) => {
+                match serde_json::from_slice::<IgnoredAny>(&bytes) {
+                    Err(syntax) => Err(ApiError::bad_request(
+                        "invalid_json",
+                        format!("the body is not valid JSON: {syntax}"),
+                    )),
+                    Ok(_) => Err(json_rejection(JsonRejection::JsonDataError(e))),
+                }
+            }
             Err(r) => Err(json_rejection(r)),
         }
     }
+}
+
+/// `application/json` or any `application/...+json`, as axum's `Json` takes.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    let essence = essence.to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 pub fn json_rejection(r: JsonRejection) -> ApiError {

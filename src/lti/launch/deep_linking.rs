@@ -211,6 +211,9 @@ pub async fn deep_linking_return(
 ) -> Response {
     let form = match form {
         Ok(Form(f)) => f,
+        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return crate::http::extract::too_large().into_response()
+        }
         Err(r) => return refuse("invalid_request", r.body_text()).into_response(),
     };
     match receive(&state, &form).await {

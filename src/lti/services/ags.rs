@@ -662,6 +662,10 @@ pub async fn results(
         q.get("cursor").map(String::as_str),
     )?;
     let user_filter = q.get("user_id");
+    // An id no learner can have is a mistake to report, not an empty answer.
+    if let Some(u) = user_filter {
+        UserId::parse(u.clone())?;
+    }
     let all =
         tool_reads::line_item_results(&state.engine.db, course.as_str(), item.as_str()).await?;
     let urls = Urls::of(&state);

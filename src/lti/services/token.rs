@@ -95,6 +95,17 @@ pub async fn token(State(state): State<SharedState>, req: Request) -> Response {
     let form = match axum::extract::Form::<HashMap<String, String>>::from_request(req, &state).await
     {
         Ok(f) => f.0,
+        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return OAuthError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request",
+                format!(
+                    "the token request is larger than {} bytes",
+                    crate::http::MAX_BODY_BYTES
+                ),
+            )
+            .into_response()
+        }
         Err(r) => {
             return OAuthError::bad(
                 "invalid_request",
