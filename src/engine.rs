@@ -479,6 +479,7 @@ impl Engine {
                 line_item_deleted: deleted,
                 course_locked: ctx.course_locked,
                 learner_active,
+                received_at: Some(meta.received_at),
             },
         };
         let id = aggregate_id::score(course_id, line_item_id, user_id);

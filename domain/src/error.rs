@@ -39,6 +39,8 @@ pub enum DomainError {
     InvalidEnrollment(String),
     #[error("{0}")]
     InvalidInput(String),
+    #[error("the score's timestamp is more than an hour ahead of the platform's clock; check the tool's clock")]
+    TimestampInFuture,
 }
 
 impl DomainError {
@@ -62,6 +64,7 @@ impl DomainError {
             DomainError::NotEnrolled => "not_enrolled",
             DomainError::InvalidEnrollment(_) => "invalid_enrollment",
             DomainError::InvalidInput(_) => "invalid_input",
+            DomainError::TimestampInFuture => "invalid_timestamp",
         }
     }
 

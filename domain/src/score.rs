@@ -90,7 +90,14 @@ pub struct ScoreFacts {
     pub course_locked: bool,
     /// The user is an active learner in the course.
     pub learner_active: bool,
+    /// When the engine received the post: a tool timestamp far ahead of it
+    /// would become the kept score and turn every real post after it stale.
+    pub received_at: Option<chrono::DateTime<chrono::Utc>>,
 }
+
+/// How far ahead of the engine's clock a tool's timestamp may be (clocks
+/// drift; a day ahead is a wrong clock or a wrong year).
+pub const MAX_CLOCK_AHEAD: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -252,6 +259,12 @@ fn post(
     facts: ScoreFacts,
 ) -> Result<Vec<ScoreEvent>, DomainError> {
     post.validate()?;
+    if facts
+        .received_at
+        .is_some_and(|now| post.timestamp > now + MAX_CLOCK_AHEAD)
+    {
+        return Err(DomainError::TimestampInFuture);
+    }
     let reason = if facts.line_item_deleted {
         Some(RejectReason::LineItemDeleted)
     } else if facts.course_locked {
@@ -359,6 +372,7 @@ mod tests {
         line_item_deleted: false,
         course_locked: false,
         learner_active: true,
+        received_at: None,
     };
 
     fn p(given: Option<Decimal>, ts: &str) -> ScorePost {
@@ -579,6 +593,32 @@ mod tests {
             .given_no_previous_events()
             .when(cmd(no_max, OPEN))
             .then_expect_error(DomainError::MissingScoreMaximum);
+    }
+
+    #[test]
+    fn a_timestamp_far_ahead_of_the_engine_clock_is_refused() {
+        let received = Some("2026-05-01T10:00:00Z".parse().unwrap());
+        F::with(())
+            .given_no_previous_events()
+            .when(cmd(
+                p(Some(dec!(5)), "2999-01-01T00:00:00Z"),
+                ScoreFacts {
+                    received_at: received,
+                    ..OPEN
+                },
+            ))
+            .then_expect_error(DomainError::TimestampInFuture);
+        // A tool clock a few minutes fast is fine.
+        F::with(())
+            .given_no_previous_events()
+            .when(cmd(
+                p(Some(dec!(5)), "2026-05-01T10:05:00Z"),
+                ScoreFacts {
+                    received_at: received,
+                    ..OPEN
+                },
+            ))
+            .then_expect_events(vec![accepted(p(Some(dec!(5)), "2026-05-01T10:05:00Z"))]);
     }
 
     #[test]
