@@ -247,13 +247,13 @@ on_both_stores! {
         // Ada: Exams (70 + 80) / 200 = 75 %, Homework (8 + 9) / 20 = 85 %;
         // 75 x 60 % + 85 x 40 % = 45 + 34 = 79.00. Moodle says 87.
         score(&app, "ada", "midterm", Some("70"), "100", "2026-10-01T10:00:00Z").await;
-        score(&app, "ada", "final", Some("80"), "100", "2026-12-01T10:00:00Z").await;
+        score(&app, "ada", "final", Some("80"), "100", "2026-11-01T10:00:00Z").await;
         score(&app, "ada", "hw1", Some("8"), "10", "2026-09-10T10:00:00Z").await;
         score(&app, "ada", "hw2", Some("9"), "10", "2026-09-17T10:00:00Z").await;
-        score(&app, "ada", "moodle-total", Some("87"), "100", "2026-12-02T10:00:00Z").await;
+        score(&app, "ada", "moodle-total", Some("87"), "100", "2026-11-02T10:00:00Z").await;
         // Alan: only the midterm, 80 %; Moodle says 80.5 (within 1 point).
         score(&app, "alan", "midterm", Some("80"), "100", "2026-10-01T10:00:00Z").await;
-        score(&app, "alan", "moodle-total", Some("161"), "200", "2026-12-02T10:00:00Z").await;
+        score(&app, "alan", "moodle-total", Some("161"), "200", "2026-11-02T10:00:00Z").await;
 
         let (status, r) = app.get_json(&format!("{COURSE}/reconciliation")).await;
         assert_eq!(status, 200, "{r}");
