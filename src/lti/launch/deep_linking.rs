@@ -21,13 +21,13 @@ use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 
 use super::claims::{DEPLOYMENT_ID, DL_CONTENT_ITEMS, DL_DATA, MESSAGE_TYPE, VERSION};
-use super::links::decimal;
 use super::{html, state, tool_meta};
 use crate::engine::EngineError;
 use crate::http::api::openapi::ErrorBody;
 use crate::http::error::ApiError;
 use crate::http::SharedState;
 use crate::lti::crypto::{verify_tool_jwt, Expect, JwksCache};
+use crate::lti::services::wire::decimal;
 use crate::lti::tools;
 
 /// Tool key sets fetched for deep-linking responses, shared by all requests.

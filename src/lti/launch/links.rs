@@ -3,15 +3,12 @@
 //! (gradebook column) bound to it: a new one (`line_item`), or a column the
 //! SIS already made (`line_item_id`), which the tool may then grade.
 
-use std::str::FromStr;
-
 use axum::extract::State;
 use axum::http::StatusCode;
 use gradebook_domain::course::ResourceLink;
 use gradebook_domain::ids::ResourceLinkId;
 use gradebook_domain::line_item::{LineItemPatch, LineItemSpec};
 use gradebook_domain::{clean_text, CourseId, DomainError, LineItemId, Source, ToolId};
-use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -22,6 +19,7 @@ use crate::http::auth::Caller;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Json, Path};
 use crate::http::SharedState;
+use crate::lti::services::wire::decimal;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -48,20 +46,6 @@ pub struct NewLineItem {
     /// A JSON number or a numeric string.
     #[schema(value_type = String, example = "50")]
     pub score_maximum: Value,
-}
-
-/// Reads a decimal sent as a JSON number or a numeric string.
-pub(crate) fn decimal(v: &Value) -> Option<Decimal> {
-    match v {
-        Value::Number(n) => {
-            let s = n.to_string();
-            Decimal::from_str(&s)
-                .ok()
-                .or_else(|| Decimal::from_scientific(&s).ok())
-        }
-        Value::String(s) => Decimal::from_str(s.trim()).ok(),
-        _ => None,
-    }
 }
 
 /// A resource link made by the SIS rather than by deep linking, optionally
