@@ -34,6 +34,9 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
 /// Starts the projector and the HTTP server on an already connected store.
 pub async fn start(db: Db, settings: Settings, listener: TcpListener) -> anyhow::Result<Running> {
     let (engine, projector) = Engine::start(db).await?;
+    // The platform's signing key exists from the first start on, so the
+    // JWKS a tool fetches while being registered already lists it.
+    crate::lti::keys::signing_key(&engine.db).await?;
     let state: SharedState = Arc::new(AppState { engine, settings });
     let (stop, rx) = watch::channel(false);
     let projector = tokio::spawn(projector.run(stopped(rx.clone())));

@@ -299,3 +299,21 @@ async fn a_database_that_is_down_gives_503_and_the_server_recovers(
     );
     app.stop().await;
 }
+
+on_both_stores! {
+    async fn the_platform_signing_key_is_made_at_first_start_and_kept(app: TestApp) {
+        let count = || async {
+            gradebook::projections::with_db!(&app.db, pool => {
+                sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM platform_keys").fetch_one(pool).await.unwrap()
+            })
+        };
+        assert_eq!(count().await, 1, "made at start, before any request");
+        let kid = gradebook::lti::keys::signing_key(&app.db).await.unwrap().kid;
+        let (status, jwks) = app.get_json("/.well-known/jwks.json").await;
+        assert_eq!(status, 200);
+        assert_eq!(jwks["keys"][0]["kid"], kid.as_str());
+        assert!(jwks["keys"][0].get("d").is_none(), "never the private half");
+        assert_eq!(count().await, 1, "kept, not made again");
+        app.stop().await;
+    }
+}
