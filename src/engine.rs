@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use cqrs_es::{Aggregate, AggregateError, DomainEvent};
+use cqrs_es::{Aggregate, AggregateError};
 use gradebook_domain::course::{Course, CourseCommand, ResourceLink};
 use gradebook_domain::enrollment::{Enrollment, EnrollmentCommand, LaunchKind, Person, Role};
 use gradebook_domain::ids::{aggregate_id, ResourceLinkId};
@@ -488,9 +488,4 @@ impl Engine {
         crate::metrics::score_outcome(&outcome);
         Ok(outcome)
     }
-}
-
-/// The event type names of a list of events, for logs and answers.
-pub fn event_types<E: DomainEvent>(events: &[E]) -> Vec<String> {
-    events.iter().map(|e| e.event_type()).collect()
 }

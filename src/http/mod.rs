@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -129,9 +129,4 @@ async fn method_not_allowed_errors(req: Request, next: Next) -> Response {
         answer.headers_mut().insert(header::ALLOW, allow.clone());
     }
     answer
-}
-
-/// Handy for handlers: the engine behind the state.
-pub fn engine(state: &State<SharedState>) -> &Engine {
-    &state.engine
 }
