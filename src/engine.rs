@@ -150,6 +150,7 @@ impl Engine {
             match store.execute(id, command.clone(), metadata.clone()).await {
                 Ok(events) => break events,
                 Err(AggregateError::AggregateConflict) if attempt < MAX_ATTEMPTS => {
+                    metrics::counter!("gradebook_write_conflicts_total").increment(1);
                     // Back off a little, more each time, so racing writers spread out.
                     let jitter = (attempt as u64 * 7 + id.len() as u64 * 13) % 11;
                     tokio::time::sleep(Duration::from_millis(attempt as u64 * 2 + jitter)).await;

@@ -55,6 +55,14 @@ fn describe() {
         "gradebook_projector_lag_seconds",
         "Age of the oldest event not yet applied to the read tables"
     );
+    metrics::describe_gauge!(
+        "gradebook_projector_leader",
+        "1 on the node whose projector applies events (the advisory-lock holder), else 0"
+    );
+    metrics::describe_counter!(
+        "gradebook_write_conflicts_total",
+        "Writes that lost an optimistic-concurrency race and were retried"
+    );
     // Every outcome shows from the start, at 0, so dashboards and alerts
     // need not special-case a series that has not appeared yet.
     use gradebook_domain::score::RejectReason;

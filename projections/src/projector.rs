@@ -7,6 +7,7 @@
 //! session advisory lock. The others follow the checkpoint table, so a
 //! writer on any node can wait until its own event is readable.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -53,6 +54,7 @@ pub const READ_TABLES: [&str; 8] = [
 pub struct ProjectionHandle {
     progress: watch::Receiver<Checkpoint>,
     wake: Arc<Notify>,
+    leading: Arc<AtomicBool>,
 }
 
 impl ProjectionHandle {
@@ -63,6 +65,12 @@ impl ProjectionHandle {
 
     pub fn current(&self) -> Checkpoint {
         *self.progress.borrow()
+    }
+
+    /// Whether this node's projector is the one applying events (on
+    /// PostgreSQL, the holder of the advisory lock), as of its last look.
+    pub fn is_leader(&self) -> bool {
+        self.leading.load(Ordering::Relaxed)
     }
 
     /// Waits until `at` has been applied, or `timeout` passes. Returns
@@ -145,6 +153,7 @@ pub struct Projector {
     db: Db,
     progress: watch::Sender<Checkpoint>,
     wake: Arc<Notify>,
+    leading: Arc<AtomicBool>,
 }
 
 impl Projector {
@@ -155,6 +164,7 @@ impl Projector {
             db,
             progress,
             wake: Arc::new(Notify::new()),
+            leading: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -162,6 +172,7 @@ impl Projector {
         ProjectionHandle {
             progress: self.progress.subscribe(),
             wake: self.wake.clone(),
+            leading: self.leading.clone(),
         }
     }
 
@@ -221,6 +232,7 @@ impl Projector {
         let mut eager_until: Option<tokio::time::Instant> = None;
         loop {
             let leading = leader.hold().await;
+            self.leading.store(leading, Ordering::Relaxed);
             let result = if leading {
                 self.catch_up().await
             } else {
@@ -240,7 +252,10 @@ impl Projector {
                 }
             };
             tokio::select! {
-                _ = &mut shutdown => return,
+                _ = &mut shutdown => {
+                    self.leading.store(false, Ordering::Relaxed);
+                    return;
+                }
                 _ = self.wake.notified(), if leading => {
                     eager_until = Some(tokio::time::Instant::now() + Duration::from_secs(1));
                 }

@@ -46,7 +46,7 @@ pub async fn readyz(State(state): State<SharedState>) -> (StatusCode, Json<Value
     (
         StatusCode::OK,
         Json(
-            json!({"status": "ready", "store": store, "projector": {"checkpoint": applied, "events_in_log": total,
+            json!({"status": "ready", "store": store, "projector": {"leader": state.engine.projection().is_leader(), "checkpoint": applied, "events_in_log": total,
                 "lag": lag.map(|l| json!({"events": l.events, "oldest_unapplied_seconds": l.oldest_seconds}))}}),
         ),
     )

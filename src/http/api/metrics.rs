@@ -49,6 +49,11 @@ pub async fn render(State(state): State<SharedState>) -> Response {
             metrics::gauge!("gradebook_projector_lag_seconds").set(lag.oldest_seconds);
         }
     }
+    metrics::gauge!("gradebook_projector_leader").set(if state.engine.projection().is_leader() {
+        1.0
+    } else {
+        0.0
+    });
     handle.run_upkeep();
     (
         StatusCode::OK,

@@ -192,7 +192,7 @@ pub fn plan_items(items: &[Value], accept_multiple: bool) -> Result<Vec<PlannedI
 }
 
 /// The claims of a JWT, unverified: only to find out which tool signed it.
-fn unverified_issuer(token: &str) -> Option<String> {
+pub fn unverified_issuer(token: &str) -> Option<String> {
     let payload = token.split('.').nth(1)?;
     let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
     let claims: Map<String, Value> = serde_json::from_slice(&bytes).ok()?;

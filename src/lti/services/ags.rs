@@ -255,7 +255,7 @@ pub async fn list_line_items(
 }
 
 /// A JSON body whatever the Content-Type says (tools differ).
-fn body_object(body: &Bytes) -> ApiResult<Map<String, Value>> {
+fn body_object(body: &[u8]) -> ApiResult<Map<String, Value>> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(o)) => Ok(o),
         Ok(_) => Err(malformed("the body must be a JSON object")),
@@ -294,6 +294,42 @@ fn opt_score_maximum(o: &Map<String, Value>) -> ApiResult<Option<rust_decimal::D
     }
 }
 
+/// Reads and validates a tool's new line item (the body of a create).
+pub fn parse_line_item(body: &[u8], tool_id: ToolId) -> ApiResult<LineItemSpec> {
+    let o = body_object(body)?;
+    let label = opt_text(&o, "label")?
+        .flatten()
+        .ok_or_else(|| malformed("label is required"))?;
+    let score_maximum =
+        opt_score_maximum(&o)?.ok_or_else(|| malformed("scoreMaximum is required"))?;
+    let mut spec = LineItemSpec::new(label, score_maximum);
+    spec.resource_id = opt_resource_id(&o)?.flatten();
+    spec.resource_link_id = opt_text(&o, "resourceLinkId")?.flatten();
+    spec.tag = opt_text(&o, "tag")?.flatten();
+    spec.start_date_time = opt_text(&o, "startDateTime")?.flatten();
+    spec.end_date_time = opt_text(&o, "endDateTime")?.flatten();
+    spec.tool_id = Some(tool_id);
+    Ok(spec.validated()?)
+}
+
+/// Reads a tool's change to a line item (the body of a PUT).
+pub fn parse_line_item_patch(body: &[u8]) -> ApiResult<LineItemPatch> {
+    let o = body_object(body)?;
+    Ok(LineItemPatch {
+        label: match opt_text(&o, "label")? {
+            Some(None) => return Err(malformed("label must not be null")),
+            other => other.flatten(),
+        },
+        score_maximum: opt_score_maximum(&o)?,
+        resource_id: opt_resource_id(&o)?,
+        resource_link_id: opt_text(&o, "resourceLinkId")?,
+        tag: opt_text(&o, "tag")?,
+        start_date_time: opt_text(&o, "startDateTime")?,
+        end_date_time: opt_text(&o, "endDateTime")?,
+        ..LineItemPatch::default()
+    })
+}
+
 /// Creates a column; a repeat naming the same resource answers the column
 /// made before.
 #[utoipa::path(post, path = "/lti/courses/{course_id}/lineitems", tag = "lti",
@@ -316,22 +352,9 @@ pub async fn create_line_item(
 ) -> ApiResult<Response> {
     caller.require(&[scope::LINEITEM])?;
     let course = deployed_course(&state, &caller, &course_id).await?;
-    let o = body_object(&body)?;
-    let label = opt_text(&o, "label")?
-        .flatten()
-        .ok_or_else(|| malformed("label is required"))?;
-    let score_maximum =
-        opt_score_maximum(&o)?.ok_or_else(|| malformed("scoreMaximum is required"))?;
     let tool_id = ToolId::parse(caller.tool.tool_id.clone())
         .map_err(|e| ApiError::internal(format!("tool id {e}")))?;
-    let mut spec = LineItemSpec::new(label, score_maximum);
-    spec.resource_id = opt_resource_id(&o)?.flatten();
-    spec.resource_link_id = opt_text(&o, "resourceLinkId")?.flatten();
-    spec.tag = opt_text(&o, "tag")?.flatten();
-    spec.start_date_time = opt_text(&o, "startDateTime")?.flatten();
-    spec.end_date_time = opt_text(&o, "endDateTime")?.flatten();
-    spec.tool_id = Some(tool_id);
-    let spec = spec.validated()?;
+    let spec = parse_line_item(&body, tool_id)?;
 
     let urls = Urls::of(&state);
     let v = Visible::load(&state, &course, &caller.tool.tool_id).await?;
@@ -465,20 +488,7 @@ pub async fn put_line_item(
     caller.require(&[scope::LINEITEM])?;
     let (course, item, v) = visible_item(&state, &caller, &course_id, &line_item_id).await?;
     v.live(item.as_str())?;
-    let o = body_object(&body)?;
-    let patch = LineItemPatch {
-        label: match opt_text(&o, "label")? {
-            Some(None) => return Err(malformed("label must not be null")),
-            other => other.flatten(),
-        },
-        score_maximum: opt_score_maximum(&o)?,
-        resource_id: opt_resource_id(&o)?,
-        resource_link_id: opt_text(&o, "resourceLinkId")?,
-        tag: opt_text(&o, "tag")?,
-        start_date_time: opt_text(&o, "startDateTime")?,
-        end_date_time: opt_text(&o, "endDateTime")?,
-        ..LineItemPatch::default()
-    };
+    let patch = parse_line_item_patch(&body)?;
     state
         .engine
         .update_line_item(&course, &item, patch, &caller.meta())
@@ -577,6 +587,11 @@ pub fn parse_score(o: &Map<String, Value>) -> ApiResult<(UserId, ScorePost)> {
     Ok((user, post))
 }
 
+/// Reads a score publish from the request body.
+pub fn parse_score_body(body: &[u8]) -> ApiResult<(UserId, ScorePost)> {
+    parse_score(&body_object(body)?)
+}
+
 /// Score publish. Every post is recorded; 200 when applied, unchanged or
 /// ignored as older than the kept score.
 #[utoipa::path(post, path = "/lti/courses/{course_id}/lineitems/{line_item_id}/scores", tag = "lti",
@@ -600,7 +615,7 @@ pub async fn post_score(
     let (course, item, v) = visible_item(&state, &caller, &course_id, &line_item_id).await?;
     // A deleted column goes on to the engine, which records the refusal.
     v.find(item.as_str()).ok_or_else(item_not_found)?;
-    let (user, post) = parse_score(&body_object(&body)?)?;
+    let (user, post) = parse_score_body(&body)?;
     let outcome = state
         .engine
         .post_score(&course, &item, &user, post, &caller.meta())
