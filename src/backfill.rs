@@ -20,7 +20,8 @@ use gradebook_domain::enrollment::EnrollmentStatus;
 use gradebook_domain::ids::aggregate_id;
 use gradebook_domain::line_item::MAX_SCORE_MAXIMUM;
 use gradebook_domain::score::{
-    ActivityProgress, GradingProgress, ScoreEvent, ScoreOutcome, ScorePost, MAX_COMMENT_CHARS,
+    comment_is_clean, ActivityProgress, GradingProgress, ScoreEvent, ScoreOutcome, ScorePost,
+    MAX_COMMENT_CHARS,
 };
 use gradebook_domain::{CommandMeta, CourseId, LineItemId, Source, UserId};
 use gradebook_projections::audit::read_aggregate;
@@ -631,6 +632,13 @@ pub fn check_row(view: &CourseView, line: u64, raw: RawRow) -> Result<CheckedRow
             line,
             "invalid_comment",
             format!("comment is longer than {MAX_COMMENT_CHARS} characters"),
+        ));
+    }
+    if comment.as_ref().is_some_and(|c| !comment_is_clean(c)) {
+        return Err(reject(
+            line,
+            "invalid_comment",
+            "comment holds control characters other than line breaks and tabs",
         ));
     }
     Ok(CheckedRow {

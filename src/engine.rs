@@ -76,9 +76,21 @@ fn store_unreachable(e: &sqlx::Error) -> bool {
     }
 }
 
+/// A value the database cannot hold (PostgreSQL refuses NUL in text and
+/// `\u0000` in JSON): the request's data, not our fault, so a 4xx.
+fn unstorable(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.code().is_some_and(|c| c == "22021" || c == "22P05"))
+}
+
 fn db_error(e: sqlx::Error) -> EngineError {
     if store_unreachable(&e) {
         EngineError::Unavailable(e.to_string())
+    } else if unstorable(&e) {
+        tracing::warn!(error = %e, "refused a value the database cannot store");
+        DomainError::InvalidInput(
+            "the request holds a character that cannot be stored (such as NUL)".into(),
+        )
+        .into()
     } else {
         EngineError::Internal(e.to_string())
     }
@@ -93,6 +105,13 @@ fn store_error(e: AggregateError<DomainError>) -> EngineError {
         AggregateError::UnexpectedError(e) => match e.downcast_ref::<sqlx::Error>() {
             Some(sqlx_error) if store_unreachable(sqlx_error) => {
                 EngineError::Unavailable(e.to_string())
+            }
+            Some(sqlx_error) if unstorable(sqlx_error) => {
+                tracing::warn!(error = %e, "refused a value the database cannot store");
+                DomainError::InvalidInput(
+                    "the request holds a character that cannot be stored (such as NUL)".into(),
+                )
+                .into()
             }
             _ => EngineError::Internal(e.to_string()),
         },

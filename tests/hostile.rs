@@ -438,7 +438,7 @@ const SWEEP_TYPES: [Option<&str>; 9] = [
     Some("multipart/form-data"),
     Some("application/json; charset=utf-16"),
     Some("application/vnd.ims.lis.v1.score+json"),
-    Some("x/\u{1}"),
+    Some("x/y; charset=\"\"; boundary="),
 ];
 
 on_both_stores! {
@@ -470,7 +470,15 @@ on_both_stores! {
                 .replace("{tool_id}", &w.fill("{tool}"))
                 .replace("{token_id}", "nope")
                 .replace("{resource_link_id}", "nope");
-            let mut paths = vec![real];
+            let mut paths = vec![real.clone()];
+            // Every query parameter any route reads, with a NUL, a quote and a huge number.
+            if ops.get("get").is_some() {
+                for param in ["limit", "cursor", "tag", "user_id", "role", "as_of", "course_id", "rlid", "threshold", "from", "to", "resource_link_id", "dry_run"] {
+                    for value in ["%00", "%27--", "99999999999999999999999"] {
+                        paths.push(format!("{real}?{param}={value}"));
+                    }
+                }
+            }
             if template.contains('{') {
                 for bad in hostile_ids {
                     let mut p = template.clone();
@@ -481,9 +489,12 @@ on_both_stores! {
                 }
             }
             for (pi, path) in paths.iter().enumerate() {
-                for method in &methods {
+                // A query string is only read by GET.
+                let only_get = ["GET".to_string()];
+                let methods = if path.contains('?') { &only_get[..] } else { &methods[..] };
+                for method in methods {
                     // Hostile paths get fewer bodies: the path is the point.
-                    let n = if pi == 0 { bodies.len() } else { 2 };
+                    let n = if pi == 0 { bodies.len() } else if path.contains('?') { 1 } else { 2 };
                     for (bi, body) in bodies.iter().take(n).enumerate() {
                         let token = &tokens[(sent + bi) % tokens.len()];
                         let ct = SWEEP_TYPES[(sent + pi) % SWEEP_TYPES.len()];
@@ -496,7 +507,8 @@ on_both_stores! {
                         if let Some(ct) = ct {
                             req = req.header("content-type", ct);
                         }
-                        let what = format!("{method} {path} [{}] body #{bi} as {ct:?}", token.as_ref().map_or("none", |_| "token"));
+                        let shown: String = path.chars().take(80).collect();
+                        let what = format!("{method} {shown} [{}] body #{bi} as {ct:?}", token.as_ref().map_or("none", |_| "token"));
                         let res = match req.send().await {
                             Ok(r) => r,
                             Err(e) => {

@@ -20,6 +20,13 @@ use crate::DomainError;
 /// Longest comment kept on a score.
 pub const MAX_COMMENT_CHARS: usize = 4000;
 
+/// Feedback may span lines, but other control characters (NUL above all,
+/// which PostgreSQL cannot store) have no place in it.
+pub fn comment_is_clean(c: &str) -> bool {
+    !c.chars()
+        .any(|ch| ch.is_control() && !matches!(ch, '\n' | '\r' | '\t'))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ActivityProgress {
     Initialized,
@@ -71,6 +78,12 @@ impl ScorePost {
         if let Some(c) = &self.comment {
             if c.chars().count() > MAX_COMMENT_CHARS {
                 return Err(DomainError::CommentTooLong(MAX_COMMENT_CHARS));
+            }
+            if !comment_is_clean(c) {
+                return Err(DomainError::InvalidInput(
+                    "comment must not contain control characters other than line breaks and tabs"
+                        .into(),
+                ));
             }
         }
         Ok(())

@@ -176,11 +176,18 @@ pub async fn insert(db: &Db, t: &Tool) -> Result<(), sqlx::Error> {
 }
 
 pub async fn get(db: &Db, tool_id: &str) -> Result<Option<Tool>, sqlx::Error> {
+    // No id holds a NUL, and PostgreSQL refuses one in a parameter.
+    if tool_id.contains('\0') {
+        return Ok(None);
+    }
     let sql = format!("SELECT {COLUMNS} FROM tools WHERE tool_id = $1");
     with_db!(db, pool => Ok(sqlx::query(&sql).bind(tool_id).fetch_optional(pool).await?.as_ref().map(from_row)))
 }
 
 pub async fn by_client_id(db: &Db, client_id: &str) -> Result<Option<Tool>, sqlx::Error> {
+    if client_id.contains('\0') {
+        return Ok(None);
+    }
     let sql = format!("SELECT {COLUMNS} FROM tools WHERE client_id = $1");
     with_db!(db, pool => Ok(sqlx::query(&sql).bind(client_id).fetch_optional(pool).await?.as_ref().map(from_row)))
 }

@@ -263,7 +263,7 @@ async fn receive(
 
     let text = |k: &str| claims.get(k).and_then(Value::as_str);
     let nonce = text("nonce")
-        .filter(|n| !n.is_empty())
+        .filter(|n| !n.is_empty() && !n.contains('\0'))
         .ok_or_else(|| refuse("invalid_jwt", "the JWT has no nonce"))?;
     if text(DEPLOYMENT_ID) != Some(tool.deployment_id.as_str()) {
         return Err(refuse(

@@ -195,7 +195,7 @@ async fn issue(state: &SharedState, form: &HashMap<String, String>) -> Result<Va
     let jti = claims
         .get("jti")
         .and_then(Value::as_str)
-        .filter(|s| !s.is_empty() && s.len() <= 256)
+        .filter(|s| !s.is_empty() && s.len() <= 256 && !s.contains('\0'))
         .ok_or_else(|| {
             OAuthError::invalid_client("client assertion refused: a jti claim is required")
         })?;
