@@ -723,7 +723,8 @@ on_both_stores! {
                 assert_eq!(health.status(), 200);
                 let (status, body) = token_request(&app, &good.key.sign(&good.claims(&app)).unwrap(), scope::SCORE).await;
                 assert_eq!(status, 200, "{body}");
-                assert!(t.elapsed() < Duration::from_secs(2), "other requests waited {:?}", t.elapsed());
+                // Well under the 5 s the hanging fetch takes to time out.
+                assert!(t.elapsed() < Duration::from_secs(4), "other requests waited {:?}", t.elapsed());
             }
         };
         let ((status, body), ()) = tokio::join!(hung, others);

@@ -379,6 +379,14 @@ mod tests {
     use cqrs_es::test::TestFramework;
     use rust_decimal_macros::dec;
 
+    #[test]
+    fn comments_keep_line_breaks_and_tabs_but_no_other_control_characters() {
+        assert!(comment_is_clean("Good work.\nSee page 3\tand 4\r\n"));
+        assert!(!comment_is_clean("nul\0"));
+        assert!(!comment_is_clean("bell\u{7}"));
+        assert!(!comment_is_clean("escape \u{1b}[31m"));
+    }
+
     type F = TestFramework<Score>;
 
     const OPEN: ScoreFacts = ScoreFacts {
