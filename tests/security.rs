@@ -532,38 +532,59 @@ on_both_stores! {
 // ---- the registrar API ----
 
 /// For each write route, a body it takes from a caller with the right
-/// role (`null` when it takes none), so a refusal can only be the role's.
-fn valid_body(method: &str, template: &str, tool_id: &str) -> Option<Value> {
-    let body = match (method, template) {
-        ("POST", "/api/courses") => json!({"course_id": "NEW-1", "title": "t", "term": "2026FA"}),
-        ("PUT", "/api/courses/{course_id}/grading") => json!({"scheme": "points"}),
-        ("POST", "/api/courses/{course_id}/tools") => json!({"tool_ids": []}),
+/// role (`null` when it takes none), so a refusal can only be the role's,
+/// and the roles that may call it.
+fn valid_body(
+    method: &str,
+    template: &str,
+    tool_id: &str,
+) -> Option<(Value, &'static [&'static str])> {
+    const SIS: &[&str] = &["sis"];
+    const REGISTRAR: &[&str] = &["registrar"];
+    Some(match (method, template) {
+        ("POST", "/api/courses") => (
+            json!({"course_id": "NEW-1", "title": "t", "term": "2026FA"}),
+            SIS,
+        ),
+        ("PUT", "/api/courses/{course_id}/grading") => (json!({"scheme": "points"}), SIS),
+        ("POST", "/api/courses/{course_id}/tools") => {
+            (json!({"tool_ids": []}), &["sis", "registrar"])
+        }
         ("POST", "/api/courses/{course_id}/lock" | "/api/courses/{course_id}/unlock") => {
-            Value::Null
+            (Value::Null, REGISTRAR)
         }
-        ("PUT", "/api/courses/{course_id}/enrollments/{user_id}") => json!({"role": "Learner"}),
-        ("DELETE", _) => Value::Null,
+        ("PUT", "/api/courses/{course_id}/enrollments/{user_id}") => {
+            (json!({"role": "Learner"}), SIS)
+        }
+        ("DELETE", "/api/courses/{course_id}/enrollments/{user_id}") => (Value::Null, SIS),
         ("POST", "/api/courses/{course_id}/line-items") => {
-            json!({"label": "L", "score_maximum": 1})
+            (json!({"label": "L", "score_maximum": 1}), SIS)
         }
-        ("PATCH", "/api/courses/{course_id}/line-items/{line_item_id}") => json!({"label": "L"}),
-        ("POST", "/api/courses/{course_id}/resource-links") => {
-            json!({"resource_link_id": "rl-9", "tool_id": tool_id, "title": "t"})
+        ("PATCH", "/api/courses/{course_id}/line-items/{line_item_id}") => {
+            (json!({"label": "L"}), SIS)
         }
-        ("POST", "/api/courses/{course_id}/backfill") => Value::Null,
-        ("POST", "/api/tools") => {
-            json!({"name": "T", "jwks_url": "https://t.example/jwks", "grading": "full"})
-        }
-        ("PATCH", "/api/tools/{tool_id}") => json!({"grading": "sync_only"}),
-        ("POST", "/api/tools/dynamic-registration") => {
-            json!({"registration_url": "https://t.example/register"})
-        }
-        ("POST", "/api/launches") => {
-            json!({"tool_id": tool_id, "course_id": COURSE, "user_id": "ada", "kind": "deep_linking"})
-        }
+        ("DELETE", "/api/courses/{course_id}/line-items/{line_item_id}") => (Value::Null, SIS),
+        ("POST", "/api/courses/{course_id}/resource-links") => (
+            json!({"resource_link_id": "rl-9", "tool_id": tool_id, "title": "t"}),
+            SIS,
+        ),
+        ("POST", "/api/courses/{course_id}/backfill") => (Value::Null, REGISTRAR),
+        ("POST", "/api/tools") => (
+            json!({"name": "T", "jwks_url": "https://t.example/jwks", "grading": "full"}),
+            REGISTRAR,
+        ),
+        ("PATCH", "/api/tools/{tool_id}") => (json!({"grading": "sync_only"}), REGISTRAR),
+        ("DELETE", "/api/tools/{tool_id}") => (Value::Null, REGISTRAR),
+        ("POST", "/api/tools/dynamic-registration") => (
+            json!({"registration_url": "https://t.example/register"}),
+            REGISTRAR,
+        ),
+        ("POST", "/api/launches") => (
+            json!({"tool_id": tool_id, "course_id": COURSE, "user_id": "ada", "kind": "deep_linking"}),
+            SIS,
+        ),
         _ => return None,
-    };
-    Some(body)
+    })
 }
 
 /// A concrete path for an OpenAPI path template.
@@ -581,7 +602,9 @@ on_both_stores! {
     /// Walks every route the OpenAPI document says needs a registrar API
     /// token: each refuses no token, a made-up one, a revoked one, one with
     /// the right id and a wrong secret, and a tool's LTI access token, with
-    /// 401; an auditor may not write anywhere (403). Nothing is recorded.
+    /// 401; every role a write route does not name gets 403 (sent a body
+    /// the route would take, so only the role can be refused). Nothing is
+    /// recorded.
     async fn every_registrar_route_refuses_missing_revoked_and_wrong_role_tokens(app: TestApp) {
         let tool = register_tool(&app, json!({})).await;
         course_with(&app, &[&tool.tool_id]).await;
@@ -594,6 +617,7 @@ on_both_stores! {
         let (_, doc) = send(&app, "GET", "", "/api/openapi.json", None).await;
         let before = app.event_count().await;
         let mut checked = 0;
+        let mut wrong_role = 0;
         let mut public = Vec::new();
         for (template, ops) in doc["paths"].as_object().unwrap() {
             for (method, op) in ops.as_object().unwrap() {
@@ -606,7 +630,8 @@ on_both_stores! {
                     continue;
                 }
                 let path = fill(template, &tool.tool_id, &live.token_id);
-                let body = if method == "GET" { None } else { valid_body(&method, template, &tool.tool_id) };
+                let known = if method == "GET" { None } else { valid_body(&method, template, &tool.tool_id) };
+                let body = known.as_ref().map(|(b, _)| b.clone());
                 for (who, token) in [("no token", None), ("a made-up token", Some("gb_madeup_secret")),
                     ("a revoked token", Some(revoked.as_str())), ("a wrong secret", Some(wrong_secret.as_str())),
                     ("a tool's access token", Some(lti_token.as_str())), ("an empty token", Some(""))] {
@@ -616,22 +641,29 @@ on_both_stores! {
                     assert!(v["message"].is_string() && v["request_id"].is_string(), "{text}");
                 }
                 if method != "GET" {
-                    // A body the route would take from the right role.
-                    let body = body.unwrap_or_else(|| panic!("no valid body known for {method} {template}: add one to valid_body"));
-                    let (status, _, text) = if template.ends_with("/backfill") {
-                        let res = app.client.post(app.url(&path)).bearer_auth(&app.auditor).header("content-type", "text/csv")
-                            .body(format!("{}\n", gradebook::backfill::COLUMNS.join(","))).send().await.unwrap();
-                        (res.status().as_u16(), res.headers().clone(), res.text().await.unwrap())
-                    } else {
-                        send_raw(&app, &method, Some(&app.auditor), &path, body.as_object().map(|_| body.clone())).await
-                    };
-                    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-                    assert_eq!((status, v["error"].as_str()), (403, Some("forbidden")), "{method} {path} as an auditor: {text}");
+                    // A body the route would take from the right role: only the role can be refused.
+                    let (body, allowed) = known.unwrap_or_else(|| panic!("no valid body known for {method} {template}: add one to valid_body"));
+                    for (role, token) in [("auditor", &app.auditor), ("sis", &app.sis), ("registrar", &app.registrar)] {
+                        if allowed.contains(&role) {
+                            continue;
+                        }
+                        let (status, _, text) = if template.ends_with("/backfill") {
+                            let res = app.client.post(app.url(&path)).bearer_auth(token).header("content-type", "text/csv")
+                                .body(format!("{}\n", gradebook::backfill::COLUMNS.join(","))).send().await.unwrap();
+                            (res.status().as_u16(), res.headers().clone(), res.text().await.unwrap())
+                        } else {
+                            send_raw(&app, &method, Some(token), &path, body.as_object().map(|_| body.clone())).await
+                        };
+                        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                        assert_eq!((status, v["error"].as_str()), (403, Some("forbidden")), "{method} {path} as {role}: {text}");
+                        wrong_role += 1;
+                    }
                 }
                 checked += 1;
             }
         }
         assert!(checked >= 25, "only {checked} routes found");
+        assert!(wrong_role >= 25, "only {wrong_role} wrong-role calls");
         assert_eq!(public, ["GET /api/openapi.json"], "the only /api route open to anyone");
         assert_eq!(app.event_count().await, before, "refused calls record nothing");
 
