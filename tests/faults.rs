@@ -204,6 +204,43 @@ async fn call(
     (status, res.json().await.unwrap_or(Value::Null))
 }
 
+/// Checks a set-up write answered 201 and waits until it reads back. When
+/// another transaction on the same PostgreSQL cluster holds the projector
+/// back for longer than the 5 s read-your-write wait (a busy shared test
+/// server), a create answers 404 from its read-back although it was
+/// written; the set-up then waits for the projection instead of failing.
+async fn settled(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    status: u16,
+    body: &Value,
+    path: &str,
+) {
+    assert!(
+        status == 201
+            || (status == 404
+                && body["error"]
+                    .as_str()
+                    .is_some_and(|e| e.ends_with("not_found"))),
+        "{status}: {body}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let res = client
+            .get(format!("{base}{path}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        if res.status() == 200 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{path} never became readable");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Sets the course up over HTTP on `base`, as a registrar, the SIS and a
 /// tool would.
 async fn world(base: &str, db_url: &str, users: usize, items: usize) -> World {
@@ -232,7 +269,15 @@ async fn world(base: &str, db_url: &str, users: usize, items: usize) -> World {
         json!({"course_id": COURSE, "title": "Faults", "term": "2026FA", "tool_ids": [tool_id]}),
     )
     .await;
-    assert_eq!(st, 201, "{b}");
+    settled(
+        &client,
+        base,
+        &sis,
+        st,
+        &b,
+        &format!("/api/courses/{COURSE}"),
+    )
+    .await;
     let users: Vec<String> = (0..users).map(|i| format!("learner{i:02}")).collect();
     for u in &users {
         let (st, b) = call(
@@ -243,7 +288,15 @@ async fn world(base: &str, db_url: &str, users: usize, items: usize) -> World {
             json!({"role": "Learner"}),
         )
         .await;
-        assert_eq!(st, 201, "{b}");
+        settled(
+            &client,
+            base,
+            &sis,
+            st,
+            &b,
+            &format!("/api/courses/{COURSE}/enrollments/{u}"),
+        )
+        .await;
     }
     let now = Utc::now().timestamp();
     let assertion = key
@@ -750,6 +803,7 @@ async fn concurrency(db_url: &str, logs: &Path) {
             "{p:?}: {a:?}"
         );
     }
+    node.wait_caught_up(Duration::from_secs(60)).await;
     let results = w.results(&node.base).await;
     for p in &posts {
         assert_eq!(results[&(p.user.clone(), item.clone())], p.given, "{p:?}");
@@ -780,6 +834,7 @@ async fn concurrency(db_url: &str, logs: &Path) {
             "{p:?}: {a:?}"
         );
     }
+    node.wait_caught_up(Duration::from_secs(60)).await;
     let results = w.results(&node.base).await;
     assert_eq!(
         results[&(one.clone(), item.clone())],
@@ -932,6 +987,7 @@ async fn retry_after_timeout(db_url: &str, logs: &Path) {
         gradebook::projections::events::count(&db).await.unwrap(),
         count
     );
+    node.wait_caught_up(Duration::from_secs(60)).await;
     assert_eq!(
         w.results(&node.base).await[&(p.user.clone(), p.item.clone())],
         77
