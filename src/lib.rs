@@ -15,6 +15,7 @@ pub mod http;
 pub mod lti;
 pub mod metrics;
 pub mod store;
+pub mod ui;
 
 pub use gradebook_domain as domain;
 pub use gradebook_projections as projections;

@@ -560,7 +560,12 @@ on_both_stores! {
         let doc: Value = res.json().await.unwrap();
         assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
 
-        let registered = route_source::registered_routes();
+        let mut registered = route_source::registered_routes();
+        // The registrar web pages under /ui answer HTML to a browser session,
+        // not JSON to a token: they are described in docs/ui.md, not here.
+        let pages = registered.iter().filter(|(p, _)| p == "/ui" || p.starts_with("/ui/")).count();
+        assert!(pages > 0, "the route extractor found no /ui page routes");
+        registered.retain(|(p, _)| p != "/ui" && !p.starts_with("/ui/"));
         // The extractor itself must see the shapes the router uses: a
         // chained method router, a multi-line one and a layered one.
         for want in [

@@ -44,6 +44,7 @@ pub fn router(state: SharedState) -> Router {
         .merge(reports::routes())
         .merge(crate::lti::services::routes())
         .merge(crate::lti::launch::routes())
+        .merge(crate::ui::routes())
         .fallback(not_found)
         .layer(middleware::from_fn(api::metrics::track_requests))
         .layer(middleware::from_fn(body_limit_errors))

@@ -1,0 +1,221 @@
+//! `/ui/courses/{id}/backfill`: upload a CSV of past grades, see the dry
+//! run (what would be accepted, what is already recorded, what is refused
+//! and why, line by line), then confirm. Both steps run the REST backfill
+//! handler with the session's caller; the confirmed file travels back in
+//! the confirmation form, so nothing is kept between the two steps.
+
+use axum::body::Bytes;
+use axum::extract::{Form, Multipart, State};
+use axum::http::{header, HeaderMap, HeaderValue};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use gradebook_domain::CourseId;
+use maud::{html, Markup};
+use serde::Deserialize;
+
+use super::session::Viewer;
+use super::{csrf_field, layout, Nav, UiError, UiResult};
+use crate::auth::ApiRole;
+use crate::backfill::Report;
+use crate::http::extract::{Path as ApiPath, Query as ApiQuery};
+use crate::http::reports::backfill::{backfill, BackfillQuery};
+use crate::http::SharedState;
+
+const HEADER_LINE: &str = "line_item_id,user_id,score_given,score_maximum,timestamp,comment";
+
+pub async fn form(
+    State(state): State<SharedState>,
+    viewer: Viewer,
+    ApiPath(course_id): ApiPath<String>,
+) -> UiResult<Markup> {
+    viewer.require(&[ApiRole::Registrar])?;
+    let course_id = CourseId::parse(course_id)?;
+    let detail = crate::http::api::courses::detail(
+        State(state),
+        viewer.caller.clone(),
+        ApiPath(course_id.to_string()),
+    )
+    .await?
+    .0;
+    Ok(page(
+        &viewer,
+        &course_id,
+        html! {
+            @if detail.summary.locked {
+                p.error-message role="alert" { "This course is locked: unlock it before backfilling grades." }
+            }
+            (upload_form(&viewer, &course_id))
+        },
+    ))
+}
+
+fn page(viewer: &Viewer, course_id: &CourseId, body: Markup) -> Markup {
+    let base = format!("/ui/courses/{course_id}");
+    layout(
+        &format!("Backfill {course_id}"),
+        Some(viewer),
+        Nav::Courses,
+        html! {
+            nav.crumbs aria-label="Breadcrumb" { a href="/ui/courses" { "Courses" } " › " a href=(base) { (course_id) } " › Backfill" }
+            h1 { "Backfill grades into " (course_id) }
+            (body)
+        },
+    )
+}
+
+fn upload_form(viewer: &Viewer, course_id: &CourseId) -> Markup {
+    html! {
+        form.upload method="post" action=(format!("/ui/courses/{course_id}/backfill")) enctype="multipart/form-data" {
+            (csrf_field(viewer))
+            p { "Upload a CSV file with the header " code { (HEADER_LINE) } ". Nothing changes until you confirm the dry run." }
+            div.field {
+                label for="file" { "CSV file" }
+                input #file type="file" name="file" accept=".csv,text/csv" required;
+            }
+            button #dry-run type="submit" { "Check the file (dry run)" }
+        }
+    }
+}
+
+async fn run(
+    state: &SharedState,
+    viewer: &Viewer,
+    course_id: &CourseId,
+    csv: Vec<u8>,
+    dry_run: bool,
+) -> UiResult<Report> {
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv"));
+    Ok(backfill(
+        State(state.clone()),
+        viewer.caller.clone(),
+        ApiPath(course_id.to_string()),
+        ApiQuery(BackfillQuery {
+            dry_run: Some(dry_run.to_string()),
+        }),
+        headers,
+        Ok(Bytes::from(csv)),
+    )
+    .await?
+    .0)
+}
+
+fn report_tables(r: &Report) -> Markup {
+    html! {
+        table.data.compact #backfill-summary {
+            caption { @if r.dry_run { "Dry run: what would happen" } @else { "What happened" } }
+            thead { tr { th scope="col" { "Outcome" } th scope="col" { "Rows" } } }
+            tbody {
+                tr { th scope="row" { "✓ " @if r.dry_run { "Would be accepted" } @else { "Accepted" } } td.num #accepted { (r.accepted) } }
+                tr { th scope="row" { "= Unchanged (already recorded)" } td.num #unchanged { (r.unchanged) } }
+                tr { th scope="row" { "✗ Rejected" } td.num #rejected { (r.rejected) } }
+            }
+        }
+        @if !r.rejections.is_empty() {
+            div.table-wrap {
+                table.data #rejections {
+                    caption { "Rejected rows" }
+                    thead { tr { th scope="col" { "Line" } th scope="col" { "Reason" } th scope="col" { "Detail" } } }
+                    tbody { @for x in &r.rejections {
+                        tr { td.num { (x.line) } td { code { (x.reason) } } td { (x.message) } }
+                    } }
+                }
+            }
+        }
+    }
+}
+
+pub async fn dry_run(
+    State(state): State<SharedState>,
+    viewer: Viewer,
+    ApiPath(course_id): ApiPath<String>,
+    mut multipart: Multipart,
+) -> UiResult<Markup> {
+    let mut csrf = None;
+    let mut file: Option<Vec<u8>> = None;
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| UiError::bad_input(format!("The upload could not be read: {e}")))?
+    {
+        match field.name() {
+            Some("csrf") => csrf = field.text().await.ok(),
+            Some("file") => {
+                file = Some(
+                    field
+                        .bytes()
+                        .await
+                        .map_err(|e| {
+                            UiError::bad_input(format!("The file could not be read: {e}"))
+                        })?
+                        .to_vec(),
+                )
+            }
+            _ => {}
+        }
+    }
+    viewer.check_csrf(csrf.as_deref())?;
+    viewer.require(&[ApiRole::Registrar])?;
+    let course_id = CourseId::parse(course_id)?;
+    let csv = file
+        .filter(|f| !f.is_empty())
+        .ok_or_else(|| UiError::bad_input("Choose a CSV file to upload."))?;
+    let report = run(&state, &viewer, &course_id, csv.clone(), true).await?;
+    let nothing = report.accepted == 0;
+    Ok(page(
+        &viewer,
+        &course_id,
+        html! {
+            (report_tables(&report))
+            @if nothing {
+                p.ok #nothing-to-change role="status" {
+                    "Nothing to change: "
+                    @if report.rejected == 0 { "every row is already recorded." } @else { "no row would be accepted." }
+                }
+                (upload_form(&viewer, &course_id))
+            } @else {
+                form.confirm method="post" action=(format!("/ui/courses/{course_id}/backfill/confirm")) {
+                    (csrf_field(&viewer))
+                    input type="hidden" name="file" value=(STANDARD.encode(&csv));
+                    p { "Confirm to record " strong { (report.accepted) } " grade" @if report.accepted != 1 { "s" } ". Rows already recorded are skipped; rejected rows are not sent." }
+                    button #confirm type="submit" { "Confirm and record" }
+                    " "
+                    a href=(format!("/ui/courses/{course_id}/backfill")) { "Cancel" }
+                }
+            }
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct ConfirmForm {
+    csrf: Option<String>,
+    file: Option<String>,
+}
+
+pub async fn confirm(
+    State(state): State<SharedState>,
+    viewer: Viewer,
+    ApiPath(course_id): ApiPath<String>,
+    Form(f): Form<ConfirmForm>,
+) -> UiResult<Markup> {
+    viewer.check_csrf(f.csrf.as_deref())?;
+    viewer.require(&[ApiRole::Registrar])?;
+    let course_id = CourseId::parse(course_id)?;
+    let csv = f
+        .file
+        .and_then(|b| STANDARD.decode(b.trim()).ok())
+        .ok_or_else(|| {
+            UiError::bad_input("The confirmation did not carry the file; upload it again.")
+        })?;
+    let report = run(&state, &viewer, &course_id, csv, false).await?;
+    Ok(page(
+        &viewer,
+        &course_id,
+        html! {
+            p.ok role="status" #done { "✓ Backfill recorded (batch " code { (report.batch_id) } ")." }
+            (report_tables(&report))
+            p { a href=(format!("/ui/courses/{course_id}")) { "Back to the course" } }
+        },
+    ))
+}

@@ -1,0 +1,295 @@
+//! Browser sessions for the registrar pages. Signing in takes an API token
+//! (the same tokens and roles as the REST API); the browser then holds only
+//! a random session id in an HttpOnly, SameSite=Strict cookie (Secure when
+//! the public URL is https). The database keeps a hash of that id, the
+//! token it stands for and a per-session CSRF token that every form carries.
+//!
+//! A session ends at sign-out, after [`SESSION_TTL`], or as soon as its API
+//! token is revoked: every request joins the session to a live token.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::{Duration, Utc};
+use cookie::{Cookie, SameSite};
+use gradebook_projections::db::{ts, Db};
+use gradebook_projections::with_db;
+use sqlx::Row;
+use subtle::ConstantTimeEq;
+
+use super::UiError;
+use crate::auth::{self, ApiRole};
+use crate::http::auth::Caller;
+use crate::http::SharedState;
+use crate::lti::services::registration::{secret, sha256_hex};
+
+/// The session cookie.
+pub const COOKIE: &str = "gb_session";
+/// A short-lived cookie that pairs the sign-in form with the browser that
+/// asked for it (double submit: there is no session to hold a token yet).
+pub const SIGN_IN_COOKIE: &str = "gb_sign_in";
+/// How long a session lasts from sign-in, whatever it is used for.
+pub const SESSION_TTL: Duration = Duration::hours(8);
+
+/// The signed-in person: their token's id and role, and the session's CSRF token.
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    pub caller: Caller,
+    pub token_name: Option<String>,
+    pub csrf: String,
+}
+
+impl Viewer {
+    pub fn role(&self) -> ApiRole {
+        self.caller.role
+    }
+
+    pub fn is_registrar(&self) -> bool {
+        self.caller.role == ApiRole::Registrar
+    }
+
+    /// Refuses a form whose CSRF field is not this session's token.
+    pub fn check_csrf(&self, sent: Option<&str>) -> Result<(), UiError> {
+        if same_secret(sent.unwrap_or_default(), &self.csrf) {
+            Ok(())
+        } else {
+            Err(csrf_refused())
+        }
+    }
+
+    /// A 403 page unless the viewer holds one of `roles`.
+    pub fn require(&self, roles: &[ApiRole]) -> Result<(), UiError> {
+        self.caller.require(roles).map_err(UiError::from)
+    }
+}
+
+pub fn csrf_refused() -> UiError {
+    UiError::new(
+        StatusCode::FORBIDDEN,
+        "Form expired",
+        "This form did not carry this session's security token, so nothing was changed. Go back, reload the page and send it again.",
+    )
+}
+
+fn same_secret(a: &str, b: &str) -> bool {
+    !a.is_empty() && a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+/// Whether cookies get the Secure flag: when the server is reached over https.
+pub fn secure(state: &SharedState) -> bool {
+    state.settings.public_url().starts_with("https://")
+}
+
+/// The value of cookie `name` in the request, if any.
+pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_string())
+}
+
+/// A `Set-Cookie` value for the pages: HttpOnly, SameSite=Strict, path /ui,
+/// Secure over https; `None` clears the cookie.
+pub fn set_cookie(
+    state: &SharedState,
+    name: &str,
+    value: Option<&str>,
+    max_age: Duration,
+) -> HeaderValue {
+    let mut c = Cookie::build((name.to_string(), value.unwrap_or_default().to_string()))
+        .path("/ui")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(secure(state))
+        .build();
+    let seconds = if value.is_some() {
+        max_age.num_seconds()
+    } else {
+        0
+    };
+    c.set_max_age(cookie::time::Duration::seconds(seconds));
+    HeaderValue::from_str(&c.to_string()).expect("cookie values are ASCII")
+}
+
+/// A fresh random secret for the sign-in form.
+pub fn new_sign_in_nonce() -> String {
+    secret()
+}
+
+/// Whether the sign-in form's nonce matches the browser's cookie.
+pub fn sign_in_nonce_ok(headers: &HeaderMap, sent: &str) -> bool {
+    cookie_value(headers, SIGN_IN_COOKIE).is_some_and(|c| same_secret(sent, &c))
+}
+
+/// Checks an API token and opens a session for it; returns the cookie value.
+/// `Ok(None)` when the token is unknown or revoked.
+pub async fn open(db: &Db, api_token: &str) -> Result<Option<String>, sqlx::Error> {
+    let Some(token) = auth::verify(db, api_token.trim()).await? else {
+        return Ok(None);
+    };
+    let id = secret();
+    let now = Utc::now();
+    with_db!(db, pool => {
+        // Expired sessions are dropped here, where they are cheap to find.
+        sqlx::query("DELETE FROM ui_sessions WHERE expires_at <= $1")
+            .bind(ts(now))
+            .execute(pool)
+            .await?;
+        sqlx::query("INSERT INTO ui_sessions (session_hash, token_id, csrf_token, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(sha256_hex(&id))
+            .bind(&token.token_id)
+            .bind(secret())
+            .bind(ts(now))
+            .bind(ts(now + SESSION_TTL))
+            .execute(pool)
+            .await?;
+    });
+    Ok(Some(id))
+}
+
+/// Ends a session (sign-out).
+pub async fn close(db: &Db, session_id: &str) -> Result<(), sqlx::Error> {
+    with_db!(db, pool => {
+        sqlx::query("DELETE FROM ui_sessions WHERE session_hash = $1")
+            .bind(sha256_hex(session_id))
+            .execute(pool)
+            .await?;
+    });
+    Ok(())
+}
+
+/// The live session a cookie names: unexpired, and its token not revoked.
+pub async fn lookup(db: &Db, session_id: &str) -> Result<Option<Viewer>, sqlx::Error> {
+    if session_id.is_empty() || session_id.len() > 128 {
+        return Ok(None);
+    }
+    with_db!(db, pool => {
+        let row = sqlx::query(
+            "SELECT s.token_id, s.csrf_token, t.role, t.name FROM ui_sessions s
+               JOIN api_tokens t ON t.token_id = s.token_id
+              WHERE s.session_hash = $1 AND s.expires_at > $2 AND t.revoked_at IS NULL",
+        )
+        .bind(sha256_hex(session_id))
+        .bind(ts(Utc::now()))
+        .fetch_optional(pool)
+        .await?;
+        Ok(row.and_then(|r| {
+            Some(Viewer {
+                caller: Caller {
+                    token_id: r.get("token_id"),
+                    role: ApiRole::parse(&r.get::<String, _>("role"))?,
+                },
+                token_name: r.get("name"),
+                csrf: r.get("csrf_token"),
+            })
+        }))
+    })
+}
+
+/// A page that needs a session sends the browser to sign in, then back.
+pub struct SignInFirst(String);
+
+impl IntoResponse for SignInFirst {
+    fn into_response(self) -> Response {
+        let next: String = url_encode(&self.0);
+        Redirect::to(&format!("/ui/sign-in?next={next}")).into_response()
+    }
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Only a path inside the pages is a place to go back to after sign-in.
+pub fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with("/ui/") && !n.starts_with("//") && !n.contains('\\') => {
+            n.to_string()
+        }
+        _ => "/ui/courses".to_string(),
+    }
+}
+
+pub enum Rejection {
+    SignIn(SignInFirst),
+    Error(UiError),
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        match self {
+            Rejection::SignIn(r) => r.into_response(),
+            Rejection::Error(e) => e.into_response(),
+        }
+    }
+}
+
+impl FromRequestParts<SharedState> for Viewer {
+    type Rejection = Rejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &SharedState,
+    ) -> Result<Self, Self::Rejection> {
+        let back = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/ui/courses".into());
+        // After a POST the way back is the page, not the form's target.
+        let back = if parts.method == axum::http::Method::GET {
+            back
+        } else {
+            "/ui/courses".into()
+        };
+        let Some(id) = cookie_value(&parts.headers, COOKIE) else {
+            return Err(Rejection::SignIn(SignInFirst(back)));
+        };
+        match lookup(&state.engine.db, &id).await {
+            Ok(Some(v)) => Ok(v),
+            Ok(None) => Err(Rejection::SignIn(SignInFirst(back))),
+            Err(e) => Err(Rejection::Error(UiError::from(
+                crate::http::error::ApiError::from(crate::engine::EngineError::from(e)),
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_paths_inside_the_pages_are_followed_after_sign_in() {
+        assert_eq!(safe_next(Some("/ui/courses/X")), "/ui/courses/X");
+        for bad in [
+            "https://evil.example/",
+            "//evil.example/ui/",
+            "/api/courses",
+            "/ui\\x",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/ui/courses", "{bad}");
+        }
+        assert_eq!(safe_next(None), "/ui/courses");
+    }
+
+    #[test]
+    fn secrets_compare_only_when_equal_and_present() {
+        assert!(same_secret("abc", "abc"));
+        assert!(!same_secret("abd", "abc"));
+        assert!(!same_secret("", ""));
+        assert!(!same_secret("ab", "abc"));
+    }
+}

@@ -1,0 +1,191 @@
+//! `/ui/tools`: registered tools and their settings (grading full / sync
+//! only / off, roster access with hidden names or emails), editable by
+//! registrars; the platform details a Moodle admin copies, with copy
+//! buttons; and the start of a dynamic registration. Every action runs the
+//! REST handler of `/api/tools` with the session's caller.
+
+use axum::extract::{Form, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{html, Markup};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::session::Viewer;
+use super::{csrf_field, layout, when, Nav, UiError, UiResult};
+use crate::auth::ApiRole;
+use crate::http::extract::{Json as ApiJson, Path as ApiPath};
+use crate::http::SharedState;
+use crate::lti::services::platform::Urls;
+use crate::lti::services::registration::{self as reg};
+
+fn copyable(id: &str, label: &str, value: &str) -> Markup {
+    html! {
+        div.copy-row {
+            label for=(id) { (label) }
+            input id=(id) type="text" readonly value=(value);
+            button.copy type="button" data-copy=(id) hidden { "Copy" }
+        }
+    }
+}
+
+const GRADING: [(&str, &str); 3] = [
+    ("full", "Grading and assignment management"),
+    ("sync_only", "Grade sync only"),
+    ("off", "Off"),
+];
+
+pub async fn page(State(state): State<SharedState>, viewer: Viewer) -> UiResult<Markup> {
+    let list = reg::list_tools(State(state.clone()), viewer.caller.clone())
+        .await?
+        .0;
+    let tools: Vec<Value> = list["tools"].as_array().cloned().unwrap_or_default();
+    let urls = Urls::of(&state);
+    Ok(render(&viewer, &urls, &tools, None))
+}
+
+fn render(viewer: &Viewer, urls: &Urls, tools: &[Value], started: Option<Value>) -> Markup {
+    let editable = viewer.role() == ApiRole::Registrar;
+    layout(
+        "Tools",
+        Some(viewer),
+        Nav::Tools,
+        html! {
+            h1 { "Tools" }
+            @if let Some(s) = &started {
+                section.notice #registration-started role="status" {
+                    h2 { "Registration link ready" }
+                    p { "Open this link in the tool (or paste it into the tool's registration screen) before "
+                        (when(s["expires_at"].as_str().unwrap_or_default())) ". It works once." }
+                    (copyable("registration-link", "Registration link", s["url"].as_str().unwrap_or_default()))
+                    p { a href=(s["url"].as_str().unwrap_or_default()) target="_blank" rel="noopener noreferrer" { "Open the tool's registration page" } }
+                }
+            }
+            section.platform {
+                h2 { "Platform details for Moodle" }
+                p.hint { "An LTI tool's administrator copies these into the tool. Client id and deployment id differ per tool; they are listed with each tool below." }
+                (copyable("issuer", "Issuer (platform id)", &urls.issuer))
+                (copyable("jwks", "Public keyset URL (JWKS)", &urls.jwks()))
+                (copyable("auth", "Authentication request URL", &urls.authorization()))
+                (copyable("token", "Access token URL", &urls.token()))
+            }
+            @if editable {
+                section.register {
+                    h2 { "Register a tool" }
+                    form method="post" action="/ui/tools/registration" {
+                        (csrf_field(viewer))
+                        div.field {
+                            label for="registration_url" { "The tool's dynamic registration URL" }
+                            input #registration_url type="url" name="registration_url" required placeholder="https://moodle.example.edu/mod/lti/startltiadvregistration.php?...";
+                        }
+                        button type="submit" { "Start registration" }
+                    }
+                }
+            }
+            h2 { "Registered tools" }
+            @if tools.is_empty() { p.empty { "No tools are registered yet." } }
+            @for t in tools {
+                @let id = t["tool_id"].as_str().unwrap_or_default();
+                @let live = t["revoked_at"].is_null();
+                @let grading = t["grading"].as_str().unwrap_or("off");
+                @let check = |k: &str| t["roster"][k].as_bool().unwrap_or(false);
+                section.tool data-tool=(id) {
+                    h3 { (t["name"].as_str().unwrap_or(id)) " " span.sub { (id) }
+                        @if !live { " " span.badge.locked { "Revoked" } } }
+                    (copyable(&format!("client-{id}"), "Client id", t["client_id"].as_str().unwrap_or_default()))
+                    (copyable(&format!("deployment-{id}"), "Deployment id", t["deployment_id"].as_str().unwrap_or_default()))
+                    p.meta { "Registered " (t["registered_via"].as_str().unwrap_or_default()) " on " (when(t["created_at"].as_str().unwrap_or_default()))
+                        " · scopes: " (t["allowed_scopes"].as_array().map(|a| a.iter().filter_map(Value::as_str).map(|s| s.rsplit('/').next().unwrap_or(s)).collect::<Vec<_>>().join(", ")).unwrap_or_default()) }
+                    @if editable && live {
+                        form.settings method="post" action=(format!("/ui/tools/{id}")) {
+                            (csrf_field(viewer))
+                            fieldset {
+                                legend { "Grading" }
+                                @for (value, label) in GRADING {
+                                    div.choice {
+                                        input type="radio" id=(format!("grading-{id}-{value}")) name="grading" value=(value) checked[grading == value];
+                                        label for=(format!("grading-{id}-{value}")) { (label) }
+                                    }
+                                }
+                            }
+                            fieldset {
+                                legend { "Roster" }
+                                @for (key, label) in [("access", "Share the course roster"), ("hide_names", "Hide names"), ("hide_emails", "Hide emails")] {
+                                    div.choice {
+                                        input type="checkbox" id=(format!("{key}-{id}")) name=(key) value="on" checked[check(key)];
+                                        label for=(format!("{key}-{id}")) { (label) }
+                                    }
+                                }
+                            }
+                            button type="submit" { "Save settings" }
+                        }
+                    } @else {
+                        dl.settings {
+                            dt { "Grading" } dd { (GRADING.iter().find(|g| g.0 == grading).map_or(grading, |g| g.1)) }
+                            dt { "Roster" } dd { @if check("access") { "shared" @if check("hide_names") { ", names hidden" } @if check("hide_emails") { ", emails hidden" } } @else { "not shared" } }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub struct SettingsForm {
+    csrf: Option<String>,
+    grading: Option<String>,
+    access: Option<String>,
+    hide_names: Option<String>,
+    hide_emails: Option<String>,
+}
+
+pub async fn save(
+    State(state): State<SharedState>,
+    viewer: Viewer,
+    ApiPath(tool_id): ApiPath<String>,
+    Form(f): Form<SettingsForm>,
+) -> UiResult<Response> {
+    viewer.check_csrf(f.csrf.as_deref())?;
+    viewer.require(&[ApiRole::Registrar])?;
+    let on = |v: &Option<String>| v.as_deref() == Some("on");
+    let patch = serde_json::from_value(json!({
+        "grading": f.grading.unwrap_or_else(|| "off".into()),
+        "roster": {"access": on(&f.access), "hide_names": on(&f.hide_names), "hide_emails": on(&f.hide_emails)},
+    }))
+    .map_err(|_| UiError::bad_input("Grading must be full, sync only or off."))?;
+    let _tool = reg::patch_tool(
+        State(state),
+        viewer.caller.clone(),
+        ApiPath(tool_id),
+        ApiJson(patch),
+    )
+    .await?;
+    Ok(Redirect::to("/ui/tools").into_response())
+}
+
+#[derive(Deserialize)]
+pub struct RegistrationForm {
+    csrf: Option<String>,
+    registration_url: Option<String>,
+}
+
+pub async fn start_registration(
+    State(state): State<SharedState>,
+    viewer: Viewer,
+    Form(f): Form<RegistrationForm>,
+) -> UiResult<Markup> {
+    viewer.check_csrf(f.csrf.as_deref())?;
+    viewer.require(&[ApiRole::Registrar])?;
+    let body =
+        serde_json::from_value(json!({"registration_url": f.registration_url.unwrap_or_default()}))
+            .map_err(|_| UiError::bad_input("Paste the tool's registration URL."))?;
+    let started =
+        reg::start_dynamic_registration(State(state.clone()), viewer.caller.clone(), ApiJson(body))
+            .await?
+            .0;
+    let list = reg::list_tools(State(state.clone()), viewer.caller.clone())
+        .await?
+        .0;
+    let tools: Vec<Value> = list["tools"].as_array().cloned().unwrap_or_default();
+    Ok(render(&viewer, &Urls::of(&state), &tools, Some(started)))
+}
