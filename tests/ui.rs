@@ -13,6 +13,8 @@ use chrono::Utc;
 use common::fixtures::{self, hist101, score};
 use common::{meta, TestApp};
 use fantoccini::Locator;
+use gradebook::domain::line_item::LineItemSpec;
+use gradebook::domain::score::{ActivityProgress, GradingProgress, ScoreOutcome, ScorePost};
 use gradebook::domain::Source;
 use gradebook::projections::db::Db;
 use serde_json::Value;
@@ -302,10 +304,52 @@ async fn api_midterm(app: &TestApp, as_of: Option<&str>) -> String {
     item["score"].as_str().unwrap().to_string()
 }
 
-async fn browse(app: TestApp, screenshots: bool) {
-    hist101(&app).await;
+/// A post with the given progress.
+fn progress_post(
+    given: &str,
+    max: &str,
+    ts: &str,
+    activity: ActivityProgress,
+    grading: GradingProgress,
+) -> ScorePost {
+    let mut p = fixtures::post(Some(given), max, ts);
+    p.activity_progress = activity;
+    p.grading_progress = grading;
+    p
+}
+
+async fn post(app: &TestApp, user: &str, item: &str, p: ScorePost) -> ScoreOutcome {
+    app.engine()
+        .post_score(
+            &fixtures::course(),
+            &fixtures::item(item),
+            &fixtures::user(user),
+            p,
+            &meta(Source::Ags),
+        )
+        .await
+        .unwrap()
+}
+
+/// HIST-101 with a cell in every state: in sync, provisional, missing,
+/// rejected, stale, orphan and over maximum; a lock period; and a
+/// completion-only participation item.
+async fn varied_course(app: &TestApp) {
+    hist101(app).await;
+    let mut spec = LineItemSpec::new("Participation", fixtures::d("10"));
+    spec.category = Some("Homework".into());
+    spec.completion_only = true;
+    app.engine()
+        .create_line_item(
+            &fixtures::course(),
+            Some(fixtures::item("participation")),
+            spec,
+            &meta(Source::Sis),
+        )
+        .await
+        .unwrap();
     score(
-        &app,
+        app,
         "ada",
         "midterm",
         Some("80"),
@@ -313,9 +357,35 @@ async fn browse(app: TestApp, screenshots: bool) {
         "2026-05-01T10:00:00Z",
     )
     .await;
-    score(&app, "ada", "hw1", Some("9"), "10", "2026-05-01T10:00:00Z").await;
+    score(app, "ada", "hw1", Some("9"), "10", "2026-05-01T10:00:00Z").await;
+    post(
+        app,
+        "ada",
+        "participation",
+        progress_post(
+            "10",
+            "10",
+            "2026-05-01T10:00:00Z",
+            ActivityProgress::InProgress,
+            GradingProgress::Pending,
+        ),
+    )
+    .await;
+    post(
+        app,
+        "ada",
+        "final",
+        progress_post(
+            "70",
+            "100",
+            "2026-05-01T10:00:00Z",
+            ActivityProgress::Submitted,
+            GradingProgress::Pending,
+        ),
+    )
+    .await;
     score(
-        &app,
+        app,
         "alan",
         "midterm",
         Some("70"),
@@ -323,6 +393,70 @@ async fn browse(app: TestApp, screenshots: bool) {
         "2026-05-01T10:00:00Z",
     )
     .await;
+    score(
+        app,
+        "alan",
+        "final",
+        Some("105"),
+        "100",
+        "2026-05-01T10:00:00Z",
+    )
+    .await;
+    score(app, "alan", "hw1", Some("8"), "10", "2026-05-03T10:00:00Z").await;
+    assert_eq!(
+        score(app, "alan", "hw1", Some("6"), "10", "2026-05-01T10:00:00Z").await,
+        ScoreOutcome::IgnoredStale
+    );
+    // Someone the SIS never enrolled.
+    score(
+        app,
+        "zoe",
+        "midterm",
+        Some("50"),
+        "100",
+        "2026-05-01T10:00:00Z",
+    )
+    .await;
+    // A lock period with a post refused during it.
+    let c = fixtures::course();
+    app.engine()
+        .lock_course(
+            &c,
+            Some("midterm grades under review".into()),
+            &meta(Source::Registrar),
+        )
+        .await
+        .unwrap();
+    score(
+        app,
+        "alan",
+        "participation",
+        Some("10"),
+        "10",
+        "2026-05-02T10:00:00Z",
+    )
+    .await;
+    app.engine()
+        .unlock_course(&c, None, &meta(Source::Registrar))
+        .await
+        .unwrap();
+    post(
+        app,
+        "ada",
+        "participation",
+        progress_post(
+            "10",
+            "10",
+            "2026-05-02T10:00:00Z",
+            ActivityProgress::Completed,
+            GradingProgress::FullyGraded,
+        ),
+    )
+    .await;
+}
+
+async fn browse(app: TestApp, screenshots: bool) {
+    varied_course(&app).await;
     // A registered tool, so the tools page has something to show.
     let res = app.client.post(app.url("/api/tools")).bearer_auth(&app.registrar)
         .json(&serde_json::json!({"name": "Quiz engine", "jwks_url": "https://quiz.example/jwks", "launch_url": "https://quiz.example/launch", "grading": "full"}))
@@ -377,9 +511,33 @@ async fn browse(app: TestApp, screenshots: bool) {
         timeline.contains("80") && timeline.contains("90") && timeline.contains("accepted"),
         "{timeline}"
     );
+    let line = b
+        .find(Locator::Css("svg.chart path"))
+        .await
+        .unwrap()
+        .attr("d")
+        .await
+        .unwrap()
+        .unwrap_or_default();
     assert!(
-        b.find(Locator::Css("svg.chart path")).await.is_ok(),
-        "the chart is drawn"
+        line.matches('M').count() >= 3,
+        "the percentage line has its steps: {line}"
+    );
+    assert_eq!(
+        b.find_all(Locator::Css("svg.chart rect.lock"))
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "the lock period is marked"
+    );
+    assert_eq!(
+        b.find_all(Locator::Css("svg.chart line.final"))
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "the completion-only item is marked"
     );
     shots("student").await;
     b.back().await.unwrap();
@@ -391,9 +549,25 @@ async fn browse(app: TestApp, screenshots: bool) {
     assert_eq!(now_score, api_midterm(&app, None).await);
     assert_eq!(now_score, "90.00");
     assert!(text(&b, cell).await.contains("in sync"));
-    assert!(text(&b, "#matrix tr[data-user=ada] td[data-item=final]")
-        .await
-        .contains("missing"));
+    for (user, item, state) in [
+        ("ada", "final", "provisional"),
+        ("ada", "hw2", "missing"),
+        ("alan", "final", "over maximum"),
+        ("alan", "hw1", "ignored, stale"),
+        ("alan", "participation", "rejected"),
+        ("zoe", "midterm", "orphan"),
+    ] {
+        let cell = text(
+            &b,
+            &format!("#matrix tr[data-user={user}] td[data-item={item}]"),
+        )
+        .await;
+        assert!(cell.contains(state), "{user} {item}: {cell}");
+    }
+    assert!(
+        text(&b, "#findings + ul").await.contains("locked"),
+        "the refused post is a finding"
+    );
     shots("course").await;
 
     // As of an earlier moment, the earlier score.

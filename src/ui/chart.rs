@@ -114,7 +114,8 @@ impl Scale {
     }
 }
 
-/// The chart, from the first point to `now`.
+/// The chart, from the first point to a little after the last; a lock
+/// still open at `now` runs to the right edge.
 pub fn svg(points: &[Point], locks: &[Span], marks: &[Mark], now: DateTime<Utc>) -> Markup {
     let first = points
         .first()
@@ -123,7 +124,19 @@ pub fn svg(points: &[Point], locks: &[Span], marks: &[Mark], now: DateTime<Utc>)
         .chain(locks.iter().map(|l| l.from))
         .min()
         .unwrap_or(now);
-    let end = now.max(first + chrono::Duration::minutes(1));
+    // The axis ends a little after the last thing that happened (not at
+    // `now`, which could squash a term's history into a corner); the last
+    // value holds to the edge.
+    let last = points
+        .iter()
+        .map(|p| p.at)
+        .chain(locks.iter().flat_map(|l| [Some(l.from), l.to]).flatten())
+        .chain(marks.iter().map(|m| m.at))
+        .max()
+        .unwrap_or(now)
+        .min(now);
+    let span = (last - first).max(chrono::Duration::minutes(1));
+    let end = last + span / 10;
     let s = Scale {
         t0: first,
         span_ms: (end - first).num_milliseconds().max(1),

@@ -101,11 +101,15 @@ pub fn set_cookie(
     value: Option<&str>,
     max_age: Duration,
 ) -> HeaderValue {
+    cookie_header(name, value, secure(state), max_age)
+}
+
+fn cookie_header(name: &str, value: Option<&str>, secure: bool, max_age: Duration) -> HeaderValue {
     let mut c = Cookie::build((name.to_string(), value.unwrap_or_default().to_string()))
         .path("/ui")
         .http_only(true)
         .same_site(SameSite::Strict)
-        .secure(secure(state))
+        .secure(secure)
         .build();
     let seconds = if value.is_some() {
         max_age.num_seconds()
@@ -283,6 +287,26 @@ mod tests {
             assert_eq!(safe_next(Some(bad)), "/ui/courses", "{bad}");
         }
         assert_eq!(safe_next(None), "/ui/courses");
+    }
+
+    #[test]
+    fn the_session_cookie_is_http_only_strict_and_secure_over_https() {
+        let over_https = cookie_header(COOKIE, Some("abc"), true, SESSION_TTL);
+        let over_https = over_https.to_str().unwrap();
+        for part in [
+            "gb_session=abc",
+            "HttpOnly",
+            "SameSite=Strict",
+            "Secure",
+            "Path=/ui",
+            "Max-Age=28800",
+        ] {
+            assert!(over_https.contains(part), "{part} missing: {over_https}");
+        }
+        let plain = cookie_header(COOKIE, Some("abc"), false, SESSION_TTL);
+        assert!(!plain.to_str().unwrap().contains("Secure"));
+        let cleared = cookie_header(COOKIE, None, true, SESSION_TTL);
+        assert!(cleared.to_str().unwrap().contains("Max-Age=0"));
     }
 
     #[test]

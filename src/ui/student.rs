@@ -71,7 +71,12 @@ pub async fn page(
         ));
     }
     let p = provenance(&view, &events, user_id.as_str());
-    let series = chart::percent_series(course_id.as_str(), &events, user_id.as_str());
+    // The chart replays the whole course log (grading policy changes move
+    // the percentage too), the read the as-of grades use.
+    let course_log = gradebook_projections::events::read_course(db, course_id.as_str())
+        .await
+        .map_err(|e| engine_err(queries::QueryError::from(e)))?;
+    let series = chart::percent_series(course_id.as_str(), &course_log, user_id.as_str());
     let locks: Vec<Span> = p
         .locks
         .iter()
@@ -231,7 +236,7 @@ fn render(viewer: &Viewer, p: &Provenance, svg: Markup, series: &[chart::Point])
                         tr {
                             th scope="row" { (i.label) div.sub { (i.line_item_id) @if i.deleted { " · deleted" } } }
                             td.num { @match i.grade_item.as_ref().and_then(|g| g.score.clone()) { Some(s) => { (s) " / " (i.maximum) }, None => "—" } }
-                            td { @if let Some(g) = &i.grade_item { (serde_json::to_value(g.state).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()) @if g.counted { " (counted)" } } }
+                            td { @if let Some(g) = &i.grade_item { (serde_json::to_value(g.state).ok().and_then(|v| v.as_str().map(|s| s.replace('_', " "))).unwrap_or_default()) } }
                             td { @if let Some(g) = &i.grade_item { (g.reason) } }
                             td.num { (i.posts.len()) }
                         }
