@@ -152,6 +152,74 @@ on_both_stores! {
     }
 }
 
+on_both_stores! {
+    async fn a_registrar_edits_tool_settings_and_starts_a_registration_from_the_tools_page(app: TestApp) {
+        let res = app.client.post(app.url("/api/tools")).bearer_auth(&app.registrar)
+            .json(&serde_json::json!({"name": "Quiz engine", "jwks_url": "https://quiz.example/jwks", "grading": "full"}))
+            .send().await.unwrap();
+        let tool: Value = res.json().await.unwrap();
+        let id = tool["tool_id"].as_str().unwrap().to_string();
+        let (s, _) = sign_in(&app, &app.registrar).await;
+        let html = s.get("/ui/tools").await.text().await.unwrap();
+        assert!(html.contains(tool["client_id"].as_str().unwrap()) && html.contains(tool["deployment_id"].as_str().unwrap()));
+        assert!(html.contains(&format!("{}/.well-known/jwks.json", app.base)));
+
+        let res = s.post_form(&format!("/ui/tools/{id}"), &[("csrf", &s.csrf), ("grading", "sync_only"), ("access", "on"), ("hide_names", "on")]).await;
+        assert_eq!(res.status().as_u16(), 303);
+        let (_, t) = app.get_json(&format!("/api/tools/{id}")).await;
+        assert_eq!(t["grading"], "sync_only");
+        assert_eq!(t["roster"], serde_json::json!({"access": true, "hide_names": true, "hide_emails": false}));
+        // A value the API refuses is refused here too, and changes nothing.
+        let res = s.post_form(&format!("/ui/tools/{id}"), &[("csrf", &s.csrf), ("grading", "everything")]).await;
+        assert_eq!(res.status().as_u16(), 400);
+        assert_eq!(app.get_json(&format!("/api/tools/{id}")).await.1["grading"], "sync_only");
+
+        let res = s.post_form("/ui/tools/registration", &[("csrf", &s.csrf), ("registration_url", "https://tool.example/register?token=abc")]).await;
+        assert_eq!(res.status().as_u16(), 200);
+        let html = res.text().await.unwrap();
+        assert!(html.contains("https://tool.example/register?token=abc&amp;openid_configuration=") && html.contains("registration_token="), "{html}");
+        let res = s.post_form("/ui/tools/registration", &[("csrf", &s.csrf), ("registration_url", "not a url")]).await;
+        assert_eq!(res.status().as_u16(), 422);
+
+        // An auditor sees the settings but gets no form, and may not post one.
+        let (a, _) = sign_in(&app, &app.auditor).await;
+        let html = a.get("/ui/tools").await.text().await.unwrap();
+        assert!(html.contains("Grade sync only") && !html.contains("Save settings"));
+        let res = a.post_form(&format!("/ui/tools/{id}"), &[("csrf", &a.csrf), ("grading", "off")]).await;
+        assert_eq!(res.status().as_u16(), 403);
+        assert_eq!(app.get_json(&format!("/api/tools/{id}")).await.1["grading"], "sync_only");
+        app.stop().await;
+    }
+}
+
+on_both_stores! {
+    async fn the_audit_page_filters_and_pages_through_the_log(app: TestApp) {
+        hist101(&app).await;
+        for i in 0..55 {
+            score(&app, "ada", "hw1", Some(&(i % 10).to_string()), "10", &format!("2026-05-01T10:{i:02}:00Z")).await;
+        }
+        score(&app, "alan", "hw1", Some("5"), "10", "2026-05-01T10:00:00Z").await;
+        let (s, _) = sign_in(&app, &app.auditor).await;
+        let first = s.get("/ui/audit?course_id=HIST-101-2026FA&user_id=ada").await.text().await.unwrap();
+        let rows = |html: &str| html.matches("<tr><td class=\"num\">").count();
+        assert_eq!(rows(&first), 50, "a page holds 50 events");
+        assert!(!first.contains("alan/"), "only ada's events");
+        let at = first.find("id=\"next-page\" rel=\"next\" href=\"").unwrap() + "id=\"next-page\" rel=\"next\" href=\"".len();
+        let next = first[at..].split('"').next().unwrap().replace("&amp;", "&");
+        assert!(next.contains("user_id=ada") && next.contains("cursor="), "{next}");
+        let second = s.get(&next).await.text().await.unwrap();
+        // Ada's enrollment and 55 posts: 6 left for the second page, the last.
+        assert_eq!(rows(&second), 6);
+        assert!(!second.contains("id=\"next-page\""));
+        let res = s.get("/ui/audit?from=May%201").await;
+        assert_eq!(res.status().as_u16(), 400);
+        let today = Utc::now().format("%Y-%m-%d").to_string();
+        let html = s.get(&format!("/ui/audit?course_id=HIST-101-2026FA&from={today}&to={today}")).await.text().await.unwrap();
+        assert_eq!(rows(&html), 50);
+        app.stop().await;
+    }
+}
+
 /// A course of `students` learners and `items` line items, every cell scored.
 async fn big_course(app: &TestApp, students: usize, items: usize) -> String {
     use gradebook::domain::line_item::LineItemSpec;

@@ -153,6 +153,12 @@ pub fn svg(points: &[Point], locks: &[Span], marks: &[Mark], now: DateTime<Utc>)
             path.push_str(&format!("V{}", n(s.y(next))));
         }
     }
+    // Tick labels as fine as the span needs.
+    let label_format = match end - first {
+        d if d < chrono::Duration::hours(2) => "%H:%M:%S",
+        d if d < chrono::Duration::days(3) => "%m-%d %H:%M",
+        _ => "%Y-%m-%d",
+    };
     let bottom = Decimal::from(H - BOTTOM);
     let plot_w = Decimal::from(W - LEFT - RIGHT);
     let last = points.iter().rev().find_map(|p| p.percent);
@@ -187,7 +193,7 @@ pub fn svg(points: &[Point], locks: &[Span], marks: &[Mark], now: DateTime<Utc>)
                 @let t = first + chrono::Duration::milliseconds(s.span_ms * k / 4);
                 @let x = Decimal::from(LEFT) + plot_w * Decimal::from(k) / Decimal::from(4);
                 text x=(n(x)) y=(H - BOTTOM + 16) text-anchor=(match k { 0 => "start", 4 => "end", _ => "middle" }) font-size="11" fill="#4a5361" {
-                    (t.format("%m-%d %H:%M"))
+                    (t.format(label_format))
                 }
             }
             @for m in marks {
