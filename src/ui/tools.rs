@@ -23,7 +23,7 @@ fn copyable(id: &str, label: &str, value: &str) -> Markup {
         div.copy-row {
             label for=(id) { (label) }
             input id=(id) type="text" readonly value=(value);
-            button.copy type="button" data-copy=(id) hidden { "Copy" }
+            button.copy type="button" data-copy=(id) aria-label=(format!("Copy {label}")) hidden { "Copy" }
         }
     }
 }
