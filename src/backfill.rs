@@ -869,6 +869,14 @@ pub async fn run(
                 last = tail;
                 appended += n;
             }
+            // SQLite has one writer at a time: let the projector apply this
+            // chunk before the next append, rather than have the two wait on
+            // each other's lock (SQLite's busy wait sleeps for milliseconds).
+            if matches!(engine.db, gradebook_projections::db::Db::Sqlite(_)) {
+                if let Some(tail) = last.take() {
+                    wait_projected(engine, batch, tail, n).await?;
+                }
+            }
             results
         };
         for r in results {
@@ -883,19 +891,31 @@ pub async fn run(
         }
         progress(rows.bytes_read());
     }
-    if let Some((id, sequence)) = last {
+    if let Some(tail) = last {
         // Answer once the read side shows the batch, as a single post does.
-        let wait = std::time::Duration::from_secs(5) + std::time::Duration::from_millis(appended);
-        if let Some(at) = checkpoint_of(&engine.db, Score::TYPE, &id, sequence as i64)
-            .await
-            .map_err(EngineError::from)?
-        {
-            if !engine.projection().wait_for(at, wait).await {
-                tracing::warn!(batch = %batch.batch_id, "projector did not catch up with the backfill in time; answering anyway");
-            }
-        }
+        wait_projected(engine, batch, tail, appended).await?;
     }
     Ok(report)
+}
+
+/// Waits until the projector has applied the event `(aggregate id,
+/// sequence)`, allowing time for the `appended` events before it.
+async fn wait_projected(
+    engine: &Engine,
+    batch: &Batch,
+    (id, sequence): (String, usize),
+    appended: u64,
+) -> Result<(), BackfillError> {
+    let wait = std::time::Duration::from_secs(5) + std::time::Duration::from_millis(appended);
+    if let Some(at) = checkpoint_of(&engine.db, Score::TYPE, &id, sequence as i64)
+        .await
+        .map_err(EngineError::from)?
+    {
+        if !engine.projection().wait_for(at, wait).await {
+            tracing::warn!(batch = %batch.batch_id, "projector did not catch up with the backfill in time; answering anyway");
+        }
+    }
+    Ok(())
 }
 
 async fn dry_run_chunk(
