@@ -2,32 +2,39 @@
 //! into a course as score posts with their original timestamps, shared by
 //! `POST /api/courses/{id}/backfill` and `gradebook backfill`.
 //!
-//! The file is read as a stream, one row at a time, and only rejections are
-//! kept in memory. Every row is checked before anything is posted for it, so
-//! a row that cannot land (unknown line item, someone who is not an active
-//! learner, a bad number or time, a score older than the one kept) is
-//! reported with its line number and records nothing. A row whose exact post
-//! is already in the cell's history is `unchanged`: sending the same file
-//! twice changes nothing the second time. A dry run takes the same decisions
-//! against an in-memory copy of the cells it touches and appends nothing.
+//! The file is read as a stream, a chunk of rows at a time, and only
+//! rejections are kept in memory. Every row is checked before anything is
+//! posted for it, so a row that cannot land (unknown line item, someone who
+//! is not an active learner, a bad number or time, a score older than the
+//! one kept) is reported with its line number and records nothing. A row
+//! whose exact post is already in the cell's history is `unchanged`: sending
+//! the same file twice changes nothing the second time. A dry run takes the
+//! same decisions against an in-memory copy of the cells it touches and
+//! appends nothing.
+//!
+//! Rows that do post run the score command of the domain, with the same
+//! facts a single post reads, on their cell loaded from the log; a chunk's
+//! events are appended in one transaction (see [`run`]).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 use std::str::FromStr;
 
 use chrono::{DateTime, FixedOffset, Utc};
+use cqrs_es::Aggregate;
 use gradebook_domain::enrollment::EnrollmentStatus;
+use gradebook_domain::enrollment::Role;
 use gradebook_domain::ids::aggregate_id;
 use gradebook_domain::line_item::MAX_SCORE_MAXIMUM;
 use gradebook_domain::score::{
-    comment_is_clean, ActivityProgress, GradingProgress, ScoreEvent, ScoreOutcome, ScorePost,
-    MAX_COMMENT_CHARS,
+    comment_is_clean, ActivityProgress, GradingProgress, Score, ScoreCommand, ScoreEvent,
+    ScoreFacts, ScoreOutcome, ScorePost, MAX_COMMENT_CHARS,
 };
-use gradebook_domain::{CommandMeta, CourseId, LineItemId, Source, UserId};
-use gradebook_projections::audit::read_aggregate;
-use gradebook_projections::events::AnyEvent;
+use gradebook_domain::{CommandMeta, CourseId, DomainError, LineItemId, Source, UserId};
+use gradebook_projections::events::checkpoint_of;
 use gradebook_projections::queries::{self, QueryError};
 use gradebook_projections::view::CourseView;
+use gradebook_projections::with_db;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
@@ -690,28 +697,141 @@ pub fn decide(post: &ScorePost, cell: &CellHistory) -> Decision {
     }
 }
 
-async fn load_cell(
+/// Rows read, checked, decided and appended together: one query for the
+/// facts, one for the cells, one transaction for the events.
+pub const CHUNK_ROWS: usize = 1000;
+/// How often a chunk is redone from fresh reads when another writer
+/// appended to one of its cells first, before it goes row by row.
+const CHUNK_ATTEMPTS: usize = 3;
+
+type CellKey = (LineItemId, UserId);
+
+/// One cell as the log holds it: the aggregate's state, its sequence and
+/// every post applied to it.
+#[derive(Debug, Clone, Default)]
+struct Cell {
+    state: Score,
+    sequence: usize,
+    history: CellHistory,
+}
+
+/// Folds the log's events of the given cells (one query), as loading each
+/// aggregate would; cells without events are left out.
+async fn load_cells(
     engine: &Engine,
     course: &CourseId,
-    row: &CheckedRow,
-) -> Result<CellHistory, BackfillError> {
-    let id = aggregate_id::score(course, &row.line_item_id, &row.user_id);
-    let events = read_aggregate(&engine.db, "score", &id)
-        .await
-        .map_err(QueryError::from)?;
-    let applied = events
-        .into_iter()
-        .filter_map(|e| match e.event {
-            AnyEvent::Score(ScoreEvent::ScoreAccepted { post, .. })
-            | AnyEvent::Score(ScoreEvent::ScoreCleared { post, .. }) => Some(post),
-            _ => None,
-        })
+    keys: &[CellKey],
+) -> Result<HashMap<CellKey, Cell>, BackfillError> {
+    let mut cells = HashMap::new();
+    if keys.is_empty() {
+        return Ok(cells);
+    }
+    let by_id: HashMap<String, &CellKey> = keys
+        .iter()
+        .map(|k| (aggregate_id::score(course, &k.0, &k.1), k))
         .collect();
-    Ok(CellHistory { applied })
+    let placeholders: Vec<String> = (2..keys.len() + 2).map(|i| format!("${i}")).collect();
+    let payload = match &engine.db {
+        gradebook_projections::db::Db::Postgres(_) => "payload::text",
+        gradebook_projections::db::Db::Sqlite(_) => "payload",
+    };
+    let sql = format!(
+        "SELECT aggregate_id, sequence, {payload} AS payload FROM events
+          WHERE aggregate_type = $1 AND aggregate_id IN ({})
+          ORDER BY aggregate_id, sequence",
+        placeholders.join(",")
+    );
+    let rows: Vec<(String, i64, String)> = with_db!(&engine.db, pool => {
+        let mut q = sqlx::query_as(&sql).bind(Score::TYPE);
+        for id in by_id.keys() {
+            q = q.bind(id);
+        }
+        q.fetch_all(pool).await.map_err(EngineError::from)?
+    });
+    for (id, sequence, payload) in rows {
+        let Some(key) = by_id.get(&id) else { continue };
+        let event: ScoreEvent = serde_json::from_str(&payload).map_err(|e| {
+            EngineError::Internal(format!("score event {id}#{sequence} cannot be read: {e}"))
+        })?;
+        let cell: &mut Cell = cells.entry((*key).clone()).or_default();
+        if let ScoreEvent::ScoreAccepted { post, .. } | ScoreEvent::ScoreCleared { post, .. } =
+            &event
+        {
+            cell.history.applied.push(post.clone());
+        }
+        cell.state.apply(event);
+        cell.sequence = sequence as usize;
+    }
+    Ok(cells)
+}
+
+/// What the read side says about the course right now: whether it is
+/// locked, its line items (deleted or not) and its people (active learner
+/// or not), the same facts a single score post reads.
+struct Facts {
+    locked: bool,
+    items: HashMap<String, bool>,
+    learners: HashMap<String, bool>,
+}
+
+async fn load_facts(engine: &Engine, course: &CourseId) -> Result<Option<Facts>, BackfillError> {
+    with_db!(&engine.db, pool => {
+        let locked: Option<bool> = sqlx::query_scalar("SELECT locked FROM rm_courses WHERE course_id = $1")
+            .bind(course.as_str())
+            .fetch_optional(pool)
+            .await
+            .map_err(EngineError::from)?;
+        let Some(locked) = locked else { return Ok(None) };
+        let items: Vec<(String, bool)> = sqlx::query_as("SELECT line_item_id, deleted FROM rm_line_items WHERE course_id = $1")
+            .bind(course.as_str())
+            .fetch_all(pool)
+            .await
+            .map_err(EngineError::from)?;
+        let people: Vec<(String, String, String)> = sqlx::query_as("SELECT user_id, role, status FROM rm_enrollments WHERE course_id = $1")
+            .bind(course.as_str())
+            .fetch_all(pool)
+            .await
+            .map_err(EngineError::from)?;
+        Ok(Some(Facts {
+            locked,
+            items: items.into_iter().collect(),
+            learners: people
+                .into_iter()
+                .map(|(user, role, status)| {
+                    let active = Role::parse(&role).is_ok_and(|r| r == Role::Learner) && status == "active";
+                    (user, active)
+                })
+                .collect(),
+        }))
+    })
+}
+
+/// A row's result: `Ok(true)` applied, `Ok(false)` unchanged.
+type RowResult = Result<bool, Rejection>;
+
+fn stale(line: u64, row: &CheckedRow, kept: DateTime<FixedOffset>) -> Rejection {
+    reject(
+        line,
+        "stale",
+        format!(
+            "a newer score (timestamp {}) is kept for {} on {}; this older one is not applied",
+            kept.to_rfc3339(),
+            row.user_id,
+            row.line_item_id
+        ),
+    )
 }
 
 /// Runs a batch over `rows`. `progress` is told how many bytes have been
-/// read after each row.
+/// read after each chunk of rows.
+///
+/// Rows go in chunks of [`CHUNK_ROWS`]: the facts and the cells a chunk
+/// touches are read in bulk, each row runs the score command of the domain
+/// on its cell in memory (so every rule applies as for a single post), and
+/// the chunk's events are appended in one transaction. If another writer
+/// appended to one of the cells meanwhile, the chunk is redone from fresh
+/// reads, and after a few such conflicts posted row by row. The batch
+/// waits once, at the end, for the projector to apply what it appended.
 pub async fn run(
     engine: &Engine,
     batch: &Batch,
@@ -734,87 +854,271 @@ pub async fn run(
         rejections: Vec::new(),
     };
     // Dry run: the cells as they would be, for the rows already taken.
-    let mut simulated: HashMap<(LineItemId, UserId), CellHistory> = HashMap::new();
+    let mut simulated: HashMap<CellKey, CellHistory> = HashMap::new();
+    // The last event appended, to wait for its projection.
+    let mut last: Option<(String, usize)> = None;
+    let mut appended = 0u64;
 
-    while let Some((line, row)) = rows.next_row() {
-        let outcome = match row.and_then(|raw| check_row(&view, line, raw)) {
-            Err(r) => Err(r),
-            Ok(row) => {
-                let key = (row.line_item_id.clone(), row.user_id.clone());
-                let cell = match simulated.get(&key) {
-                    Some(c) => c.clone(),
-                    None => load_cell(engine, course, &row).await?,
-                };
-                match decide(&row.post, &cell) {
-                    Decision::Unchanged => Ok(false),
-                    Decision::Stale { kept } => Err(reject(
-                        line,
-                        "stale",
-                        format!(
-                            "a newer score (timestamp {}) is kept for {} on {}; this older one is not applied",
-                            kept.to_rfc3339(),
-                            row.user_id,
-                            row.line_item_id
-                        ),
-                    )),
-                    Decision::Post if batch.dry_run => {
-                        let mut cell = cell;
-                        // The domain keeps an equal-timestamp post as the new score.
-                        cell.applied.push(row.post.clone());
-                        simulated.insert(key, cell);
-                        Ok(true)
-                    }
-                    Decision::Post => post(engine, batch, &row, line).await?,
+    loop {
+        let chunk: Vec<(u64, Result<CheckedRow, Rejection>)> =
+            std::iter::from_fn(|| rows.next_row())
+                .take(CHUNK_ROWS)
+                .map(|(line, row)| (line, row.and_then(|raw| check_row(&view, line, raw))))
+                .collect();
+        if chunk.is_empty() {
+            break;
+        }
+        let results = if batch.dry_run {
+            dry_run_chunk(engine, course, &chunk, &mut simulated).await?
+        } else {
+            let (results, tail, n) = post_chunk(engine, batch, &chunk).await?;
+            if tail.is_some() {
+                last = tail;
+                appended += n;
+            }
+            // SQLite has one writer at a time: let the projector apply this
+            // chunk before the next append, rather than have the two wait on
+            // each other's lock (SQLite's busy wait sleeps for milliseconds).
+            if matches!(engine.db, gradebook_projections::db::Db::Sqlite(_)) {
+                if let Some(tail) = last.take() {
+                    wait_projected(engine, batch, tail, n).await?;
                 }
             }
+            results
         };
-        match outcome {
-            Ok(true) => report.accepted += 1,
-            Ok(false) => report.unchanged += 1,
-            Err(r) => {
-                report.rejected += 1;
-                report.rejections.push(r);
+        for r in results {
+            match r {
+                Ok(true) => report.accepted += 1,
+                Ok(false) => report.unchanged += 1,
+                Err(r) => {
+                    report.rejected += 1;
+                    report.rejections.push(r);
+                }
             }
         }
         progress(rows.bytes_read());
     }
+    if let Some(tail) = last {
+        // Answer once the read side shows the batch, as a single post does.
+        wait_projected(engine, batch, tail, appended).await?;
+    }
     Ok(report)
 }
 
-/// Posts one checked row; `Ok(true)` applied, `Ok(false)` unchanged.
-async fn post(
+/// Waits until the projector has applied the event `(aggregate id,
+/// sequence)`, allowing time for the `appended` events before it.
+async fn wait_projected(
     engine: &Engine,
     batch: &Batch,
-    row: &CheckedRow,
-    line: u64,
-) -> Result<Result<bool, Rejection>, BackfillError> {
-    let meta = CommandMeta::new(
+    (id, sequence): (String, usize),
+    appended: u64,
+) -> Result<(), BackfillError> {
+    let wait = std::time::Duration::from_secs(5) + std::time::Duration::from_millis(appended);
+    if let Some(at) = checkpoint_of(&engine.db, Score::TYPE, &id, sequence as i64)
+        .await
+        .map_err(EngineError::from)?
+    {
+        if !engine.projection().wait_for(at, wait).await {
+            tracing::warn!(batch = %batch.batch_id, "projector did not catch up with the backfill in time; answering anyway");
+        }
+    }
+    Ok(())
+}
+
+async fn dry_run_chunk(
+    engine: &Engine,
+    course: &CourseId,
+    chunk: &[(u64, Result<CheckedRow, Rejection>)],
+    simulated: &mut HashMap<CellKey, CellHistory>,
+) -> Result<Vec<RowResult>, BackfillError> {
+    let mut missing: Vec<CellKey> = chunk
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok())
+        .map(|r| (r.line_item_id.clone(), r.user_id.clone()))
+        .filter(|k| !simulated.contains_key(k))
+        .collect();
+    missing.sort();
+    missing.dedup();
+    let mut loaded = load_cells(engine, course, &missing).await?;
+    let mut out = Vec::with_capacity(chunk.len());
+    for (line, row) in chunk {
+        let row = match row {
+            Err(r) => {
+                out.push(Err(r.clone()));
+                continue;
+            }
+            Ok(row) => row,
+        };
+        let key = (row.line_item_id.clone(), row.user_id.clone());
+        let cell = simulated
+            .entry(key.clone())
+            .or_insert_with(|| loaded.remove(&key).map(|c| c.history).unwrap_or_default());
+        out.push(match decide(&row.post, cell) {
+            Decision::Unchanged => Ok(false),
+            Decision::Stale { kept } => Err(stale(*line, row, kept)),
+            Decision::Post => {
+                // The domain keeps an equal-timestamp post as the new score.
+                cell.applied.push(row.post.clone());
+                Ok(true)
+            }
+        });
+    }
+    Ok(out)
+}
+
+/// Decides and posts one chunk; returns each row's result, the last event
+/// appended (aggregate id, sequence) and how many were appended.
+async fn post_chunk(
+    engine: &Engine,
+    batch: &Batch,
+    chunk: &[(u64, Result<CheckedRow, Rejection>)],
+) -> Result<(Vec<RowResult>, Option<(String, usize)>, u64), BackfillError> {
+    let course = &batch.course_id;
+    let mut keys: Vec<CellKey> = chunk
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok())
+        .map(|r| (r.line_item_id.clone(), r.user_id.clone()))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    for _ in 0..CHUNK_ATTEMPTS {
+        let facts = load_facts(engine, course).await?;
+        let mut cells = load_cells(engine, course, &keys).await?;
+        let mut out = Vec::with_capacity(chunk.len());
+        let mut events = Vec::new();
+        let mut outcomes = Vec::new();
+        let mut last = None;
+        for (line, row) in chunk {
+            let row = match row {
+                Err(r) => {
+                    out.push(Err(r.clone()));
+                    continue;
+                }
+                Ok(row) => row,
+            };
+            let key = (row.line_item_id.clone(), row.user_id.clone());
+            let cell = cells.entry(key).or_default();
+            let result = match decide(&row.post, &cell.history) {
+                Decision::Unchanged => Ok(false),
+                Decision::Stale { kept } => Err(stale(*line, row, kept)),
+                Decision::Post => {
+                    let meta = row_meta(batch);
+                    match command(facts.as_ref(), course, row, cell, &meta).await {
+                        Err(e) => Err(reject(*line, e.code(), e.to_string())),
+                        Ok(new) => {
+                            let outcome = ScoreOutcome::from_events(&new);
+                            let id = aggregate_id::score(course, &row.line_item_id, &row.user_id);
+                            for event in new {
+                                if let ScoreEvent::ScoreAccepted { post, .. }
+                                | ScoreEvent::ScoreCleared { post, .. } = &event
+                                {
+                                    cell.history.applied.push(post.clone());
+                                }
+                                cell.sequence += 1;
+                                let envelope = cqrs_es::EventEnvelope::<Score> {
+                                    aggregate_id: id.clone(),
+                                    sequence: cell.sequence,
+                                    payload: event.clone(),
+                                    metadata: meta.to_map(),
+                                };
+                                events.push(
+                                    cqrs_es::persist::SerializedEvent::try_from(&envelope)
+                                        .map_err(|e| EngineError::Internal(e.to_string()))?,
+                                );
+                                cell.state.apply(event);
+                                last = Some((id.clone(), cell.sequence));
+                            }
+                            outcomes.push(outcome);
+                            outcome_result(*line, outcome)
+                        }
+                    }
+                }
+            };
+            out.push(result);
+        }
+        match crate::store::append_events::<Score>(&engine.db, &events).await {
+            Ok(()) => {
+                for o in &outcomes {
+                    crate::metrics::score_outcome(o);
+                }
+                if !events.is_empty() {
+                    engine.projection().wake();
+                }
+                return Ok((out, last, events.len() as u64));
+            }
+            Err(cqrs_es::AggregateError::AggregateConflict) => continue,
+            Err(e) => return Err(crate::engine::store_error(e).into()),
+        }
+    }
+    // Contended: post row by row, each through the engine's own retries.
+    let mut out = Vec::with_capacity(chunk.len());
+    for (line, row) in chunk {
+        out.push(match row {
+            Err(r) => Err(r.clone()),
+            Ok(row) => post_one(engine, batch, row, *line).await?,
+        });
+    }
+    Ok((out, None, 0))
+}
+
+fn row_meta(batch: &Batch) -> CommandMeta {
+    CommandMeta::new(
         batch.actor.clone(),
         Source::Backfill,
         batch.request_id.clone(),
         Utc::now(),
     )
-    .with_batch(batch.batch_id.clone());
-    let result = engine
-        .post_score(
-            &batch.course_id,
-            &row.line_item_id,
-            &row.user_id,
-            row.post.clone(),
-            &meta,
-        )
-        .await;
-    Ok(match result {
-        Ok(ScoreOutcome::Accepted | ScoreOutcome::Cleared) => Ok(true),
-        Ok(ScoreOutcome::Unchanged) => Ok(false),
+    .with_batch(batch.batch_id.clone())
+}
+
+/// Runs the score command on a cell with the facts a single post reads.
+async fn command(
+    facts: Option<&Facts>,
+    course: &CourseId,
+    row: &CheckedRow,
+    cell: &Cell,
+    meta: &CommandMeta,
+) -> Result<Vec<ScoreEvent>, DomainError> {
+    let facts = facts.ok_or(DomainError::CourseNotFound)?;
+    let deleted = *facts
+        .items
+        .get(row.line_item_id.as_str())
+        .ok_or(DomainError::LineItemNotFound)?;
+    let cmd = ScoreCommand::Post {
+        course_id: course.clone(),
+        line_item_id: row.line_item_id.clone(),
+        user_id: row.user_id.clone(),
+        post: row.post.clone(),
+        facts: ScoreFacts {
+            line_item_deleted: deleted,
+            course_locked: facts.locked,
+            learner_active: facts
+                .learners
+                .get(row.user_id.as_str())
+                .copied()
+                .unwrap_or(false),
+            received_at: Some(meta.received_at),
+        },
+    };
+    let sink = cqrs_es::event_sink::EventSink::default();
+    let mut state = cell.state.clone();
+    state.handle(cmd, &(), &sink).await?;
+    Ok(sink.collect().await)
+}
+
+/// The row's result for what the score command did.
+fn outcome_result(line: u64, outcome: ScoreOutcome) -> RowResult {
+    match outcome {
+        ScoreOutcome::Accepted | ScoreOutcome::Cleared => Ok(true),
+        ScoreOutcome::Unchanged => Ok(false),
         // Something changed under the batch (a lock, a newer score, a drop):
-        // the engine recorded the refusal, as it would for a tool.
-        Ok(ScoreOutcome::IgnoredStale) => Err(reject(
+        // the refusal is recorded, as it would be for a tool.
+        ScoreOutcome::IgnoredStale => Err(reject(
             line,
             "stale",
             "a newer score arrived while the batch ran; this one was recorded as ignored",
         )),
-        Ok(ScoreOutcome::Rejected(reason)) => Err(reject(
+        ScoreOutcome::Rejected(reason) => Err(reject(
             line,
             reason.code(),
             format!(
@@ -822,6 +1126,47 @@ async fn post(
                 reason.code()
             ),
         )),
+    }
+}
+
+/// One row by itself, as every row went before batching: its cell read
+/// from the log, then a single post through the engine.
+async fn post_one(
+    engine: &Engine,
+    batch: &Batch,
+    row: &CheckedRow,
+    line: u64,
+) -> Result<RowResult, BackfillError> {
+    let key = (row.line_item_id.clone(), row.user_id.clone());
+    let cell = load_cells(engine, &batch.course_id, std::slice::from_ref(&key))
+        .await?
+        .remove(&key)
+        .unwrap_or_default();
+    match decide(&row.post, &cell.history) {
+        Decision::Unchanged => Ok(Ok(false)),
+        Decision::Stale { kept } => Ok(Err(stale(line, row, kept))),
+        Decision::Post => post(engine, batch, row, line).await,
+    }
+}
+
+/// Posts one checked row through the engine.
+async fn post(
+    engine: &Engine,
+    batch: &Batch,
+    row: &CheckedRow,
+    line: u64,
+) -> Result<RowResult, BackfillError> {
+    let result = engine
+        .post_score(
+            &batch.course_id,
+            &row.line_item_id,
+            &row.user_id,
+            row.post.clone(),
+            &row_meta(batch),
+        )
+        .await;
+    Ok(match result {
+        Ok(outcome) => outcome_result(line, outcome),
         Err(EngineError::Domain(e)) => Err(reject(line, e.code(), e.to_string())),
         Err(e) => return Err(e.into()),
     })

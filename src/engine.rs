@@ -97,7 +97,7 @@ fn db_error(e: sqlx::Error) -> EngineError {
 }
 
 /// The store crates wrap database errors in boxes; look inside.
-fn store_error(e: AggregateError<DomainError>) -> EngineError {
+pub(crate) fn store_error(e: AggregateError<DomainError>) -> EngineError {
     match e {
         AggregateError::UserError(d) => EngineError::Domain(d),
         AggregateError::AggregateConflict => EngineError::Contended,

@@ -107,3 +107,31 @@ impl<A: Aggregate> Query<A> for WakeProjector {
         self.0.wake();
     }
 }
+
+/// Appends events of any number of `A` aggregates in one transaction,
+/// through the store crate's own writer (so the rows are exactly what a
+/// command would have written). Each event must carry the next sequence of
+/// its aggregate: the events table's key on (type, id, sequence) refuses
+/// the whole transaction with `AggregateConflict` if another writer got
+/// there first. Snapshots are left to the next command on each aggregate,
+/// which takes one when its sequence passes the next multiple of
+/// [`SNAPSHOT_EVERY`].
+pub async fn append_events<A: Aggregate>(
+    db: &Db,
+    events: &[cqrs_es::persist::SerializedEvent],
+) -> Result<(), AggregateError<A::Error>> {
+    use cqrs_es::persist::PersistedEventRepository;
+    if events.is_empty() {
+        return Ok(());
+    }
+    match db {
+        Db::Postgres(pool) => PostgresEventRepository::new(pool.clone())
+            .persist::<A>(events, None)
+            .await
+            .map_err(Into::into),
+        Db::Sqlite(pool) => SqliteEventRepository::new(pool.clone())
+            .persist::<A>(events, None)
+            .await
+            .map_err(Into::into),
+    }
+}

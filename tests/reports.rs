@@ -693,3 +693,299 @@ on_both_stores! {
         app.stop().await;
     }
 }
+
+/// Two courses with the same line items and people: `BF-A` takes a file
+/// through the batched backfill, `BF-B` takes the same rows the way a
+/// backfill went before batching, one post through the engine per row.
+mod large_backfill {
+    use super::*;
+    use gradebook::backfill::{self, Batch, CellHistory, CsvRows, Decision, Rejection};
+    use gradebook::domain::enrollment::Role;
+    use gradebook::domain::ids::CourseId;
+    use gradebook::projections::events::AnyEvent;
+    use gradebook::projections::{audit, db::Db, queries};
+
+    pub const ROWS: usize = 1200;
+
+    pub async fn course_like(app: &TestApp, id: &str) -> CourseId {
+        let e = app.engine();
+        let c = CourseId::parse(id).unwrap();
+        e.open_course(
+            &c,
+            "Backfill".into(),
+            "2026FA".into(),
+            vec![],
+            &meta(Source::Sis),
+        )
+        .await
+        .unwrap();
+        for i in ["i0", "i1", "i2", "i3", "gone"] {
+            e.create_line_item(
+                &c,
+                Some(item(i)),
+                LineItemSpec::new(i, d("20")),
+                &meta(Source::Sis),
+            )
+            .await
+            .unwrap();
+        }
+        e.delete_line_item(&c, &item("gone"), &meta(Source::Sis))
+            .await
+            .unwrap();
+        for u in 0..20 {
+            e.put_enrollment(
+                &c,
+                &user(&format!("s{u}")),
+                learner(&format!("S {u}")),
+                &meta(Source::Sis),
+            )
+            .await
+            .unwrap();
+        }
+        let mut prof = learner("Prof");
+        prof.role = Role::Instructor;
+        e.put_enrollment(&c, &user("prof"), prof, &meta(Source::Sis))
+            .await
+            .unwrap();
+        e.drop_enrollment(&c, &user("s19"), &meta(Source::Sis))
+            .await
+            .unwrap();
+        c
+    }
+
+    /// Newer and older posts on the same cells, exact resends, equal
+    /// timestamps with other values, and rows each rule refuses.
+    pub fn file() -> String {
+        let mut rows: Vec<String> = Vec::new();
+        for n in 0..ROWS {
+            let row = if n % 31 == 30 {
+                rows[n - 7].clone()
+            } else {
+                let item = match n {
+                    _ if n % 97 == 0 => "nope".to_string(),
+                    _ if n % 89 == 0 => "gone".to_string(),
+                    _ => format!("i{}", n % 4),
+                };
+                let user = if n % 53 == 0 {
+                    "prof".to_string()
+                } else {
+                    format!("s{}", (n * 7) % 20)
+                };
+                let given = if n % 71 == 0 {
+                    "x".to_string()
+                } else {
+                    format!("{}", n % 21)
+                };
+                // Row n - 20 is the cell's previous row: mostly newer posts,
+                // some older than it (stale), some at the same time.
+                let minutes = match n {
+                    _ if n % 9 == 4 && n >= 40 => (n - 40) * 3,
+                    _ if n % 13 == 6 && n >= 20 => (n - 20) * 3,
+                    _ => n * 3,
+                } as i64;
+                let ts = (chrono::DateTime::parse_from_rfc3339("2026-09-01T00:00:00Z").unwrap()
+                    + chrono::Duration::minutes(minutes))
+                .to_rfc3339();
+                let comment = if n % 5 == 0 {
+                    format!("\"row {n}, checked\"")
+                } else {
+                    String::new()
+                };
+                format!("{item},{user},{given},20,{ts},{comment}")
+            };
+            rows.push(row);
+        }
+        format!("{HEADER}{}\n", rows.join("\n"))
+    }
+
+    /// The backfill as it ran before batching: each row checked, decided
+    /// against its cell's history read from the log, and posted alone.
+    pub async fn row_by_row(
+        app: &TestApp,
+        course: &CourseId,
+        text: &str,
+    ) -> (u64, u64, Vec<Rejection>) {
+        let engine = app.engine();
+        let view = queries::load_course_view(&engine.db, course.as_str())
+            .await
+            .unwrap()
+            .unwrap();
+        let mut rows = CsvRows::new(text.as_bytes()).unwrap();
+        let (mut accepted, mut unchanged, mut rejections) = (0, 0, Vec::new());
+        let meta =
+            CommandMeta::new("test", Source::Backfill, "r", chrono::Utc::now()).with_batch("b");
+        while let Some((line, row)) = backfill::RowSource::next_row(&mut rows) {
+            let row = match row.and_then(|raw| backfill::check_row(&view, line, raw)) {
+                Ok(row) => row,
+                Err(r) => {
+                    rejections.push(r);
+                    continue;
+                }
+            };
+            let id = format!("{course}/{}/{}", row.line_item_id, row.user_id);
+            let applied = audit::read_aggregate(&engine.db, "score", &id)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter_map(|e| match e.event {
+                    AnyEvent::Score(
+                        gradebook::domain::score::ScoreEvent::ScoreAccepted { post, .. }
+                        | gradebook::domain::score::ScoreEvent::ScoreCleared { post, .. },
+                    ) => Some(post),
+                    _ => None,
+                })
+                .collect();
+            match backfill::decide(&row.post, &CellHistory { applied }) {
+                Decision::Unchanged => unchanged += 1,
+                Decision::Stale { .. } => rejections.push(Rejection {
+                    line,
+                    reason: "stale",
+                    message: String::new(),
+                }),
+                Decision::Post => {
+                    let meta = CommandMeta {
+                        received_at: chrono::Utc::now(),
+                        ..meta.clone()
+                    };
+                    match engine
+                        .post_score(
+                            course,
+                            &row.line_item_id,
+                            &row.user_id,
+                            row.post.clone(),
+                            &meta,
+                        )
+                        .await
+                        .unwrap()
+                    {
+                        ScoreOutcome::Accepted | ScoreOutcome::Cleared => accepted += 1,
+                        ScoreOutcome::Unchanged => unchanged += 1,
+                        other => panic!("line {line}: {other:?}"),
+                    }
+                }
+            }
+        }
+        (accepted, unchanged, rejections)
+    }
+
+    /// Each score stream of a course as (item/user, sequence, type, payload
+    /// without the course id), and the course's score cells without the
+    /// times the engine received the posts.
+    pub async fn written(db: &Db, course: &str) -> (Vec<String>, Vec<String>) {
+        let sql_events = "SELECT aggregate_id, sequence, event_type, CAST(payload AS TEXT) FROM events WHERE aggregate_type = 'score' AND course_id = $1 ORDER BY aggregate_id, sequence";
+        let sql_cells = "SELECT line_item_id, user_id, score_given, score_maximum, tool_timestamp, comment, last_outcome, last_reason, posts, rejected, stale FROM rm_scores WHERE course_id = $1 ORDER BY line_item_id, user_id";
+        type Event = (String, i64, String, String);
+        type Cell = (
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            String,
+            Option<String>,
+            i64,
+            i64,
+            i64,
+        );
+        let (events, cells): (Vec<Event>, Vec<Cell>) = match db {
+            Db::Postgres(pool) => (
+                sqlx::query_as(sql_events)
+                    .bind(course)
+                    .fetch_all(pool)
+                    .await
+                    .unwrap(),
+                sqlx::query_as(sql_cells)
+                    .bind(course)
+                    .fetch_all(pool)
+                    .await
+                    .unwrap(),
+            ),
+            Db::Sqlite(pool) => (
+                sqlx::query_as(sql_events)
+                    .bind(course)
+                    .fetch_all(pool)
+                    .await
+                    .unwrap(),
+                sqlx::query_as(sql_cells)
+                    .bind(course)
+                    .fetch_all(pool)
+                    .await
+                    .unwrap(),
+            ),
+        };
+        let strip = |s: &str| s.replace(course, "C");
+        (
+            events
+                .iter()
+                .map(|(id, seq, t, p)| {
+                    let payload: Value = serde_json::from_str(p).unwrap();
+                    format!("{} {seq} {t} {}", strip(id), strip(&payload.to_string()))
+                })
+                .collect(),
+            cells.iter().map(|c| format!("{c:?}")).collect(),
+        )
+    }
+
+    pub async fn batched(
+        app: &TestApp,
+        course: &CourseId,
+        text: &str,
+        dry_run: bool,
+    ) -> backfill::Report {
+        let mut batch = Batch::new(course.clone(), "test", "r");
+        batch.dry_run = dry_run;
+        let mut rows = CsvRows::new(text.as_bytes()).unwrap();
+        backfill::run(app.engine(), &batch, &mut rows, &mut |_| {})
+            .await
+            .unwrap()
+    }
+}
+
+on_both_stores! {
+    async fn a_large_backfill_writes_what_posting_row_by_row_writes(app: TestApp) {
+        use large_backfill::*;
+        let a = course_like(&app, "BF-A").await;
+        let b = course_like(&app, "BF-B").await;
+        let text = file();
+        let before = app.event_count().await;
+
+        let dry = batched(&app, &a, &text, true).await;
+        assert_eq!(app.event_count().await, before, "a dry run appends nothing");
+        let report = batched(&app, &a, &text, false).await;
+        let (accepted, unchanged, rejections) = row_by_row(&app, &b, &text).await;
+
+        assert_eq!((report.accepted, report.unchanged), (accepted, unchanged));
+        assert!(report.accepted > 500 && report.unchanged > 20, "{report:?}");
+        let lines = |r: &[gradebook::backfill::Rejection]| r.iter().map(|r| (r.line, r.reason)).collect::<Vec<_>>();
+        assert_eq!(lines(&report.rejections), lines(&rejections));
+        for reason in ["stale", "unknown_line_item", "line_item_deleted", "user_not_enrolled", "invalid_score"] {
+            assert!(report.rejections.iter().any(|r| r.reason == reason), "no {reason} row");
+        }
+        assert_eq!((dry.accepted, dry.unchanged, lines(&dry.rejections)), (report.accepted, report.unchanged, lines(&report.rejections)));
+        assert_eq!(app.event_count().await, before + 2 * report.accepted as i64);
+
+        // The same events on the same streams, and the same cells read back.
+        let (events_a, cells_a) = written(&app.db, "BF-A").await;
+        let (events_b, cells_b) = written(&app.db, "BF-B").await;
+        assert_eq!(events_a.len() as u64, report.accepted);
+        assert_eq!(events_a, events_b);
+        assert_eq!(cells_a, cells_b);
+
+        // Every row is a post of the batch, with its metadata.
+        let (_, p) = app.get_json("/api/courses/BF-A/students/s7/provenance").await;
+        let posts: Vec<&Value> = p["items"].as_array().unwrap().iter().flat_map(|i| i["posts"].as_array().unwrap()).collect();
+        assert!(!posts.is_empty(), "{p}");
+        for post in posts {
+            assert_eq!(post["source"], "backfill");
+            assert_eq!(post["batch_id"], report.batch_id.as_str());
+        }
+
+        // The same file again changes nothing.
+        let again = batched(&app, &a, &text, false).await;
+        assert_eq!(again.accepted, 0);
+        assert_eq!(again.unchanged, report.accepted + report.unchanged);
+        assert_eq!(app.event_count().await, before + 2 * report.accepted as i64);
+        app.stop().await;
+    }
+}

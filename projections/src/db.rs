@@ -71,29 +71,34 @@ impl From<bool> for Param {
 /// database so the projection logic stays testable and driver-neutral.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stmt {
-    pub sql: &'static str,
+    pub sql: std::borrow::Cow<'static, str>,
     pub params: Vec<Param>,
 }
 
 impl Stmt {
-    pub fn new(sql: &'static str, params: Vec<Param>) -> Self {
-        Self { sql, params }
+    pub fn new(sql: impl Into<std::borrow::Cow<'static, str>>, params: Vec<Param>) -> Self {
+        Self {
+            sql: sql.into(),
+            params,
+        }
     }
 }
 
-/// Binds a [`Stmt`]'s parameters onto a `sqlx::query` for either driver.
+/// Runs a [`Stmt`] (taken by value, its parameters moved into the query)
+/// on an executor of either driver; evaluates to the query's result.
 #[macro_export]
-macro_rules! bind_stmt {
-    ($stmt:expr) => {{
-        let mut q = sqlx::query($stmt.sql);
-        for p in &$stmt.params {
+macro_rules! exec_stmt {
+    ($stmt:expr, $executor:expr) => {{
+        let $crate::db::Stmt { sql, params } = $stmt;
+        let mut q = sqlx::query(&sql);
+        for p in params {
             q = match p {
-                $crate::db::Param::Text(s) => q.bind(s.clone()),
-                $crate::db::Param::Int(i) => q.bind(*i),
-                $crate::db::Param::Bool(b) => q.bind(*b),
+                $crate::db::Param::Text(s) => q.bind(s),
+                $crate::db::Param::Int(i) => q.bind(i),
+                $crate::db::Param::Bool(b) => q.bind(b),
             };
         }
-        q
+        q.execute($executor).await
     }};
 }
 
@@ -168,7 +173,7 @@ impl Db {
         with_db!(self, pool => {
             let mut tx = crate::begin_write!(self, pool);
             for s in stmts {
-                crate::bind_stmt!(s).execute(&mut *tx).await?;
+                crate::exec_stmt!(s.clone(), &mut *tx)?;
             }
             tx.commit().await
         })

@@ -132,17 +132,16 @@ pub async fn apply_batch(
     };
     let to = last.at;
     let cp = checkpoint_stmt(from, to);
-    let stmts: Vec<Stmt> = batch.iter().flat_map(apply::statements).collect();
     with_db!(db, pool => {
         let mut tx = crate::begin_write!(db, pool);
         // The checkpoint goes first: on SQLite the first write takes the lock.
-        let moved = crate::bind_stmt!(cp).execute(&mut *tx).await?.rows_affected();
+        let moved = crate::exec_stmt!(cp, &mut *tx)?.rows_affected();
         if moved != 1 {
             tx.rollback().await?;
             return Err(ProjectError::Conflict);
         }
-        for s in &stmts {
-            crate::bind_stmt!(s).execute(&mut *tx).await?;
+        for s in apply::statements(batch) {
+            crate::exec_stmt!(s, &mut *tx)?;
         }
         tx.commit().await?;
     });
@@ -314,36 +313,89 @@ impl Leadership {
     }
 }
 
+/// Events read from the log per query during a replay.
+const REPLAY_PAGE: i64 = 10_000;
+/// Events folded in memory before a replay writes them: bounds memory
+/// (one pending change per row touched) whatever the log's length.
+pub const REPLAY_CHUNK: usize = 50_000;
+
 /// Rebuilds every read table from the log in one transaction, so readers
 /// see the old tables until the new ones are complete. `progress` is told
 /// how many events have been applied so far.
-pub async fn replay(db: &Db, mut progress: impl FnMut(u64)) -> Result<u64, ProjectError> {
+///
+/// A reader task streams the log in pages and decodes it while this task
+/// folds the events into [`apply::Changes`] and writes each chunk with
+/// multi-row statements: the same code the live projector applies its
+/// batches with, only with larger chunks.
+pub async fn replay(db: &Db, progress: impl FnMut(u64)) -> Result<u64, ProjectError> {
+    replay_in_chunks(db, REPLAY_CHUNK, progress).await
+}
+
+/// [`replay`] with a chosen chunk size (tests use small ones to cross
+/// chunk boundaries often).
+pub async fn replay_in_chunks(
+    db: &Db,
+    chunk: usize,
+    mut progress: impl FnMut(u64),
+) -> Result<u64, ProjectError> {
+    let (pages_tx, mut pages) =
+        tokio::sync::mpsc::channel::<Result<Vec<Envelope>, ProjectError>>(4);
     let mut applied = 0u64;
-    let mut from = Checkpoint::default();
+    let mut last = Checkpoint::default();
     with_db!(db, pool => {
         let mut tx = crate::begin_write!(db, pool);
         for t in READ_TABLES {
             sqlx::query(&format!("DELETE FROM {t}")).execute(&mut *tx).await?;
         }
-        loop {
-            let raws = read_after(db, from, 2000).await?;
-            if raws.is_empty() {
-                break;
-            }
-            for raw in raws {
-                let env = raw.decode()?;
-                for s in apply::statements(&env) {
-                    crate::bind_stmt!(s).execute(&mut *tx).await?;
-                }
-                from = env.at;
+        // Start reading only once the old rows are gone, so the reader's
+        // connection never waits on this transaction.
+        let reader = tokio::spawn(read_log(db.clone(), pages_tx));
+        let mut changes = apply::Changes::new();
+        while let Some(page) = pages.recv().await {
+            for env in page? {
+                changes.add(&env);
+                last = env.at;
                 applied += 1;
+                if changes.events() >= chunk.max(1) {
+                    for s in std::mem::take(&mut changes).into_statements() {
+                        crate::exec_stmt!(s, &mut *tx)?;
+                    }
+                }
             }
             progress(applied);
         }
-        crate::bind_stmt!(checkpoint_stmt(Checkpoint::default(), from)).execute(&mut *tx).await?;
+        for s in changes.into_statements() {
+            crate::exec_stmt!(s, &mut *tx)?;
+        }
+        let _ = reader.await;
+        crate::exec_stmt!(checkpoint_stmt(Checkpoint::default(), last), &mut *tx)?;
         tx.commit().await?;
     });
     Ok(applied)
+}
+
+/// Reads and decodes the whole log in pages, sending each page on; stops
+/// at the end of the log, at the first error, or when nobody listens.
+async fn read_log(db: Db, out: tokio::sync::mpsc::Sender<Result<Vec<Envelope>, ProjectError>>) {
+    let mut from = Checkpoint::default();
+    loop {
+        let page = match read_after(&db, from, REPLAY_PAGE).await {
+            Ok(raws) if raws.is_empty() => return,
+            Ok(raws) => raws
+                .into_iter()
+                .map(RawEvent::decode)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(ProjectError::from),
+            Err(e) => Err(e.into()),
+        };
+        if let Ok(p) = &page {
+            from = p.last().map_or(from, |e| e.at);
+        }
+        let failed = page.is_err();
+        if out.send(page).await.is_err() || failed {
+            return;
+        }
+    }
 }
 
 /// Every row of every read table as text, sorted, for comparing a live
