@@ -26,6 +26,9 @@ const MAX_ATTEMPTS: usize = 20;
 /// How long a write waits for the projector before answering anyway (the
 /// event is committed either way).
 const READ_YOUR_WRITE_WAIT: Duration = Duration::from_secs(5);
+/// How long a write waits to be told by this node's projector before it
+/// looks its event up instead.
+const APPLIED_WAIT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -180,12 +183,23 @@ impl Engine {
         if let Some(last) = committed.last() {
             let wake = WakeProjector(self.projection.clone());
             cqrs_es::Query::<A>::dispatch(&wake, id, &committed).await;
-            if let Some(at) = checkpoint_of(&self.db, A::TYPE, id, last.sequence as i64).await? {
-                if !self.projection.wait_for(at, READ_YOUR_WRITE_WAIT).await {
-                    tracing::warn!(
-                        aggregate = id,
-                        "projector did not catch up in time; answering anyway"
-                    );
+            let sequence = last.sequence as i64;
+            // This node's projector says when it has applied the event;
+            // otherwise (another node projects, or it took long) ask the
+            // log where the event sits and follow the checkpoint.
+            let told = self
+                .projection
+                .wait_for_event(A::TYPE, id, sequence, APPLIED_WAIT)
+                .await
+                .is_some();
+            if !told {
+                if let Some(at) = checkpoint_of(&self.db, A::TYPE, id, sequence).await? {
+                    if !self.projection.wait_for(at, READ_YOUR_WRITE_WAIT).await {
+                        tracing::warn!(
+                            aggregate = id,
+                            "projector did not catch up in time; answering anyway"
+                        );
+                    }
                 }
             }
         }

@@ -184,6 +184,25 @@ pub async fn get(db: &Db, tool_id: &str) -> Result<Option<Tool>, sqlx::Error> {
     with_db!(db, pool => Ok(sqlx::query(&sql).bind(tool_id).fetch_optional(pool).await?.as_ref().map(from_row)))
 }
 
+/// The tool holding a live access token, with the token's scopes: one
+/// round trip for every AGS and NRPS request.
+pub async fn by_access_token(
+    db: &Db,
+    token_hash: &str,
+    now: &str,
+) -> Result<Option<(Tool, String)>, sqlx::Error> {
+    let columns: Vec<String> = COLUMNS.split(", ").map(|c| format!("t.{c}")).collect();
+    let sql = format!(
+        "SELECT {}, a.scopes FROM lti_access_tokens a JOIN tools t ON t.tool_id = a.tool_id
+          WHERE a.token_hash = $1 AND a.expires_at > $2",
+        columns.join(", ")
+    );
+    with_db!(db, pool => {
+        let row = sqlx::query(&sql).bind(token_hash).bind(now).fetch_optional(pool).await?;
+        Ok(row.map(|r| (from_row(&r), r.get("scopes"))))
+    })
+}
+
 pub async fn by_client_id(db: &Db, client_id: &str) -> Result<Option<Tool>, sqlx::Error> {
     if client_id.contains('\0') {
         return Ok(None);

@@ -294,20 +294,10 @@ pub struct Granted {
 
 /// Looks an access token up; `None` when unknown, expired or its tool is revoked.
 pub async fn check_access_token(db: &Db, token: &str) -> Result<Option<Granted>, sqlx::Error> {
-    let row: Option<(String, String)> = with_db!(db, pool => {
-        sqlx::query_as("SELECT tool_id, scopes FROM lti_access_tokens WHERE token_hash = $1 AND expires_at > $2")
-            .bind(sha256_hex(token))
-            .bind(ts(Utc::now()))
-            .fetch_optional(pool)
-            .await?
-    });
-    let Some((tool_id, scopes)) = row else {
-        return Ok(None);
-    };
-    Ok(tools::get(db, &tool_id)
-        .await?
-        .filter(Tool::is_live)
-        .map(|tool| Granted {
+    let found = tools::by_access_token(db, &sha256_hex(token), &ts(Utc::now())).await?;
+    Ok(found
+        .filter(|(tool, _)| tool.is_live())
+        .map(|(tool, scopes)| Granted {
             tool,
             scopes: scopes.split_whitespace().map(str::to_string).collect(),
         }))
