@@ -496,7 +496,12 @@ impl Changes {
     /// created in the run are written with multi-row inserts, changes to
     /// older rows with updates, and score cells with one multi-row upsert
     /// that adds the counts and keeps the latest post.
-    pub fn into_statements(self) -> Statements {
+    ///
+    /// `numbered` chooses `$1, $2, ..` placeholders (PostgreSQL) or plain
+    /// `?` (SQLite): SQLite looks a numbered parameter up by name with a
+    /// linear scan, which made binding a multi-row statement quadratic in
+    /// its parameters (three quarters of a SQLite replay's time).
+    pub fn into_statements(self, numbered: bool) -> Statements {
         let mut parts = VecDeque::new();
         let mut course_rows = Vec::new();
         for (id, pending) in self.courses {
@@ -718,7 +723,7 @@ impl Changes {
                 row
             })),
         });
-        Statements { parts }
+        Statements { parts, numbered }
     }
 }
 
@@ -746,6 +751,7 @@ impl Part {
 /// The statements of a [`Changes`], in order; see [`Changes::into_statements`].
 pub struct Statements {
     parts: VecDeque<Part>,
+    numbered: bool,
 }
 
 impl Iterator for Statements {
@@ -778,7 +784,8 @@ impl Iterator for Statements {
                         self.parts.pop_front();
                         continue;
                     }
-                    return Some(Stmt::new(values_sql(head, *cols, n, tail), params));
+                    let sql = values_sql(head, *cols, n, tail, self.numbered);
+                    return Some(Stmt::new(sql, params));
                 }
             }
         }
@@ -786,7 +793,7 @@ impl Iterator for Statements {
 }
 
 /// `head VALUES ($1, .., $cols), .. tail` for `rows` rows.
-fn values_sql(head: &str, cols: usize, rows: usize, tail: &str) -> String {
+fn values_sql(head: &str, cols: usize, rows: usize, tail: &str, numbered: bool) -> String {
     use std::fmt::Write;
     let mut sql = String::with_capacity(head.len() + tail.len() + rows * cols * 7 + 16);
     sql.push_str(head);
@@ -802,7 +809,11 @@ fn values_sql(head: &str, cols: usize, rows: usize, tail: &str) -> String {
                 sql.push(',');
             }
             n += 1;
-            let _ = write!(sql, "${n}");
+            if numbered {
+                let _ = write!(sql, "${n}");
+            } else {
+                sql.push('?');
+            }
         }
         sql.push(')');
     }
@@ -811,12 +822,15 @@ fn values_sql(head: &str, cols: usize, rows: usize, tail: &str) -> String {
 }
 
 /// The statements one run of events writes (folded, see [`Changes`]).
-pub fn statements<'a>(events: impl IntoIterator<Item = &'a Envelope>) -> Statements {
+pub fn statements<'a>(
+    events: impl IntoIterator<Item = &'a Envelope>,
+    numbered: bool,
+) -> Statements {
     let mut changes = Changes::new();
     for env in events {
         changes.add(env);
     }
-    changes.into_statements()
+    changes.into_statements(numbered)
 }
 
 #[cfg(test)]
@@ -826,8 +840,24 @@ mod tests {
     #[test]
     fn values_lists_number_every_parameter() {
         assert_eq!(
-            values_sql("INSERT INTO t (a, b)", 2, 2, " ON CONFLICT DO NOTHING"),
+            values_sql(
+                "INSERT INTO t (a, b)",
+                2,
+                2,
+                " ON CONFLICT DO NOTHING",
+                true
+            ),
             "INSERT INTO t (a, b) VALUES ($1,$2),($3,$4) ON CONFLICT DO NOTHING"
+        );
+        assert_eq!(
+            values_sql(
+                "INSERT INTO t (a, b)",
+                2,
+                2,
+                " ON CONFLICT DO NOTHING",
+                false
+            ),
+            "INSERT INTO t (a, b) VALUES (?,?),(?,?) ON CONFLICT DO NOTHING"
         );
     }
 }

@@ -116,6 +116,12 @@ static PG_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/po
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 
 impl Db {
+    /// PostgreSQL numbers its placeholders (`$1`); SQLite is given plain `?`
+    /// in long generated statements (see `apply::Changes::into_statements`).
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Db::Postgres(_))
+    }
+
     /// Opens a pool for `postgres://` or `sqlite:` URLs. A SQLite file is
     /// created if missing and runs in WAL mode, so readers never wait for
     /// the writer.

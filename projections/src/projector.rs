@@ -235,7 +235,7 @@ pub async fn apply_batch(
             tx.rollback().await?;
             return Err(ProjectError::Conflict);
         }
-        for s in apply::statements(batch) {
+        for s in apply::statements(batch, db.is_postgres()) {
             crate::exec_stmt!(s, &mut *tx)?;
         }
         tx.commit().await?;
@@ -472,14 +472,14 @@ pub async fn replay_in_chunks(
                 last = env.at;
                 applied += 1;
                 if changes.events() >= chunk.max(1) {
-                    for s in std::mem::take(&mut changes).into_statements() {
+                    for s in std::mem::take(&mut changes).into_statements(db.is_postgres()) {
                         crate::exec_stmt!(s, &mut *tx)?;
                     }
                 }
             }
             progress(applied);
         }
-        for s in changes.into_statements() {
+        for s in changes.into_statements(db.is_postgres()) {
             crate::exec_stmt!(s, &mut *tx)?;
         }
         let _ = reader.await;
