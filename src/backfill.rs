@@ -31,7 +31,6 @@ use gradebook_domain::score::{
     ScoreFacts, ScoreOutcome, ScorePost, MAX_COMMENT_CHARS,
 };
 use gradebook_domain::{CommandMeta, CourseId, DomainError, LineItemId, Source, UserId};
-use gradebook_projections::events::checkpoint_of;
 use gradebook_projections::queries::{self, QueryError};
 use gradebook_projections::view::CourseView;
 use gradebook_projections::with_db;
@@ -914,15 +913,21 @@ async fn wait_projected(
     appended: u64,
 ) -> Result<(), BackfillError> {
     let wait = std::time::Duration::from_secs(5) + std::time::Duration::from_millis(appended);
-    if let Some(at) = checkpoint_of(&engine.db, Score::TYPE, &id, sequence as i64)
-        .await
-        .map_err(EngineError::from)?
+    if !engine
+        .wait_applied(Score::TYPE, &id, sequence as i64, wait)
+        .await?
     {
-        if !engine.projection().wait_for(at, wait).await {
-            tracing::warn!(batch = %batch.batch_id, "projector did not catch up with the backfill in time; answering anyway");
-        }
+        tracing::warn!(batch = %batch.batch_id, "projector did not catch up with the backfill in time; answering anyway");
     }
     Ok(())
+}
+
+/// The cells the chunk's well-formed rows touch (repeats included).
+fn cell_keys(chunk: &[(u64, Result<CheckedRow, Rejection>)]) -> impl Iterator<Item = CellKey> + '_ {
+    chunk
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok())
+        .map(|r| (r.line_item_id.clone(), r.user_id.clone()))
 }
 
 async fn dry_run_chunk(
@@ -931,10 +936,7 @@ async fn dry_run_chunk(
     chunk: &[(u64, Result<CheckedRow, Rejection>)],
     simulated: &mut HashMap<CellKey, CellHistory>,
 ) -> Result<Vec<RowResult>, BackfillError> {
-    let mut missing: Vec<CellKey> = chunk
-        .iter()
-        .filter_map(|(_, r)| r.as_ref().ok())
-        .map(|r| (r.line_item_id.clone(), r.user_id.clone()))
+    let mut missing: Vec<CellKey> = cell_keys(chunk)
         .filter(|k| !simulated.contains_key(k))
         .collect();
     missing.sort();
@@ -974,11 +976,7 @@ async fn post_chunk(
     chunk: &[(u64, Result<CheckedRow, Rejection>)],
 ) -> Result<(Vec<RowResult>, Option<(String, usize)>, u64), BackfillError> {
     let course = &batch.course_id;
-    let mut keys: Vec<CellKey> = chunk
-        .iter()
-        .filter_map(|(_, r)| r.as_ref().ok())
-        .map(|r| (r.line_item_id.clone(), r.user_id.clone()))
-        .collect();
+    let mut keys: Vec<CellKey> = cell_keys(chunk).collect();
     keys.sort();
     keys.dedup();
     for _ in 0..CHUNK_ATTEMPTS {

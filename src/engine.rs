@@ -183,27 +183,43 @@ impl Engine {
         if let Some(last) = committed.last() {
             let wake = WakeProjector(self.projection.clone());
             cqrs_es::Query::<A>::dispatch(&wake, id, &committed).await;
-            let sequence = last.sequence as i64;
-            // This node's projector says when it has applied the event;
-            // otherwise (another node projects, or it took long) ask the
-            // log where the event sits and follow the checkpoint.
-            let told = self
-                .projection
-                .wait_for_event(A::TYPE, id, sequence, APPLIED_WAIT)
-                .await
-                .is_some();
-            if !told {
-                if let Some(at) = checkpoint_of(&self.db, A::TYPE, id, sequence).await? {
-                    if !self.projection.wait_for(at, READ_YOUR_WRITE_WAIT).await {
-                        tracing::warn!(
-                            aggregate = id,
-                            "projector did not catch up in time; answering anyway"
-                        );
-                    }
-                }
+            if !self
+                .wait_applied(A::TYPE, id, last.sequence as i64, READ_YOUR_WRITE_WAIT)
+                .await?
+            {
+                tracing::warn!(
+                    aggregate = id,
+                    "projector did not catch up in time; answering anyway"
+                );
             }
         }
         Ok(committed.into_iter().map(|e| e.payload).collect())
+    }
+
+    /// Waits until the projector has applied event `sequence` of the
+    /// aggregate. This node's projector says so directly; otherwise
+    /// (another node projects, or it took long) the log tells where the
+    /// event sits and the checkpoint is followed for up to `wait`. False
+    /// when the projector did not get there in time.
+    pub(crate) async fn wait_applied(
+        &self,
+        aggregate_type: &str,
+        id: &str,
+        sequence: i64,
+        wait: Duration,
+    ) -> Result<bool, EngineError> {
+        let told = self
+            .projection
+            .wait_for_event(aggregate_type, id, sequence, APPLIED_WAIT)
+            .await
+            .is_some();
+        if told {
+            return Ok(true);
+        }
+        match checkpoint_of(&self.db, aggregate_type, id, sequence).await? {
+            Some(at) => Ok(self.projection.wait_for(at, wait).await),
+            None => Ok(true),
+        }
     }
 
     async fn require_course(&self, course: &CourseId) -> Result<(), EngineError> {
