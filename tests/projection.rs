@@ -76,7 +76,8 @@ async fn every_kind_of_event(app: &common::TestApp) {
         ResourceLink {
             resource_link_id: ResourceLinkId::parse("rl-1").unwrap(),
             tool_id: tool.clone(),
-            title: "Quiz".into(),
+            // Characters that PostgreSQL's COPY text format escapes (a replay copies rows in).
+            title: "Quiz\t1 \\ \"two\"\nthree\r\\N".into(),
             url: Some("https://tool.example/quiz".into()),
             custom: serde_json::Map::new(),
             line_item_id: Some(item("hw1")),
@@ -169,8 +170,7 @@ async fn every_kind_of_event(app: &common::TestApp) {
         .await
         .unwrap();
     // No command links a tool account yet; append the event as the store would.
-    let payload =
-        serde_json::json!({"ToolAccountLinked": {"tool_id": "tool-a", "account": "moodle-17"}});
+    let payload = serde_json::json!({"ToolAccountLinked": {"tool_id": "tool-a", "account": "moodle\\17\t\\N"}});
     let metadata = serde_json::to_value(meta(Source::Launch).to_map()).unwrap();
     let sql = "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
                VALUES ('enrollment', 'HIST-101-2026FA/ada', (SELECT MAX(sequence) + 1 FROM events WHERE aggregate_id = 'HIST-101-2026FA/ada'), 'ToolAccountLinked', '1', $1, $2)";

@@ -17,7 +17,7 @@ use tokio::sync::{oneshot, watch, Notify};
 
 use crate::apply;
 use crate::db::{ts, Db, Param, Stmt};
-use crate::events::{read_after, Checkpoint, Envelope, RawEvent, ReadError};
+use crate::events::{self, read_after, Checkpoint, Envelope, RawEvent, ReadError};
 use crate::with_db;
 
 /// The checkpoint row of the read model.
@@ -441,7 +441,13 @@ pub const REPLAY_CHUNK: usize = 50_000;
 /// A reader task streams the log in pages and decodes it while this task
 /// folds the events into [`apply::Changes`] and writes each chunk with
 /// multi-row statements: the same code the live projector applies its
-/// batches with, only with larger chunks.
+/// batches with, only with larger chunks. A chunk ends only between
+/// aggregates. On PostgreSQL the log is read aggregate by aggregate (the
+/// events table's primary key) rather than in log order: every read-table
+/// row is made from the events of one aggregate, which then arrive together
+/// and in their own order, so each row is new when its chunk is written and
+/// goes in with `COPY`. In log order a learner's cell is touched again by
+/// every pass of grades, and each chunk upserted rows written before it.
 pub async fn replay(db: &Db, progress: impl FnMut(u64)) -> Result<u64, ProjectError> {
     replay_in_chunks(db, REPLAY_CHUNK, progress).await
 }
@@ -456,6 +462,7 @@ pub async fn replay_in_chunks(
     let (pages_tx, mut pages) =
         tokio::sync::mpsc::channel::<Result<Vec<Envelope>, ProjectError>>(4);
     let mut applied = 0u64;
+    // The checkpoint is the latest event replayed, in log order.
     let mut last = Checkpoint::default();
     with_db!(db, pool => {
         let mut tx = crate::begin_write!(db, pool);
@@ -463,25 +470,30 @@ pub async fn replay_in_chunks(
             sqlx::query(&format!("DELETE FROM {t}")).execute(&mut *tx).await?;
         }
         // Start reading only once the old rows are gone, so the reader's
-        // connection never waits on this transaction.
-        let reader = tokio::spawn(read_log(db.clone(), pages_tx));
+        // connection never waits on this transaction; on SQLite no event
+        // can be written from here on, as this transaction holds the lock.
+        let horizon = events::replay_horizon(db).await?;
+        let reader = tokio::spawn(read_log(db.clone(), horizon, pages_tx));
         let mut changes = apply::Changes::new();
+        let mut current: Option<(String, String)> = None;
         while let Some(page) = pages.recv().await {
             for env in page? {
-                changes.add(&env);
-                last = env.at;
-                applied += 1;
-                if changes.events() >= chunk.max(1) {
-                    for s in std::mem::take(&mut changes).into_statements(db.is_postgres()) {
-                        crate::exec_stmt!(s, &mut *tx)?;
+                let same = current.as_ref().is_some_and(|(t, id)| {
+                    *t == env.aggregate_type && *id == env.aggregate_id
+                });
+                if !same {
+                    if changes.events() >= chunk.max(1) {
+                        (*tx).write_chunk(std::mem::take(&mut changes)).await?;
                     }
+                    current = Some((env.aggregate_type.clone(), env.aggregate_id.clone()));
                 }
+                changes.add(&env);
+                last = last.max(env.at);
+                applied += 1;
             }
             progress(applied);
         }
-        for s in changes.into_statements(db.is_postgres()) {
-            crate::exec_stmt!(s, &mut *tx)?;
-        }
+        (*tx).write_chunk(changes).await?;
         let _ = reader.await;
         crate::exec_stmt!(checkpoint_stmt(Checkpoint::default(), last), &mut *tx)?;
         tx.commit().await?;
@@ -489,12 +501,61 @@ pub async fn replay_in_chunks(
     Ok(applied)
 }
 
-/// Reads and decodes the whole log in pages, sending each page on; stops
-/// at the end of the log, at the first error, or when nobody listens.
-async fn read_log(db: Db, out: tokio::sync::mpsc::Sender<Result<Vec<Envelope>, ProjectError>>) {
-    let mut from = Checkpoint::default();
+/// How a replay writes a chunk of folded changes into tables it emptied.
+trait ReplayWrite {
+    async fn write_chunk(&mut self, changes: apply::Changes) -> Result<(), ProjectError>;
+}
+
+impl ReplayWrite for sqlx::PgConnection {
+    /// Every row of a replay chunk is new, so it goes in with `COPY`.
+    async fn write_chunk(&mut self, changes: apply::Changes) -> Result<(), ProjectError> {
+        for w in changes.into_copies() {
+            match w {
+                apply::Write::Stmt(s) => {
+                    crate::exec_stmt!(s, &mut *self)?;
+                }
+                apply::Write::Copy { sql, data } => {
+                    let mut copy = self.copy_in_raw(&sql).await?;
+                    copy.send(data.into_bytes()).await?;
+                    copy.finish().await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ReplayWrite for sqlx::SqliteConnection {
+    /// Read in log order, a chunk may touch rows an earlier one wrote, so
+    /// SQLite gets the live projector's upserts.
+    async fn write_chunk(&mut self, changes: apply::Changes) -> Result<(), ProjectError> {
+        for s in changes.into_statements(false) {
+            crate::exec_stmt!(s, &mut *self)?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads and decodes the log up to `horizon` in pages, sending each page
+/// on; stops at the end, at the first error, or when nobody listens.
+/// PostgreSQL is read aggregate by aggregate, so that each chunk's rows are
+/// new and can be copied in. SQLite is read in log order: there a primary-key
+/// walk costs three times a scan of the table, and its multi-row upserts are
+/// cheap enough that the scan is the better trade.
+async fn read_log(
+    db: Db,
+    horizon: i64,
+    out: tokio::sync::mpsc::Sender<Result<Vec<Envelope>, ProjectError>>,
+) {
+    let mut by_key = events::AggregateKey::default();
+    let mut by_position = Checkpoint::default();
     loop {
-        let page = match read_after(&db, from, REPLAY_PAGE).await {
+        let raws = if db.is_postgres() {
+            events::read_by_aggregate(&db, &by_key, horizon, REPLAY_PAGE).await
+        } else {
+            read_after(&db, by_position, REPLAY_PAGE).await
+        };
+        let page = match raws {
             Ok(raws) if raws.is_empty() => return,
             Ok(raws) => raws
                 .into_iter()
@@ -503,8 +564,13 @@ async fn read_log(db: Db, out: tokio::sync::mpsc::Sender<Result<Vec<Envelope>, P
                 .map_err(ProjectError::from),
             Err(e) => Err(e.into()),
         };
-        if let Ok(p) = &page {
-            from = p.last().map_or(from, |e| e.at);
+        if let Ok(Some(e)) = page.as_ref().map(|p| p.last()) {
+            by_key = events::AggregateKey {
+                aggregate_type: e.aggregate_type.clone(),
+                aggregate_id: e.aggregate_id.clone(),
+                sequence: e.sequence,
+            };
+            by_position = e.at;
         }
         let failed = page.is_err();
         if out.send(page).await.is_err() || failed {

@@ -28,6 +28,10 @@ use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use gradebook::projections::db::Db;
 
+// The same allocator as the server binary, since the server runs in-process.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(about = "gradebook benchmarks")]
 struct Args {
