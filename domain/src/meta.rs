@@ -97,19 +97,23 @@ impl CommandMeta {
     /// Reads metadata back; missing or unreadable fields fall back to
     /// `system` values so an old or hand-written event still projects.
     pub fn from_map(m: &HashMap<String, String>) -> Self {
+        Self::from_fields(|k| m.get(k).map(String::as_str))
+    }
+
+    /// Reads the fields by name from any map of strings (the event log's
+    /// metadata as the store wrote it, or a borrowed reading of it).
+    pub fn from_fields<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Self {
         Self {
-            actor: m.get("actor").cloned().unwrap_or_else(|| "system".into()),
-            source: m
-                .get("source")
-                .and_then(|s| Source::parse(s))
+            actor: get("actor").unwrap_or("system").to_string(),
+            source: get("source")
+                .and_then(Source::parse)
                 .unwrap_or(Source::System),
-            request_id: m.get("request_id").cloned().unwrap_or_default(),
-            received_at: m
-                .get("received_at")
+            request_id: get("request_id").unwrap_or_default().to_string(),
+            received_at: get("received_at")
                 .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
                 .map(|d| d.with_timezone(&Utc))
                 .unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
-            batch_id: m.get("batch_id").cloned(),
+            batch_id: get("batch_id").map(str::to_string),
         }
     }
 }

@@ -2,8 +2,6 @@
 //! domain's events. The store crates read one aggregate at a time; the read
 //! side needs all aggregates in one order, so it reads the table itself.
 
-use std::collections::HashMap;
-
 use cqrs_es::Aggregate;
 use gradebook_domain::course::{Course, CourseEvent};
 use gradebook_domain::enrollment::{Enrollment, EnrollmentEvent};
@@ -74,37 +72,87 @@ pub struct RawEvent {
 
 impl RawEvent {
     pub fn decode(self) -> Result<Envelope, ReadError> {
-        let err = |reason: String| ReadError::Decode {
-            position: self.position,
-            aggregate_type: self.aggregate_type.clone(),
-            reason,
-        };
-        fn parse<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, String> {
-            serde_json::from_str(s).map_err(|e| e.to_string())
-        }
-        let event = match self.aggregate_type.as_str() {
-            Course::TYPE => parse(&self.payload).map(AnyEvent::Course),
-            LineItem::TYPE => parse(&self.payload).map(AnyEvent::LineItem),
-            Enrollment::TYPE => parse(&self.payload).map(AnyEvent::Enrollment),
-            Score::TYPE => parse(&self.payload).map(AnyEvent::Score),
-            other => Err(format!("unknown aggregate type {other:?}")),
-        }
-        .map_err(err)?;
-        let meta: HashMap<String, String> =
-            serde_json::from_str(&self.metadata).map_err(|e| err(e.to_string()))?;
-        Ok(Envelope {
-            at: Checkpoint {
+        decode_parts(
+            Checkpoint {
                 tx: self.tx,
                 position: self.position,
             },
-            aggregate_type: self.aggregate_type,
-            aggregate_id: self.aggregate_id,
-            sequence: self.sequence,
-            event_type: self.event_type,
-            meta: CommandMeta::from_map(&meta),
-            event,
+            self.aggregate_type,
+            self.aggregate_id,
+            self.sequence,
+            self.event_type,
+            &self.payload,
+            &self.metadata,
+        )
+    }
+}
+
+/// The metadata fields the engine writes, read without copying the map.
+#[derive(serde::Deserialize)]
+struct MetaFields<'a> {
+    #[serde(borrow)]
+    actor: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    source: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    request_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    received_at: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    batch_id: Option<std::borrow::Cow<'a, str>>,
+}
+
+impl MetaFields<'_> {
+    fn into_meta(self) -> CommandMeta {
+        CommandMeta::from_fields(|k| match k {
+            "actor" => self.actor.as_deref(),
+            "source" => self.source.as_deref(),
+            "request_id" => self.request_id.as_deref(),
+            "received_at" => self.received_at.as_deref(),
+            "batch_id" => self.batch_id.as_deref(),
+            _ => None,
         })
     }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn decode_parts(
+    at: Checkpoint,
+    aggregate_type: String,
+    aggregate_id: String,
+    sequence: i64,
+    event_type: String,
+    payload: &str,
+    metadata: &str,
+) -> Result<Envelope, ReadError> {
+    let err = |reason: String| ReadError::Decode {
+        position: at.position,
+        aggregate_type: aggregate_type.clone(),
+        reason,
+    };
+    fn parse<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, String> {
+        serde_json::from_str(s).map_err(|e| e.to_string())
+    }
+    let event = match aggregate_type.as_str() {
+        Course::TYPE => parse(payload).map(AnyEvent::Course),
+        LineItem::TYPE => parse(payload).map(AnyEvent::LineItem),
+        Enrollment::TYPE => parse(payload).map(AnyEvent::Enrollment),
+        Score::TYPE => parse(payload).map(AnyEvent::Score),
+        other => Err(format!("unknown aggregate type {other:?}")),
+    }
+    .map_err(err)?;
+    let meta = serde_json::from_str::<MetaFields>(metadata)
+        .map_err(|e| err(e.to_string()))?
+        .into_meta();
+    Ok(Envelope {
+        at,
+        aggregate_type,
+        aggregate_id,
+        sequence,
+        event_type,
+        meta,
+        event,
+    })
 }
 
 fn raw_from_row<R: Row>(row: &R) -> RawEvent
@@ -129,6 +177,26 @@ const PG_COLUMNS: &str = "tx_id::text::bigint AS tx, position, aggregate_type, a
 const SQLITE_COLUMNS: &str =
     "0 AS tx, position, aggregate_type, aggregate_id, sequence, event_type, payload, metadata";
 
+/// The query of [`read_after`]: `$1`/`$2` the checkpoint (SQLite: the
+/// position alone), then the limit.
+fn after_sql(db: &Db) -> String {
+    match db {
+        Db::Postgres(_) => format!(
+            "SELECT {PG_COLUMNS} FROM events
+              WHERE (tx_id, position) > ($1::text::xid8, $2)
+                AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+              ORDER BY tx_id, position
+              LIMIT $3"
+        ),
+        Db::Sqlite(_) => format!(
+            "SELECT {SQLITE_COLUMNS} FROM events
+              WHERE position > $1
+              ORDER BY position
+              LIMIT $2"
+        ),
+    }
+}
+
 /// The next events after `after`, at most `limit`, that can no longer be
 /// overtaken by a slower writer.
 pub async fn read_after(
@@ -136,15 +204,9 @@ pub async fn read_after(
     after: Checkpoint,
     limit: i64,
 ) -> Result<Vec<RawEvent>, sqlx::Error> {
+    let sql = after_sql(db);
     match db {
         Db::Postgres(pool) => {
-            let sql = format!(
-                "SELECT {PG_COLUMNS} FROM events
-                  WHERE (tx_id, position) > ($1::text::xid8, $2)
-                    AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
-                  ORDER BY tx_id, position
-                  LIMIT $3"
-            );
             let rows = sqlx::query(&sql)
                 .bind(after.tx.to_string())
                 .bind(after.position)
@@ -154,12 +216,6 @@ pub async fn read_after(
             Ok(rows.iter().map(raw_from_row).collect())
         }
         Db::Sqlite(pool) => {
-            let sql = format!(
-                "SELECT {SQLITE_COLUMNS} FROM events
-                  WHERE position > $1
-                  ORDER BY position
-                  LIMIT $2"
-            );
             let rows = sqlx::query(&sql)
                 .bind(after.position)
                 .bind(limit)
@@ -168,6 +224,29 @@ pub async fn read_after(
             Ok(rows.iter().map(raw_from_row).collect())
         }
     }
+}
+
+/// [`read_after`], decoded as the rows stream in (for a replay, which
+/// reads the whole log).
+pub async fn read_decoded_after(
+    db: &Db,
+    after: Checkpoint,
+    limit: i64,
+) -> Result<Vec<Envelope>, ReadError> {
+    use futures_util::TryStreamExt;
+    let sql = after_sql(db);
+    let mut out = Vec::with_capacity(usize::try_from(limit).unwrap_or_default());
+    with_db!(db, pool => {
+        let mut q = sqlx::query(&sql);
+        if db.is_postgres() {
+            q = q.bind(after.tx.to_string());
+        }
+        let mut rows = q.bind(after.position).bind(limit).fetch(pool);
+        while let Some(row) = rows.try_next().await? {
+            out.push(envelope_from_row(&row)?);
+        }
+    });
+    Ok(out)
 }
 
 /// A key of the events table's primary index, (aggregate type, aggregate
@@ -199,16 +278,17 @@ pub async fn replay_horizon(db: &Db) -> Result<i64, sqlx::Error> {
 }
 
 /// The next events after `after` in primary-key order (aggregate by
-/// aggregate), at most `limit`, within `horizon` (see [`replay_horizon`]).
-/// A replay reads the log this way so that each read-table row's events
-/// come together and the row is written once, instead of being upserted
-/// again for every chunk of the log that touches it.
+/// aggregate), at most `limit`, within `horizon` (see [`replay_horizon`]),
+/// decoded as they stream in. A replay reads the log this way so that each
+/// read-table row's events come together and the row is written once,
+/// instead of being upserted again for every chunk of the log that touches it.
 pub async fn read_by_aggregate(
     db: &Db,
     after: &AggregateKey,
     horizon: i64,
     limit: i64,
-) -> Result<Vec<RawEvent>, sqlx::Error> {
+) -> Result<Vec<Envelope>, ReadError> {
+    use futures_util::TryStreamExt;
     let sql = match db {
         Db::Postgres(_) => format!(
             "SELECT {PG_COLUMNS} FROM events
@@ -231,9 +311,36 @@ pub async fn read_by_aggregate(
             .bind(&after.aggregate_id)
             .bind(after.sequence);
         q = if db.is_postgres() { q.bind(horizon.to_string()) } else { q.bind(horizon) };
-        let rows = q.bind(limit).fetch_all(pool).await?;
-        Ok(rows.iter().map(raw_from_row).collect())
+        let mut rows = q.bind(limit).fetch(pool);
+        let mut out = Vec::with_capacity(usize::try_from(limit).unwrap_or_default());
+        while let Some(row) = rows.try_next().await? {
+            out.push(envelope_from_row(&row)?);
+        }
+        Ok(out)
     })
+}
+
+/// Decodes a row of [`PG_COLUMNS`] or [`SQLITE_COLUMNS`] (by index, in that
+/// order) without copying its payload and metadata first.
+fn envelope_from_row<R: Row>(row: &R) -> Result<Envelope, ReadError>
+where
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> &'r str: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    usize: sqlx::ColumnIndex<R>,
+{
+    decode_parts(
+        Checkpoint {
+            tx: row.try_get(0)?,
+            position: row.try_get(1)?,
+        },
+        row.try_get(2)?,
+        row.try_get(3)?,
+        row.try_get(4)?,
+        row.try_get(5)?,
+        row.try_get(6)?,
+        row.try_get(7)?,
+    )
 }
 
 /// Every event of one course (all its aggregates), in log order.

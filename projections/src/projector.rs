@@ -550,20 +550,18 @@ async fn read_log(
     let mut by_key = events::AggregateKey::default();
     let mut by_position = Checkpoint::default();
     loop {
-        let raws = if db.is_postgres() {
-            events::read_by_aggregate(&db, &by_key, horizon, REPLAY_PAGE).await
+        let page = if db.is_postgres() {
+            events::read_by_aggregate(&db, &by_key, horizon, REPLAY_PAGE)
+                .await
+                .map_err(ProjectError::from)
         } else {
-            read_after(&db, by_position, REPLAY_PAGE).await
+            events::read_decoded_after(&db, by_position, REPLAY_PAGE)
+                .await
+                .map_err(ProjectError::from)
         };
-        let page = match raws {
-            Ok(raws) if raws.is_empty() => return,
-            Ok(raws) => raws
-                .into_iter()
-                .map(RawEvent::decode)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(ProjectError::from),
-            Err(e) => Err(e.into()),
-        };
+        if page.as_ref().is_ok_and(|p| p.is_empty()) {
+            return;
+        }
         if let Ok(Some(e)) = page.as_ref().map(|p| p.last()) {
             by_key = events::AggregateKey {
                 aggregate_type: e.aggregate_type.clone(),
