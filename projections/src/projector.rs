@@ -35,6 +35,8 @@ pub enum ProjectError {
     Read(#[from] ReadError),
     #[error("another projector moved the checkpoint")]
     Conflict,
+    #[error("a replay task failed: {0}")]
+    Task(String),
 }
 
 /// The tables the projector owns, emptied by a replay.
@@ -474,16 +476,28 @@ pub async fn replay_in_chunks(
         // can be written from here on, as this transaction holds the lock.
         let horizon = events::replay_horizon(db).await?;
         let reader = tokio::spawn(read_log(db.clone(), horizon, pages_tx));
+        // A writer task owns the transaction, so the server takes one chunk
+        // while the next is folded here and the one after is read.
+        let (chunks_tx, mut chunks) = tokio::sync::mpsc::channel::<apply::Changes>(1);
+        let writer = tokio::spawn(async move {
+            while let Some(changes) = chunks.recv().await {
+                (*tx).write_chunk(changes).await?;
+            }
+            Ok::<_, ProjectError>(tx)
+        });
         let mut changes = apply::Changes::new();
         let mut current: Option<(String, String)> = None;
-        while let Some(page) = pages.recv().await {
+        'read: while let Some(page) = pages.recv().await {
             for env in page? {
                 let same = current.as_ref().is_some_and(|(t, id)| {
                     *t == env.aggregate_type && *id == env.aggregate_id
                 });
                 if !same {
-                    if changes.events() >= chunk.max(1) {
-                        (*tx).write_chunk(std::mem::take(&mut changes)).await?;
+                    if changes.events() >= chunk.max(1)
+                        && chunks_tx.send(std::mem::take(&mut changes)).await.is_err()
+                    {
+                        // The writer stopped: its error is reported below.
+                        break 'read;
                     }
                     current = Some((env.aggregate_type.clone(), env.aggregate_id.clone()));
                 }
@@ -493,7 +507,9 @@ pub async fn replay_in_chunks(
             }
             progress(applied);
         }
-        (*tx).write_chunk(changes).await?;
+        let _ = chunks_tx.send(changes).await;
+        drop(chunks_tx);
+        let mut tx = writer.await.map_err(|e| ProjectError::Task(e.to_string()))??;
         let _ = reader.await;
         crate::exec_stmt!(checkpoint_stmt(Checkpoint::default(), last), &mut *tx)?;
         tx.commit().await?;
