@@ -8,6 +8,7 @@ pub mod events;
 pub mod grades;
 pub mod grading;
 pub mod management;
+pub mod post_facts;
 pub mod projector;
 pub mod provenance;
 pub mod queries;
