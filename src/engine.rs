@@ -18,7 +18,7 @@ use gradebook_projections::events::checkpoint_of;
 use gradebook_projections::projector::{ProjectionHandle, Projector};
 use gradebook_projections::queries::{self, QueryError, ScoreContext};
 
-use crate::store::{AggStore, WakeProjector};
+use crate::store::AggStore;
 
 /// How often a command is retried when another writer got to the same
 /// aggregate first.
@@ -181,8 +181,7 @@ impl Engine {
             }
         };
         if let Some(last) = committed.last() {
-            let wake = WakeProjector(self.projection.clone());
-            cqrs_es::Query::<A>::dispatch(&wake, id, &committed).await;
+            // Waiting wakes the projector (once the waiter is registered).
             if !self
                 .wait_applied(A::TYPE, id, last.sequence as i64, READ_YOUR_WRITE_WAIT)
                 .await?

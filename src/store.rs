@@ -3,19 +3,18 @@
 //! (postgres-es) or SQLite (sqlite-es) alike.
 //!
 //! Commands run through [`AggStore::execute`], which does what
-//! `CqrsFramework::execute_with_metadata` does (load, handle, commit, then
-//! dispatch to queries) but hands back the committed events: callers need
-//! them to answer (was the score accepted, ignored, rejected?) and to wait
-//! for the projector. The only query is a wake-up call to the projector.
+//! `CqrsFramework::execute_with_metadata` does (load, handle, commit) but
+//! hands back the committed events: callers need them to answer (was the
+//! score accepted, ignored, rejected?) and to wait for the projector. There
+//! are no cqrs-es queries: the writer waiting for its event wakes the
+//! projector, which reads the log itself, in order.
 
 use std::collections::HashMap;
 
-use async_trait::async_trait;
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::persist::PersistedEventStore;
-use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventEnvelope, EventStore, Query};
+use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventEnvelope, EventStore};
 use gradebook_projections::db::Db;
-use gradebook_projections::projector::ProjectionHandle;
 use postgres_es::PostgresEventRepository;
 use sqlite_es::SqliteEventRepository;
 
@@ -95,17 +94,6 @@ where
         return Ok(vec![]);
     }
     store.commit(events, context, metadata).await
-}
-
-/// The post-commit query: tells the projector there is something to read.
-/// It carries no data; the projector reads the log itself, in order.
-pub struct WakeProjector(pub ProjectionHandle);
-
-#[async_trait]
-impl<A: Aggregate> Query<A> for WakeProjector {
-    async fn dispatch(&self, _aggregate_id: &str, _events: &[EventEnvelope<A>]) {
-        self.0.wake();
-    }
 }
 
 /// Appends events of any number of `A` aggregates in one transaction,
