@@ -15,6 +15,7 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventEnvelope, EventStore};
 use gradebook_projections::db::Db;
+use gradebook_projections::write_lock::{sqlite_write_lock, WriteLock};
 use postgres_es::PostgresEventRepository;
 use sqlite_es::SqliteEventRepository;
 
@@ -25,7 +26,8 @@ pub const SNAPSHOT_EVERY: usize = 20;
 
 pub enum AggStore<A: Aggregate> {
     Postgres(PersistedEventStore<PostgresEventRepository, A>),
-    Sqlite(PersistedEventStore<SqliteEventRepository, A>),
+    /// With the queue of this process's writers to the file.
+    Sqlite(PersistedEventStore<SqliteEventRepository, A>, WriteLock),
 }
 
 impl<A> AggStore<A>
@@ -38,10 +40,13 @@ where
                 PostgresEventRepository::new(pool.clone()),
                 SNAPSHOT_EVERY,
             )),
-            Db::Sqlite(pool) => AggStore::Sqlite(PersistedEventStore::new_snapshot_store(
-                SqliteEventRepository::new(pool.clone()),
-                SNAPSHOT_EVERY,
-            )),
+            Db::Sqlite(pool) => AggStore::Sqlite(
+                PersistedEventStore::new_snapshot_store(
+                    SqliteEventRepository::new(pool.clone()),
+                    SNAPSHOT_EVERY,
+                ),
+                sqlite_write_lock(db).unwrap_or_default(),
+            ),
         }
     }
 
@@ -54,8 +59,10 @@ where
         metadata: HashMap<String, String>,
     ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
         match self {
-            AggStore::Postgres(s) => run(s, aggregate_id, command, metadata).await,
-            AggStore::Sqlite(s) => run(s, aggregate_id, command, metadata).await,
+            AggStore::Postgres(s) => run(s, aggregate_id, command, metadata, None).await,
+            AggStore::Sqlite(s, writers) => {
+                run(s, aggregate_id, command, metadata, Some(writers)).await
+            }
         }
     }
 
@@ -63,7 +70,7 @@ where
     pub async fn load(&self, aggregate_id: &str) -> Result<A, AggregateError<A::Error>> {
         match self {
             AggStore::Postgres(s) => Ok(take(s.load_aggregate(aggregate_id).await?)),
-            AggStore::Sqlite(s) => Ok(take(s.load_aggregate(aggregate_id).await?)),
+            AggStore::Sqlite(s, _) => Ok(take(s.load_aggregate(aggregate_id).await?)),
         }
     }
 }
@@ -77,6 +84,7 @@ async fn run<A, ES>(
     aggregate_id: &str,
     command: A::Command,
     metadata: HashMap<String, String>,
+    writers: Option<&WriteLock>,
 ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>>
 where
     A: Aggregate<Services = ()>,
@@ -93,6 +101,12 @@ where
     if events.is_empty() {
         return Ok(vec![]);
     }
+    // Only the append waits its turn: the load needs no lock, and a
+    // concurrent writer is still caught by the sequence check.
+    let _turn = match writers {
+        Some(w) => Some(w.lock().await),
+        None => None,
+    };
     store.commit(events, context, metadata).await
 }
 
@@ -117,9 +131,13 @@ pub async fn append_events<A: Aggregate>(
             .persist::<A>(events, None)
             .await
             .map_err(Into::into),
-        Db::Sqlite(pool) => SqliteEventRepository::new(pool.clone())
-            .persist::<A>(events, None)
-            .await
-            .map_err(Into::into),
+        Db::Sqlite(pool) => {
+            let writers = sqlite_write_lock(db).unwrap_or_default();
+            let _turn = writers.lock().await;
+            SqliteEventRepository::new(pool.clone())
+                .persist::<A>(events, None)
+                .await
+                .map_err(Into::into)
+        }
     }
 }

@@ -15,3 +15,4 @@ pub mod queries;
 pub mod reconciliation;
 pub mod tool_reads;
 pub mod view;
+pub mod write_lock;
