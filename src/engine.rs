@@ -16,9 +16,9 @@ use gradebook_domain::{CommandMeta, CourseId, DomainError, LineItemId, ToolId, U
 use gradebook_projections::db::Db;
 use gradebook_projections::events::checkpoint_of;
 use gradebook_projections::projector::{ProjectionHandle, Projector};
-use gradebook_projections::queries::{self, QueryError};
+use gradebook_projections::queries::{self, QueryError, ScoreContext};
 
-use crate::store::{AggStore, WakeProjector};
+use crate::store::AggStore;
 
 /// How often a command is retried when another writer got to the same
 /// aggregate first.
@@ -181,8 +181,7 @@ impl Engine {
             }
         };
         if let Some(last) = committed.last() {
-            let wake = WakeProjector(self.projection.clone());
-            cqrs_es::Query::<A>::dispatch(&wake, id, &committed).await;
+            // Waiting wakes the projector (once the waiter is registered).
             if !self
                 .wait_applied(A::TYPE, id, last.sequence as i64, READ_YOUR_WRITE_WAIT)
                 .await?
@@ -517,6 +516,21 @@ impl Engine {
         )
         .await?
         .ok_or(DomainError::CourseNotFound)?;
+        self.post_score_in(ctx, course_id, line_item_id, user_id, post, meta)
+            .await
+    }
+
+    /// [`Self::post_score`] with the facts already read (by a caller that
+    /// read them together with its own checks, in one round trip).
+    pub async fn post_score_in(
+        &self,
+        ctx: ScoreContext,
+        course_id: &CourseId,
+        line_item_id: &LineItemId,
+        user_id: &UserId,
+        post: ScorePost,
+        meta: &CommandMeta,
+    ) -> Result<ScoreOutcome, EngineError> {
         let deleted = ctx.line_item_deleted.ok_or(DomainError::LineItemNotFound)?;
         let learner_active = matches!(&ctx.enrollment, Some((role, status))
             if Role::parse(role).is_ok_and(|r| r == Role::Learner) && status == "active");

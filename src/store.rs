@@ -3,19 +3,19 @@
 //! (postgres-es) or SQLite (sqlite-es) alike.
 //!
 //! Commands run through [`AggStore::execute`], which does what
-//! `CqrsFramework::execute_with_metadata` does (load, handle, commit, then
-//! dispatch to queries) but hands back the committed events: callers need
-//! them to answer (was the score accepted, ignored, rejected?) and to wait
-//! for the projector. The only query is a wake-up call to the projector.
+//! `CqrsFramework::execute_with_metadata` does (load, handle, commit) but
+//! hands back the committed events: callers need them to answer (was the
+//! score accepted, ignored, rejected?) and to wait for the projector. There
+//! are no cqrs-es queries: the writer waiting for its event wakes the
+//! projector, which reads the log itself, in order.
 
 use std::collections::HashMap;
 
-use async_trait::async_trait;
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::persist::PersistedEventStore;
-use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventEnvelope, EventStore, Query};
+use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventEnvelope, EventStore};
 use gradebook_projections::db::Db;
-use gradebook_projections::projector::ProjectionHandle;
+use gradebook_projections::write_lock::{sqlite_write_lock, WriteLock};
 use postgres_es::PostgresEventRepository;
 use sqlite_es::SqliteEventRepository;
 
@@ -26,7 +26,8 @@ pub const SNAPSHOT_EVERY: usize = 20;
 
 pub enum AggStore<A: Aggregate> {
     Postgres(PersistedEventStore<PostgresEventRepository, A>),
-    Sqlite(PersistedEventStore<SqliteEventRepository, A>),
+    /// With the queue of this process's writers to the file.
+    Sqlite(PersistedEventStore<SqliteEventRepository, A>, WriteLock),
 }
 
 impl<A> AggStore<A>
@@ -39,10 +40,13 @@ where
                 PostgresEventRepository::new(pool.clone()),
                 SNAPSHOT_EVERY,
             )),
-            Db::Sqlite(pool) => AggStore::Sqlite(PersistedEventStore::new_snapshot_store(
-                SqliteEventRepository::new(pool.clone()),
-                SNAPSHOT_EVERY,
-            )),
+            Db::Sqlite(pool) => AggStore::Sqlite(
+                PersistedEventStore::new_snapshot_store(
+                    SqliteEventRepository::new(pool.clone()),
+                    SNAPSHOT_EVERY,
+                ),
+                sqlite_write_lock(db).unwrap_or_default(),
+            ),
         }
     }
 
@@ -55,8 +59,10 @@ where
         metadata: HashMap<String, String>,
     ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
         match self {
-            AggStore::Postgres(s) => run(s, aggregate_id, command, metadata).await,
-            AggStore::Sqlite(s) => run(s, aggregate_id, command, metadata).await,
+            AggStore::Postgres(s) => run(s, aggregate_id, command, metadata, None).await,
+            AggStore::Sqlite(s, writers) => {
+                run(s, aggregate_id, command, metadata, Some(writers)).await
+            }
         }
     }
 
@@ -64,7 +70,7 @@ where
     pub async fn load(&self, aggregate_id: &str) -> Result<A, AggregateError<A::Error>> {
         match self {
             AggStore::Postgres(s) => Ok(take(s.load_aggregate(aggregate_id).await?)),
-            AggStore::Sqlite(s) => Ok(take(s.load_aggregate(aggregate_id).await?)),
+            AggStore::Sqlite(s, _) => Ok(take(s.load_aggregate(aggregate_id).await?)),
         }
     }
 }
@@ -78,6 +84,7 @@ async fn run<A, ES>(
     aggregate_id: &str,
     command: A::Command,
     metadata: HashMap<String, String>,
+    writers: Option<&WriteLock>,
 ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>>
 where
     A: Aggregate<Services = ()>,
@@ -94,18 +101,13 @@ where
     if events.is_empty() {
         return Ok(vec![]);
     }
+    // Only the append waits its turn: the load needs no lock, and a
+    // concurrent writer is still caught by the sequence check.
+    let _turn = match writers {
+        Some(w) => Some(w.lock().await),
+        None => None,
+    };
     store.commit(events, context, metadata).await
-}
-
-/// The post-commit query: tells the projector there is something to read.
-/// It carries no data; the projector reads the log itself, in order.
-pub struct WakeProjector(pub ProjectionHandle);
-
-#[async_trait]
-impl<A: Aggregate> Query<A> for WakeProjector {
-    async fn dispatch(&self, _aggregate_id: &str, _events: &[EventEnvelope<A>]) {
-        self.0.wake();
-    }
 }
 
 /// Appends events of any number of `A` aggregates in one transaction,
@@ -129,9 +131,13 @@ pub async fn append_events<A: Aggregate>(
             .persist::<A>(events, None)
             .await
             .map_err(Into::into),
-        Db::Sqlite(pool) => SqliteEventRepository::new(pool.clone())
-            .persist::<A>(events, None)
-            .await
-            .map_err(Into::into),
+        Db::Sqlite(pool) => {
+            let writers = sqlite_write_lock(db).unwrap_or_default();
+            let _turn = writers.lock().await;
+            SqliteEventRepository::new(pool.clone())
+                .persist::<A>(events, None)
+                .await
+                .map_err(Into::into)
+        }
     }
 }

@@ -1196,3 +1196,50 @@ on_both_stores! {
         app.stop().await;
     }
 }
+
+on_both_stores! {
+    async fn a_score_post_reaches_only_columns_the_tool_sees_however_the_url_is_cased(app: TestApp) {
+        let a = ToolKit::register(&app, "full", full_roster()).await;
+        let b = ToolKit::register(&app, "full", full_roster()).await;
+        let c = open_course(&app, "HIST-101", &[&a, &b]).await;
+        enroll(&app, &c, "ada", learner("Ada")).await;
+        let token_a = a.token(&app, ALL_SCOPES).await;
+        let token_b = b.token(&app, ALL_SCOPES).await;
+        let item = create_item(&app, &token_a, "HIST-101", json!({"label": "Essay", "scoreMaximum": 100})).await;
+        let scores = format!("{}/scores", path_of(&app, &item["id"]));
+
+        // Tool B is deployed in the course but does not see A's column.
+        let before = app.event_count().await;
+        let (status, r) = post_json(&app, &token_b, &scores, &score_body("ada", json!(5), "2026-10-01T10:00:00Z")).await;
+        assert_eq!((status, r["error"].as_str()), (404, Some("not_found")), "{r}");
+        assert_eq!(app.event_count().await, before);
+
+        // A column the SIS made, seen by B only through its own resource link.
+        let mut spec = LineItemSpec::new("Quiz", d("10"));
+        spec.resource_link_id = Some("rl-quiz".into());
+        app.engine().create_line_item(&c, Some(gradebook::domain::LineItemId::parse("quiz").unwrap()), spec, &meta(Source::Sis)).await.unwrap();
+        app.engine().add_resource_link(&c, ResourceLink {
+            resource_link_id: ResourceLinkId::parse("rl-quiz").unwrap(),
+            tool_id: ToolId::parse(b.tool_id.clone()).unwrap(),
+            title: "Quiz".into(), url: None, custom: Default::default(),
+            line_item_id: None,
+        }, &meta(Source::Sis)).await.unwrap();
+        let (status, r) = post_json(&app, &token_b, "/lti/courses/HIST-101/lineitems/quiz/scores", &score_body("ada", json!(7), "2026-10-01T10:00:00Z")).await;
+        assert_eq!((status, r["result"].as_str()), (200, Some("accepted")), "{r}");
+        let (status, _) = post_json(&app, &token_a, "/lti/courses/HIST-101/lineitems/quiz/scores", &score_body("ada", json!(7), "2026-10-01T10:00:00Z")).await;
+        assert_eq!(status, 404);
+
+        // A lower-cased URL still names the one course and column.
+        let lower = scores.replace("HIST-101", "hist-101");
+        let (status, r) = post_json(&app, &token_a, &lower, &score_body("ada", json!(80), "2026-10-02T10:00:00Z")).await;
+        assert_eq!((status, r["result"].as_str()), (200, Some("accepted")), "{r}");
+        assert!(r["scoreOf"].as_str().unwrap().contains("HIST-101"), "{r}");
+
+        // Someone not enrolled: recorded, refused.
+        let before = app.event_count().await;
+        let (status, r) = post_json(&app, &token_a, &scores, &score_body("nobody", json!(80), "2026-10-02T10:00:00Z")).await;
+        assert_eq!((status, r["error"].as_str()), (422, Some("user_not_enrolled")), "{r}");
+        assert_eq!(app.event_count().await, before + 1);
+        app.stop().await;
+    }
+}

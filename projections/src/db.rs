@@ -115,6 +115,24 @@ pub enum DbError {
 static PG_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 
+/// A pooled connection idle longer than this is checked before use.
+const IDLE_PING: Duration = Duration::from_secs(1);
+
+/// sqlx checks every connection it hands out with a round trip (and again
+/// when it is returned); a statement then costs two or three. A connection
+/// that was in use a moment ago was checked on its return, so only one
+/// that sat idle (and may have been dropped by the server meanwhile) is
+/// checked before use; a dead one is replaced, as before.
+async fn ping_if_idle<C: sqlx::Connection>(
+    conn: &mut C,
+    meta: sqlx::pool::PoolConnectionMetadata,
+) -> Result<bool, sqlx::Error> {
+    if meta.idle_for > IDLE_PING {
+        conn.ping().await?;
+    }
+    Ok(true)
+}
+
 impl Db {
     /// PostgreSQL numbers its placeholders (`$1`); SQLite is given plain `?`
     /// in long generated statements (see `apply::Changes::into_statements`).
@@ -131,6 +149,8 @@ impl Db {
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(Duration::from_secs(5))
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| Box::pin(ping_if_idle(conn, meta)))
                 .connect_with(opts)
                 .await?;
             Ok(Db::Postgres(pool))
@@ -144,6 +164,8 @@ impl Db {
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(Duration::from_secs(10))
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| Box::pin(ping_if_idle(conn, meta)))
                 .connect_with(opts)
                 .await?;
             Ok(Db::Sqlite(pool))

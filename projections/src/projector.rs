@@ -222,15 +222,24 @@ pub async fn apply_batch(
     };
     let to = last.at;
     let cp = checkpoint_stmt(from, to);
+    let writers = crate::write_lock::sqlite_write_lock(db);
+    let _turn = match &writers {
+        Some(w) => Some(w.lock().await),
+        None => None,
+    };
     with_db!(db, pool => {
-        let mut tx = crate::begin_write!(db, pool);
-        if let Db::Postgres(_) = db {
-            // The read tables are derived from the log, and the checkpoint
-            // commits with them: a crash can only lose a batch that is then
-            // applied again. So this commit need not wait for the disk,
-            // which halves the flushes a write waits for.
-            sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await?;
-        }
+        // The read tables are derived from the log, and the checkpoint
+        // commits with them: a crash can only lose a batch that is then
+        // applied again. So on PostgreSQL this commit need not wait for the
+        // disk, which halves the flushes a write waits for; the setting
+        // travels with the BEGIN, in the same round trip. On SQLite the
+        // write lock is taken at once.
+        let begin = if db.is_postgres() {
+            "BEGIN; SET LOCAL synchronous_commit = off"
+        } else {
+            "BEGIN IMMEDIATE"
+        };
+        let mut tx = pool.begin_with(begin).await?;
         // The checkpoint goes first: on SQLite the first write takes the lock.
         let moved = crate::exec_stmt!(cp, &mut *tx)?.rows_affected();
         if moved != 1 {
@@ -304,13 +313,16 @@ impl Projector {
         Ok(batch.len())
     }
 
-    /// Applies everything readable now.
+    /// Applies everything readable now. A batch smaller than [`BATCH`]
+    /// was all the log held when it was read, so there is no need to ask
+    /// again: whatever commits later wakes the projector.
     pub async fn catch_up(&self) -> Result<usize, ProjectError> {
         let mut total = 0;
         loop {
-            match self.step().await? {
-                0 => return Ok(total),
-                n => total += n,
+            let n = self.step().await?;
+            total += n;
+            if n < BATCH as usize {
+                return Ok(total);
             }
         }
     }
@@ -344,7 +356,10 @@ impl Projector {
             let now = tokio::time::Instant::now();
             let eager = eager_until.is_some_and(|t| now < t);
             let pause = match result {
-                Ok(0) if leading && eager => Duration::from_millis(2),
+                // Also after a batch: an event committed during the read
+                // may have been held back by an older transaction that has
+                // no event to wake us when it ends.
+                Ok(_) if leading && eager => Duration::from_millis(2),
                 Ok(_) if leading => Duration::from_millis(200),
                 Ok(_) => Duration::from_millis(10),
                 Err(ProjectError::Conflict) => Duration::from_millis(0),

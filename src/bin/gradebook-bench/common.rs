@@ -300,6 +300,18 @@ impl Server {
         Ok((scores, users))
     }
 
+    /// GET `/healthz` (no database work, no authentication) with the same
+    /// client; the latency of its 200. What HTTP alone costs a request.
+    pub async fn healthz(&self) -> anyhow::Result<Duration> {
+        let t = Instant::now();
+        let res = self.client.get(self.url("/healthz")).send().await?;
+        let status = res.status();
+        let text = res.text().await?;
+        let took = t.elapsed();
+        ensure!(status.as_u16() == 200, "healthz: {status} {text}");
+        Ok(took)
+    }
+
     /// Posts one score as the tool; the latency of the 200. `strict`: it
     /// must be accepted.
     pub async fn post_score(

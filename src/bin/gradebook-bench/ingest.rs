@@ -78,6 +78,20 @@ pub async fn posts(
     .await
 }
 
+/// `n` GETs of `/healthz` on `concurrency` workers.
+pub async fn http_floor(
+    server: &Arc<Server>,
+    n: usize,
+    concurrency: usize,
+) -> anyhow::Result<Series> {
+    let server = server.clone();
+    run_concurrent(n, concurrency, move |_| {
+        let server = server.clone();
+        async move { server.healthz().await }
+    })
+    .await
+}
+
 pub async fn run(
     server: &Arc<Server>,
     url: &str,
@@ -113,6 +127,15 @@ pub async fn run(
         row(
             &format!("score posts over HTTP, concurrency {concurrency}"),
             &post,
+            Some(&base),
+        );
+        // Context, not part of the ratio: the same client at the same
+        // concurrency on a route that does no database work, the floor
+        // that HTTP alone sets for any request.
+        let floor = http_floor(server, half, concurrency).await?;
+        row(
+            &format!("  context: GET /healthz (no database), concurrency {concurrency}"),
+            &floor,
             Some(&base),
         );
         results.push((concurrency, base, post));

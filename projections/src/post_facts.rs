@@ -1,0 +1,82 @@
+//! Everything a tool's score post needs to know from the read tables, in
+//! one round trip: whether the tool is deployed in the course, whether the
+//! line item exists and the tool may see it, and the facts the score rules
+//! take (course lock, item deleted, the learner's enrollment).
+
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+use sqlx::Row;
+
+use crate::db::Db;
+use crate::queries::{QueryError, ScoreContext};
+use crate::with_db;
+
+/// What the read tables say about one tool posting one learner's score
+/// on one line item of one course, all named by their exact ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostFacts {
+    /// The tool is deployed in the course.
+    pub deployed: bool,
+    /// The line item exists (deleted or not) and the tool sees it: it owns
+    /// the column, or one of its resource links is bound to the column or
+    /// is the column's own link.
+    pub visible: bool,
+    /// The facts the score rules take, as `queries::score_context` reads them.
+    pub context: ScoreContext,
+}
+
+/// `None` when the course does not exist.
+pub async fn score_post_facts(
+    db: &Db,
+    course_id: &str,
+    tool_id: &str,
+    line_item_id: &str,
+    user_id: &str,
+) -> Result<Option<PostFacts>, QueryError> {
+    with_db!(db, pool => {
+        let row = sqlx::query(
+            "SELECT c.locked,
+                    EXISTS (SELECT 1 FROM rm_course_tools t
+                             WHERE t.course_id = c.course_id AND t.tool_id = $2) AS deployed,
+                    li.deleted,
+                    li.score_maximum,
+                    (li.tool_id = $2 OR EXISTS (
+                        SELECT 1 FROM rm_resource_links l
+                         WHERE l.course_id = c.course_id AND l.tool_id = $2
+                           AND (l.line_item_id = li.line_item_id
+                                OR l.resource_link_id = li.resource_link_id))) AS visible,
+                    e.role, e.status
+               FROM rm_courses c
+               LEFT JOIN rm_line_items li ON li.course_id = c.course_id AND li.line_item_id = $3
+               LEFT JOIN rm_enrollments e ON e.course_id = c.course_id AND e.user_id = $4
+              WHERE c.course_id = $1",
+        )
+        .bind(course_id)
+        .bind(tool_id)
+        .bind(line_item_id)
+        .bind(user_id)
+        .fetch_optional(pool)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let deleted: Option<bool> = r.get("deleted");
+        let maximum: Option<String> = r.get("score_maximum");
+        let role: Option<String> = r.get("role");
+        let status: Option<String> = r.get("status");
+        Ok(Some(PostFacts {
+            deployed: r.get("deployed"),
+            visible: deleted.is_some() && r.get::<Option<bool>, _>("visible").unwrap_or(false),
+            context: ScoreContext {
+                course_locked: r.get("locked"),
+                line_item_deleted: deleted,
+                line_item_maximum: maximum
+                    .map(|m| {
+                        Decimal::from_str(&m)
+                            .map_err(|e| QueryError::Corrupt(format!("score_maximum: {e}")))
+                    })
+                    .transpose()?,
+                enrollment: role.zip(status),
+            },
+        }))
+    })
+}
