@@ -342,21 +342,28 @@ where
 }
 
 /// What a student's provenance needs: the course's lock and line item
-/// events, and this user's enrollment and score events, in log order. Two
-/// indexed reads (course + event type, course + user), never the course's
-/// whole log.
+/// events, and this user's enrollment and score events, in log order, read
+/// by index (course + event type, course + user), never the course's whole
+/// log.
 pub async fn read_student_events(
     db: &Db,
     course_id: &str,
     user_id: &str,
 ) -> Result<Vec<Envelope>, ReadError> {
-    let mut events = read_where(
-        db,
-        "course_id = $1 AND event_type IN ('CourseLocked', 'CourseUnlocked', 'LineItemCreated', 'LineItemUpdated', 'LineItemDeleted')",
-        &[course_id],
-    )
-    .await?;
-    events.extend(read_where(db, "course_id = $1 AND user_id = $2", &[course_id, user_id]).await?);
+    const COURSE: &str = "course_id = $1 AND event_type IN ('CourseLocked', 'CourseUnlocked', 'LineItemCreated', 'LineItemUpdated', 'LineItemDeleted')";
+    const USER: &str = "course_id = $1 AND user_id = $2";
+    if db.is_postgres() {
+        // One round trip: PostgreSQL answers the OR from both indexes.
+        return read_where(
+            db,
+            &format!("({COURSE}) OR ({USER})"),
+            &[course_id, user_id],
+        )
+        .await;
+    }
+    // SQLite would answer the OR by walking the course's whole log.
+    let mut events = read_where(db, COURSE, &[course_id]).await?;
+    events.extend(read_where(db, USER, &[course_id, user_id]).await?);
     events.sort_by_key(|e| e.at);
     Ok(events)
 }

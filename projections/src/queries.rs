@@ -121,7 +121,7 @@ const CELL_COLUMNS: &str = "line_item_id, user_id, score_given, score_maximum, a
 /// cells come the same way, so a course of 800 cells is one row: the driver
 /// hands rows over one at a time from its worker thread, which costs more
 /// than the read itself. PostgreSQL streams rows cheaply and builds JSON
-/// slowly, so there the cells are a second, plain statement.
+/// slowly, so there a whole course's cells are a second, plain statement.
 fn report_view_sql(postgres: bool, people: People<'_>) -> (String, Option<String>) {
     let who = match people {
         People::All => "",
@@ -134,7 +134,9 @@ fn report_view_sql(postgres: bool, people: People<'_>) -> (String, Option<String
             format!("(SELECT json_group_array(json_array({cols})) FROM {table} WHERE course_id = $1{filter})")
         }
     };
-    let cells = if postgres {
+    // One person's few cells are cheap to fold on PostgreSQL too.
+    let cells_as_rows = postgres && people == People::All;
+    let cells = if cells_as_rows {
         "NULL".to_string()
     } else {
         sub(CELL_COLUMNS, "rm_scores", who)
@@ -146,8 +148,8 @@ fn report_view_sql(postgres: bool, people: People<'_>) -> (String, Option<String
         sub(ITEM_COLUMNS, "rm_line_items", ""),
         sub(PERSON_COLUMNS, "rm_enrollments", who),
     );
-    let rows =
-        postgres.then(|| format!("SELECT {CELL_COLUMNS} FROM rm_scores WHERE course_id = $1{who}"));
+    let rows = cells_as_rows
+        .then(|| format!("SELECT {CELL_COLUMNS} FROM rm_scores WHERE course_id = $1{who}"));
     (course, rows)
 }
 
