@@ -14,7 +14,7 @@ use rust_decimal::Decimal;
 use sqlx::Row;
 
 use crate::db::Db;
-use crate::events::{read_course, ReadError};
+use crate::events::ReadError;
 use crate::view::{CourseView, EnrollmentRow, LastOutcome, LineItemRow, ScoreRow};
 use crate::with_db;
 
@@ -51,43 +51,277 @@ fn parse_dec(what: &str, s: Option<String>) -> Result<Option<Decimal>, QueryErro
 }
 
 fn parse_enum<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Result<T, QueryError> {
-    serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|e| corrupt(what, e))
+    // Unit variants by their serde name, without building a JSON value.
+    T::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(s))
+        .map_err(|e| corrupt(what, e))
+}
+
+/// Which people's enrollment and score cells a report view holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum People<'a> {
+    All,
+    /// One person (a student's provenance needs no one else's cells).
+    One(&'a str),
+}
+
+/// A flag column: boolean on PostgreSQL, 0/1 on SQLite.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum Flag {
+    Bool(bool),
+    Int(i64),
+}
+
+impl Flag {
+    fn get(self) -> bool {
+        match self {
+            Flag::Bool(b) => b,
+            Flag::Int(i) => i != 0,
+        }
+    }
+}
+
+/// A line item row: id, spec, deleted, created_tx, created_position.
+type ItemCols = (String, String, Flag, i64, i64);
+/// An enrollment row: user, role, status, name, email, first and latest launch.
+type PersonCols = (
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+/// A score cell, in the order of [`CELL_COLUMNS`].
+type CellCols = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+    String,
+    i64,
+    i64,
+    i64,
+);
+const ITEM_COLUMNS: &str = "line_item_id, spec, deleted, created_tx, created_position";
+const PERSON_COLUMNS: &str = "user_id, role, status, name, email, first_launch, latest_launch";
+const CELL_COLUMNS: &str = "line_item_id, user_id, score_given, score_maximum, activity_progress, grading_progress, tool_timestamp, comment,
+    kept_at, last_outcome, last_reason, last_post_at, posts, rejected, stale";
+
+/// The statements of [`load_report_view`]. The course row comes with its
+/// line items and enrollments folded into JSON arrays. On SQLite the score
+/// cells come the same way, so a course of 800 cells is one row: the driver
+/// hands rows over one at a time from its worker thread, which costs more
+/// than the read itself. PostgreSQL streams rows cheaply and builds JSON
+/// slowly, so there a whole course's cells are a second, plain statement.
+fn report_view_sql(postgres: bool, people: People<'_>) -> (String, Option<String>) {
+    let who = match people {
+        People::All => "",
+        People::One(_) => " AND user_id = $2",
+    };
+    let sub = |cols: &str, table: &str, filter: &str| {
+        if postgres {
+            format!("COALESCE((SELECT json_agg(json_build_array({cols})) FROM {table} WHERE course_id = $1{filter}), '[]'::json)::text")
+        } else {
+            format!("(SELECT json_group_array(json_array({cols})) FROM {table} WHERE course_id = $1{filter})")
+        }
+    };
+    // One person's few cells are cheap to fold on PostgreSQL too.
+    let cells_as_rows = postgres && people == People::All;
+    let cells = if cells_as_rows {
+        "NULL".to_string()
+    } else {
+        sub(CELL_COLUMNS, "rm_scores", who)
+    };
+    let course = format!(
+        "SELECT c.title, c.term, c.scheme, c.missing, c.scale, c.locked,
+                {} AS items, {} AS people, {cells} AS cells
+           FROM rm_courses c WHERE c.course_id = $1",
+        sub(ITEM_COLUMNS, "rm_line_items", ""),
+        sub(PERSON_COLUMNS, "rm_enrollments", who),
+    );
+    let rows = cells_as_rows
+        .then(|| format!("SELECT {CELL_COLUMNS} FROM rm_scores WHERE course_id = $1{who}"));
+    (course, rows)
+}
+
+/// One score cell of the view from its columns.
+fn score_cell(cols: CellCols) -> Result<((String, String), ScoreRow), QueryError> {
+    let (
+        line_item_id,
+        user_id,
+        score_given,
+        score_maximum,
+        activity_progress,
+        grading_progress,
+        tool_timestamp,
+        comment,
+        kept_at,
+        last_outcome,
+        last_reason,
+        last_post_at,
+        posts,
+        rejected,
+        stale,
+    ) = cols;
+    let kept = match (activity_progress, grading_progress, tool_timestamp) {
+        (Some(a), Some(g), Some(t)) => Some(ScorePost {
+            score_given: parse_dec("score_given", score_given)?,
+            score_maximum: parse_dec("score_maximum", score_maximum)?,
+            activity_progress: parse_enum("activity_progress", &a)?,
+            grading_progress: parse_enum("grading_progress", &g)?,
+            timestamp: chrono::DateTime::parse_from_rfc3339(&t)
+                .map_err(|e| corrupt("tool_timestamp", e))?,
+            comment,
+        }),
+        _ => None,
+    };
+    Ok((
+        (line_item_id, user_id),
+        ScoreRow {
+            kept,
+            kept_at: parse_time("kept_at", kept_at)?,
+            last_outcome: LastOutcome::parse(&last_outcome)
+                .ok_or_else(|| corrupt("last_outcome", &last_outcome))?,
+            last_reason: last_reason
+                .map(|s| parse_enum::<RejectReason>("last_reason", &s))
+                .transpose()?,
+            last_post_at: parse_time("last_post_at", Some(last_post_at))?.unwrap_or_default(),
+            posts,
+            rejected,
+            stale,
+        },
+    ))
+}
+
+/// What the reports compute from: the course, its line items, and the
+/// enrollments and score cells of `people`. Tool deployments and resource
+/// links, which no report reads, are left empty; [`load_course_view`] adds
+/// them. `None` if the course is unknown.
+pub async fn load_report_view(
+    db: &Db,
+    course_id: &str,
+    people: People<'_>,
+) -> Result<Option<CourseView>, QueryError> {
+    let (course_sql, cells_sql) = report_view_sql(db.is_postgres(), people);
+    let user = match people {
+        People::All => None,
+        People::One(user_id) => Some(user_id),
+    };
+    let (row, cell_rows) = with_db!(db, pool => {
+        let mut q = sqlx::query(&course_sql).bind(course_id);
+        if let Some(u) = user {
+            q = q.bind(u);
+        }
+        let row = match q.fetch_optional(pool).await? {
+            None => return Ok(None),
+            Some(r) => (
+                r.get::<String, _>("title"),
+                r.get::<String, _>("term"),
+                r.get::<String, _>("scheme"),
+                r.get::<String, _>("missing"),
+                r.get::<String, _>("scale"),
+                r.get::<bool, _>("locked"),
+                r.get::<String, _>("items"),
+                r.get::<String, _>("people"),
+                r.get::<Option<String>, _>("cells"),
+            ),
+        };
+        let mut cell_rows: Vec<CellCols> = Vec::new();
+        if let Some(sql) = &cells_sql {
+            let mut q = sqlx::query(sql).bind(course_id);
+            if let Some(u) = user {
+                q = q.bind(u);
+            }
+            for r in q.fetch_all(pool).await? {
+                cell_rows.push((
+                    r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6), r.get(7),
+                    r.get(8), r.get(9), r.get(10), r.get(11), r.get(12), r.get(13), r.get(14),
+                ));
+            }
+        }
+        (row, cell_rows)
+    });
+    let (title, term, scheme, missing, scale, locked, items, persons, cells) = row;
+    let policy = GradingPolicy {
+        scheme: parse_json("scheme", &scheme)?,
+        missing: parse_json("missing", &missing)?,
+        scale: parse_json("scale", &scale)?,
+    };
+
+    let mut items: Vec<ItemCols> = parse_json("line items", &items)?;
+    items.sort_by_key(|i| (i.3, i.4));
+    let line_items = items
+        .into_iter()
+        .map(|(line_item_id, spec, deleted, _, _)| {
+            Ok(LineItemRow {
+                line_item_id,
+                spec: parse_json::<LineItemSpec>("spec", &spec)?,
+                deleted: deleted.get(),
+            })
+        })
+        .collect::<Result<Vec<_>, QueryError>>()?;
+
+    let mut enrollments = BTreeMap::new();
+    for (user_id, role, status, name, email, first_launch, latest_launch) in
+        parse_json::<Vec<PersonCols>>("enrollments", &persons)?
+    {
+        enrollments.insert(
+            user_id.clone(),
+            EnrollmentRow {
+                user_id,
+                role: Role::parse(&role).map_err(|e| corrupt("role", e))?,
+                status: parse_enum::<EnrollmentStatus>("status", &status)?,
+                name,
+                email,
+                first_launch: parse_time("first_launch", first_launch)?,
+                latest_launch: parse_time("latest_launch", latest_launch)?,
+            },
+        );
+    }
+
+    let cell_rows = match cells {
+        Some(text) => parse_json::<Vec<CellCols>>("score cells", &text)?,
+        None => cell_rows,
+    };
+    let scores = cell_rows
+        .into_iter()
+        .map(score_cell)
+        .collect::<Result<BTreeMap<_, _>, _>>()?;
+    Ok(Some(CourseView {
+        course_id: course_id.to_string(),
+        title,
+        term,
+        policy,
+        locked,
+        tool_ids: BTreeSet::new(),
+        line_items,
+        resource_links: BTreeMap::new(),
+        enrollments,
+        scores,
+    }))
 }
 
 /// The live view of a course from the read tables; `None` if unknown.
 pub async fn load_course_view(db: &Db, course_id: &str) -> Result<Option<CourseView>, QueryError> {
+    let Some(mut view) = load_report_view(db, course_id, People::All).await? else {
+        return Ok(None);
+    };
     with_db!(db, pool => {
-        let Some(c) = sqlx::query("SELECT title, term, scheme, missing, scale, locked FROM rm_courses WHERE course_id = $1")
-            .bind(course_id)
-            .fetch_optional(pool)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let policy = GradingPolicy {
-            scheme: parse_json("scheme", &c.get::<String, _>("scheme"))?,
-            missing: parse_json("missing", &c.get::<String, _>("missing"))?,
-            scale: parse_json("scale", &c.get::<String, _>("scale"))?,
-        };
-        let tool_ids: BTreeSet<String> = sqlx::query_scalar("SELECT tool_id FROM rm_course_tools WHERE course_id = $1")
+        view.tool_ids = sqlx::query_scalar("SELECT tool_id FROM rm_course_tools WHERE course_id = $1")
             .bind(course_id)
             .fetch_all(pool)
             .await?
             .into_iter()
             .collect();
-        let mut line_items = Vec::new();
-        for r in sqlx::query("SELECT line_item_id, spec, deleted FROM rm_line_items WHERE course_id = $1 ORDER BY created_tx, created_position")
-            .bind(course_id)
-            .fetch_all(pool)
-            .await?
-        {
-            line_items.push(LineItemRow {
-                line_item_id: r.get("line_item_id"),
-                spec: parse_json::<LineItemSpec>("spec", &r.get::<String, _>("spec"))?,
-                deleted: r.get("deleted"),
-            });
-        }
-        let mut resource_links = BTreeMap::new();
         for r in sqlx::query("SELECT resource_link_id, tool_id, title, url, custom, line_item_id FROM rm_resource_links WHERE course_id = $1")
             .bind(course_id)
             .fetch_all(pool)
@@ -106,81 +340,10 @@ pub async fn load_course_view(db: &Db, course_id: &str) -> Result<Option<CourseV
                     .transpose()
                     .map_err(|e| corrupt("line_item_id", e))?,
             };
-            resource_links.insert(id, link);
+            view.resource_links.insert(id, link);
         }
-        let mut enrollments = BTreeMap::new();
-        for r in sqlx::query("SELECT user_id, role, status, name, email, first_launch, latest_launch FROM rm_enrollments WHERE course_id = $1")
-            .bind(course_id)
-            .fetch_all(pool)
-            .await?
-        {
-            let user_id: String = r.get("user_id");
-            enrollments.insert(user_id.clone(), EnrollmentRow {
-                user_id,
-                role: Role::parse(&r.get::<String, _>("role")).map_err(|e| corrupt("role", e))?,
-                status: parse_enum::<EnrollmentStatus>("status", &r.get::<String, _>("status"))?,
-                name: r.get("name"),
-                email: r.get("email"),
-                first_launch: parse_time("first_launch", r.get("first_launch"))?,
-                latest_launch: parse_time("latest_launch", r.get("latest_launch"))?,
-            });
-        }
-        let mut scores = BTreeMap::new();
-        for r in sqlx::query(
-            "SELECT line_item_id, user_id, score_given, score_maximum, activity_progress, grading_progress, tool_timestamp, comment,
-                    kept_at, last_outcome, last_reason, last_post_at, posts, rejected, stale
-               FROM rm_scores WHERE course_id = $1",
-        )
-        .bind(course_id)
-        .fetch_all(pool)
-        .await?
-        {
-            let kept = match (
-                r.get::<Option<String>, _>("activity_progress"),
-                r.get::<Option<String>, _>("grading_progress"),
-                r.get::<Option<String>, _>("tool_timestamp"),
-            ) {
-                (Some(a), Some(g), Some(t)) => Some(ScorePost {
-                    score_given: parse_dec("score_given", r.get("score_given"))?,
-                    score_maximum: parse_dec("score_maximum", r.get("score_maximum"))?,
-                    activity_progress: parse_enum("activity_progress", &a)?,
-                    grading_progress: parse_enum("grading_progress", &g)?,
-                    timestamp: chrono::DateTime::parse_from_rfc3339(&t).map_err(|e| corrupt("tool_timestamp", e))?,
-                    comment: r.get("comment"),
-                }),
-                _ => None,
-            };
-            let outcome: String = r.get("last_outcome");
-            scores.insert(
-                (r.get::<String, _>("line_item_id"), r.get::<String, _>("user_id")),
-                ScoreRow {
-                    kept,
-                    kept_at: parse_time("kept_at", r.get("kept_at"))?,
-                    last_outcome: LastOutcome::parse(&outcome).ok_or_else(|| corrupt("last_outcome", &outcome))?,
-                    last_reason: r
-                        .get::<Option<String>, _>("last_reason")
-                        .map(|s| parse_enum::<RejectReason>("last_reason", &s))
-                        .transpose()?,
-                    last_post_at: parse_time("last_post_at", Some(r.get("last_post_at")))?.unwrap_or_default(),
-                    posts: r.get("posts"),
-                    rejected: r.get("rejected"),
-                    stale: r.get("stale"),
-                },
-            );
-        }
-        Ok(Some(CourseView {
-            course_id: course_id.to_string(),
-            title: c.get("title"),
-            term: c.get("term"),
-            policy,
-            locked: c.get("locked"),
-            tool_ids,
-            line_items,
-            resource_links,
-            enrollments,
-            scores,
-        }))
-    })
+    });
+    Ok(Some(view))
 }
 
 /// The course as the engine held it at `as_of`, folded from the log without
@@ -190,7 +353,7 @@ pub async fn course_view_as_of(
     course_id: &str,
     as_of: DateTime<Utc>,
 ) -> Result<Option<CourseView>, QueryError> {
-    let events = read_course(db, course_id).await?;
+    let events = crate::audit::read_course_events(db, course_id).await?;
     Ok(CourseView::fold(course_id, &events, Some(as_of)))
 }
 

@@ -54,11 +54,11 @@ pub async fn course_grades(
             Some(t),
         ),
         Some(t) => (
-            queries::load_course_view(db, course_id.as_str()).await?,
+            queries::load_report_view(db, course_id.as_str(), queries::People::All).await?,
             Some(t),
         ),
         None => (
-            queries::load_course_view(db, course_id.as_str()).await?,
+            queries::load_report_view(db, course_id.as_str(), queries::People::All).await?,
             None,
         ),
     };

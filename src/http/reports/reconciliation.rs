@@ -62,7 +62,7 @@ pub async fn reconciliation(
     let course_id = CourseId::parse(course_id)?;
     let threshold = parse_threshold(q.threshold.as_deref())?;
     let db = &state.engine.db;
-    let view = queries::load_course_view(db, course_id.as_str())
+    let view = queries::load_report_view(db, course_id.as_str(), queries::People::All)
         .await?
         .ok_or_else(|| {
             ApiError::new(
