@@ -729,24 +729,36 @@ async fn load_cells(
         .iter()
         .map(|k| (aggregate_id::score(course, &k.0, &k.1), k))
         .collect();
-    let placeholders: Vec<String> = (2..keys.len() + 2).map(|i| format!("${i}")).collect();
-    let payload = match &engine.db {
-        gradebook_projections::db::Db::Postgres(_) => "payload::text",
-        gradebook_projections::db::Db::Sqlite(_) => "payload",
-    };
-    let sql = format!(
-        "SELECT aggregate_id, sequence, {payload} AS payload FROM events
-          WHERE aggregate_type = $1 AND aggregate_id IN ({})
-          ORDER BY aggregate_id, sequence",
-        placeholders.join(",")
-    );
-    let rows: Vec<(String, i64, String)> = with_db!(&engine.db, pool => {
-        let mut q = sqlx::query_as(&sql).bind(Score::TYPE);
-        for id in by_id.keys() {
-            q = q.bind(id);
+    let ids: Vec<&String> = by_id.keys().collect();
+    let rows: Vec<(String, i64, String)> = match &engine.db {
+        // An IN list on the key's second column is applied as a filter over
+        // every score event on PostgreSQL 15; joining to the array probes
+        // the key once per id.
+        gradebook_projections::db::Db::Postgres(pool) => sqlx::query_as(
+            "SELECT aggregate_id, sequence, payload::text AS payload FROM events
+              WHERE (aggregate_type, aggregate_id) IN (SELECT $1, unnest($2::text[]))
+              ORDER BY aggregate_id, sequence",
+        )
+        .bind(Score::TYPE)
+        .bind(&ids)
+        .fetch_all(pool)
+        .await
+        .map_err(EngineError::from)?,
+        // Plain `?`: SQLite finds a numbered parameter by a linear scan.
+        gradebook_projections::db::Db::Sqlite(pool) => {
+            let sql = format!(
+                "SELECT aggregate_id, sequence, payload FROM events
+                  WHERE aggregate_type = ? AND aggregate_id IN ({})
+                  ORDER BY aggregate_id, sequence",
+                vec!["?"; ids.len()].join(",")
+            );
+            let mut q = sqlx::query_as(&sql).bind(Score::TYPE);
+            for id in &ids {
+                q = q.bind(*id);
+            }
+            q.fetch_all(pool).await.map_err(EngineError::from)?
         }
-        q.fetch_all(pool).await.map_err(EngineError::from)?
-    });
+    };
     for (id, sequence, payload) in rows {
         let Some(key) = by_id.get(&id) else { continue };
         let event: ScoreEvent = serde_json::from_str(&payload).map_err(|e| {

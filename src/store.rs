@@ -110,34 +110,83 @@ where
     store.commit(events, context, metadata).await
 }
 
-/// Appends events of any number of `A` aggregates in one transaction,
-/// through the store crate's own writer (so the rows are exactly what a
-/// command would have written). Each event must carry the next sequence of
-/// its aggregate: the events table's key on (type, id, sequence) refuses
-/// the whole transaction with `AggregateConflict` if another writer got
-/// there first. Snapshots are left to the next command on each aggregate,
-/// which takes one when its sequence passes the next multiple of
-/// [`SNAPSHOT_EVERY`].
+/// Events per multi-row INSERT in [`append_events`]: 7 parameters each,
+/// well under both stores' limits.
+const EVENTS_PER_INSERT: usize = 500;
+
+/// Appends events of any number of `A` aggregates in one transaction, with
+/// multi-row INSERTs of the very columns and values the store crates write
+/// one statement per event (a backfill chunk would otherwise cost a round
+/// trip, or on SQLite a hand-off to its connection thread, per row). Each
+/// event must carry the next sequence of its aggregate: the events table's
+/// key on (type, id, sequence) refuses the whole transaction with
+/// `AggregateConflict` if another writer got there first. Snapshots are
+/// left to the next command on each aggregate, which takes one when its
+/// sequence passes the next multiple of [`SNAPSHOT_EVERY`].
 pub async fn append_events<A: Aggregate>(
     db: &Db,
     events: &[cqrs_es::persist::SerializedEvent],
 ) -> Result<(), AggregateError<A::Error>> {
-    use cqrs_es::persist::PersistedEventRepository;
     if events.is_empty() {
         return Ok(());
     }
-    match db {
-        Db::Postgres(pool) => PostgresEventRepository::new(pool.clone())
-            .persist::<A>(events, None)
-            .await
-            .map_err(Into::into),
-        Db::Sqlite(pool) => {
-            let writers = sqlite_write_lock(db).unwrap_or_default();
-            let _turn = writers.lock().await;
-            SqliteEventRepository::new(pool.clone())
-                .persist::<A>(events, None)
-                .await
-                .map_err(Into::into)
+    let writers = sqlite_write_lock(db);
+    let _turn = match &writers {
+        Some(w) => Some(w.lock().await),
+        None => None,
+    };
+    let numbered = db.is_postgres();
+    let result: Result<(), sqlx::Error> = gradebook_projections::with_db!(db, pool => async {
+        let mut tx = pool.begin().await?;
+        for chunk in events.chunks(EVENTS_PER_INSERT) {
+            let sql = insert_events_sql(chunk.len(), numbered);
+            let mut q = sqlx::query(&sql);
+            for e in chunk {
+                q = q
+                    .bind(A::TYPE)
+                    .bind(e.aggregate_id.as_str())
+                    .bind(i64::try_from(e.sequence).unwrap_or(i64::MAX))
+                    .bind(e.event_type.as_str())
+                    .bind(e.event_version.as_str())
+                    .bind(&e.payload)
+                    .bind(&e.metadata);
+            }
+            q.execute(&mut *tx).await?;
         }
+        tx.commit().await
     }
+    .await);
+    result.map_err(|e| match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => AggregateError::AggregateConflict,
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => AggregateError::DatabaseConnectionError(Box::new(e)),
+        _ => AggregateError::UnexpectedError(Box::new(e)),
+    })
+}
+
+/// `INSERT INTO events (...) VALUES (...), ...` for `rows` events; plain `?`
+/// placeholders on SQLite, which looks numbered ones up by a linear scan.
+fn insert_events_sql(rows: usize, numbered: bool) -> String {
+    use std::fmt::Write;
+    let mut sql = String::from(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) VALUES ",
+    );
+    for r in 0..rows {
+        sql.push_str(if r == 0 { "(" } else { ",(" });
+        for c in 0..7 {
+            if c > 0 {
+                sql.push(',');
+            }
+            if numbered {
+                let _ = write!(sql, "${}", r * 7 + c + 1);
+            } else {
+                sql.push('?');
+            }
+        }
+        sql.push(')');
+    }
+    sql
 }
