@@ -317,3 +317,55 @@ on_both_stores! {
         app.stop().await;
     }
 }
+
+on_both_stores! {
+    /// A backfill chunk is appended in one go; if another writer got to one
+    /// of its cells first, the whole chunk is refused as a conflict (and
+    /// then redone from fresh reads), with nothing of it written.
+    async fn a_batch_append_that_meets_a_written_event_is_refused_whole(app: TestApp) {
+        use gradebook::domain::ids::aggregate_id;
+        use gradebook::domain::score::Score;
+        use gradebook::projections::events::AnyEvent;
+        hist101(&app).await;
+        score(&app, "ada", "hw1", Some("9"), "10", "2026-09-10T10:00:00Z").await;
+        score(&app, "alan", "hw1", Some("7"), "10", "2026-09-10T10:00:00Z").await;
+        let first = |who: &str| {
+            let id = aggregate_id::score(&course(), &item("hw1"), &user(who));
+            let db = app.db.clone();
+            async move {
+                let events = gradebook::projections::audit::read_aggregate(&db, "score", &id).await.unwrap();
+                let AnyEvent::Score(e) = events[0].event.clone() else { panic!("not a score event") };
+                (id, e)
+            }
+        };
+        let batch_meta = meta(Source::Backfill).with_batch("b-1");
+        let serialize = |id: &str, sequence: usize, payload| {
+            let envelope = cqrs_es::EventEnvelope::<Score> {
+                aggregate_id: id.to_string(),
+                sequence,
+                payload,
+                metadata: batch_meta.to_map(),
+            };
+            cqrs_es::persist::SerializedEvent::try_from(&envelope).unwrap()
+        };
+        let (alan_id, alan_event) = first("alan").await;
+        let (ada_id, ada_event) = first("ada").await;
+        // Alan's next post is new; Ada's cell already holds sequence 1.
+        let next = serialize(&alan_id, 2, alan_event);
+        let clash = serialize(&ada_id, 1, ada_event);
+        let before = app.event_count().await;
+
+        let refused = gradebook::store::append_events::<Score>(&app.db, &[next.clone(), clash]).await;
+        assert!(matches!(refused, Err(cqrs_es::AggregateError::AggregateConflict)), "{refused:?}");
+        assert_eq!(app.event_count().await, before, "nothing of a refused chunk is written");
+
+        gradebook::store::append_events::<Score>(&app.db, &[next]).await.unwrap();
+        assert_eq!(app.event_count().await, before + 1);
+        let alan = gradebook::projections::audit::read_aggregate(&app.db, "score", &alan_id).await.unwrap();
+        assert_eq!(alan.iter().map(|e| e.sequence).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(alan[1].event, alan[0].event, "the row holds the event as the store crate would");
+        assert_eq!(alan[1].meta.request_id, batch_meta.request_id);
+        assert_eq!(alan[1].meta.batch_id.as_deref(), Some("b-1"));
+        app.stop().await;
+    }
+}

@@ -323,27 +323,43 @@ on_both_stores! {
 
 /// The text of the first element `css` matches.
 async fn text(b: &fantoccini::Client, css: &str) -> String {
-    b.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))
-        .text()
-        .await
-        .unwrap()
-        .trim()
-        .to_string()
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = b
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no {css} on the page: {e}"));
+        match found.text().await {
+            Ok(t) => return t.trim().to_string(),
+            // Found on the page a click was leaving: look again on the new one.
+            Err(e) if e.is_stale_element_reference() && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("reading {css}: {e}"),
+        }
+    }
 }
 
 async fn click(b: &fantoccini::Client, css: &str) {
-    b.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("no {css} to click: {e}"))
-        .click()
-        .await
-        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = b
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no {css} to click: {e}"));
+        match found.click().await {
+            Ok(_) => return,
+            // Found on a page that was being replaced: look again on the new one.
+            Err(e) if e.is_stale_element_reference() && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("clicking {css}: {e}"),
+        }
+    }
 }
 
 async fn path_of(b: &fantoccini::Client) -> String {

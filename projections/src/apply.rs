@@ -786,17 +786,7 @@ fn copy_row(row: &[Param], out: &mut String) {
         }
         match p {
             Param::Text(None) => out.push_str("\\N"),
-            Param::Text(Some(s)) => {
-                for ch in s.chars() {
-                    match ch {
-                        '\\' => out.push_str("\\\\"),
-                        '\t' => out.push_str("\\t"),
-                        '\n' => out.push_str("\\n"),
-                        '\r' => out.push_str("\\r"),
-                        c => out.push(c),
-                    }
-                }
-            }
+            Param::Text(Some(s)) => crate::db::copy_escape(s, out),
             Param::Int(n) => {
                 let _ = write!(out, "{n}");
             }

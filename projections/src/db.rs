@@ -220,6 +220,20 @@ macro_rules! begin_write {
     };
 }
 
+/// Appends `s` in PostgreSQL `COPY` text format: backslash, tab and line
+/// breaks escaped (a field is then never mistaken for `\N`, a null).
+pub fn copy_escape(s: &str, out: &mut String) {
+    for ch in s.chars() {
+        match ch {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+}
+
 /// The fixed-precision UTC text form used in read tables, so times sort as
 /// text on both stores.
 pub fn ts(t: chrono::DateTime<chrono::Utc>) -> String {

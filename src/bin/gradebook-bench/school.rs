@@ -170,19 +170,6 @@ enum Writer {
     Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
 }
 
-/// COPY text format: backslash, tab and line breaks escaped.
-fn copy_escape(s: &str, out: &mut String) {
-    for ch in s.chars() {
-        match ch {
-            '\\' => out.push_str("\\\\"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            c => out.push(c),
-        }
-    }
-}
-
 impl Writer {
     async fn begin(db: &Db) -> anyhow::Result<Self> {
         Ok(match db {
@@ -216,7 +203,7 @@ impl Writer {
                         if i > 0 {
                             buf.push('\t');
                         }
-                        copy_escape(field, &mut buf);
+                        gradebook::projections::db::copy_escape(field, &mut buf);
                     }
                     buf.push('\n');
                 }

@@ -4,6 +4,12 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 
+use gradebook_domain::CourseId;
+use gradebook_projections::db::Db;
+use gradebook_projections::queries::{self, People};
+use gradebook_projections::view::CourseView;
+
+use crate::http::error::{ApiError, ApiResult};
 use crate::http::SharedState;
 
 pub mod audit;
@@ -29,4 +35,18 @@ pub fn routes() -> Router<SharedState> {
             // Past grades come as whole files: this route alone takes large bodies.
             post(backfill::backfill).layer(DefaultBodyLimit::max(MAX_BACKFILL_BYTES)),
         )
+}
+
+/// The course as a report reads it (all people, or one), or 404
+/// `course_not_found`.
+async fn report_view(db: &Db, course_id: &CourseId, people: People<'_>) -> ApiResult<CourseView> {
+    queries::load_report_view(db, course_id.as_str(), people)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                "course_not_found",
+                format!("course {course_id} does not exist"),
+            )
+        })
 }

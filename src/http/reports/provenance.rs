@@ -33,19 +33,7 @@ pub async fn provenance(
     let course_id = CourseId::parse(course_id)?;
     let user_id = UserId::parse(user_id)?;
     let db = &state.engine.db;
-    let view = queries::load_report_view(
-        db,
-        course_id.as_str(),
-        queries::People::One(user_id.as_str()),
-    )
-    .await?
-    .ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "course_not_found",
-            format!("course {course_id} does not exist"),
-        )
-    })?;
+    let view = super::report_view(db, &course_id, queries::People::One(user_id.as_str())).await?;
     let events = read_student_events(db, course_id.as_str(), user_id.as_str())
         .await
         .map_err(|e| ApiError::from(EngineError::from(queries::QueryError::from(e))))?;

@@ -4,7 +4,6 @@
 use std::str::FromStr;
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::Json;
 use gradebook_domain::CourseId;
 use gradebook_projections::audit::read_locks_and_refusals;
@@ -62,15 +61,7 @@ pub async fn reconciliation(
     let course_id = CourseId::parse(course_id)?;
     let threshold = parse_threshold(q.threshold.as_deref())?;
     let db = &state.engine.db;
-    let view = queries::load_report_view(db, course_id.as_str(), queries::People::All)
-        .await?
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "course_not_found",
-                format!("course {course_id} does not exist"),
-            )
-        })?;
+    let view = super::report_view(db, &course_id, queries::People::All).await?;
     let refusals = read_locks_and_refusals(db, course_id.as_str())
         .await
         .map_err(|e| ApiError::from(EngineError::from(queries::QueryError::from(e))))?;
