@@ -321,8 +321,13 @@ on_both_stores! {
 
 // ---- the browser ----
 
-/// The text of the first element `css` matches.
-async fn text(b: &fantoccini::Client, css: &str) -> String {
+/// Does `act` (`what`) to the first element `css` matches, finding it again
+/// if it was found on the page a click was leaving.
+async fn on_element<T, F, Fut>(b: &fantoccini::Client, css: &str, what: &str, mut act: F) -> T
+where
+    F: FnMut(fantoccini::elements::Element) -> Fut,
+    Fut: std::future::Future<Output = Result<T, fantoccini::error::CmdError>>,
+{
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let found = b
@@ -330,36 +335,27 @@ async fn text(b: &fantoccini::Client, css: &str) -> String {
             .at_most(Duration::from_secs(10))
             .for_element(Locator::Css(css))
             .await
-            .unwrap_or_else(|e| panic!("no {css} on the page: {e}"));
-        match found.text().await {
-            Ok(t) => return t.trim().to_string(),
-            // Found on the page a click was leaving: look again on the new one.
+            .unwrap_or_else(|e| panic!("no {css} to {what}: {e}"));
+        match act(found).await {
+            Ok(t) => return t,
             Err(e) if e.is_stale_element_reference() && std::time::Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            Err(e) => panic!("reading {css}: {e}"),
+            Err(e) => panic!("could not {what} {css}: {e}"),
         }
     }
 }
 
+/// The text of the first element `css` matches.
+async fn text(b: &fantoccini::Client, css: &str) -> String {
+    on_element(b, css, "read", |e| async move { e.text().await })
+        .await
+        .trim()
+        .to_string()
+}
+
 async fn click(b: &fantoccini::Client, css: &str) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let found = b
-            .wait()
-            .at_most(Duration::from_secs(10))
-            .for_element(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("no {css} to click: {e}"));
-        match found.click().await {
-            Ok(_) => return,
-            // Found on a page that was being replaced: look again on the new one.
-            Err(e) if e.is_stale_element_reference() && std::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(e) => panic!("clicking {css}: {e}"),
-        }
-    }
+    on_element(b, css, "click", |e| async move { e.click().await }).await;
 }
 
 async fn path_of(b: &fantoccini::Client) -> String {

@@ -259,65 +259,46 @@ pub struct AggregateKey {
     pub sequence: i64,
 }
 
-/// The part of the log a replay takes: on PostgreSQL the transaction id
-/// below which no transaction can still be running (so nothing below it
-/// can appear later), on SQLite the highest position written so far.
-pub async fn replay_horizon(db: &Db) -> Result<i64, sqlx::Error> {
-    match db {
-        Db::Postgres(pool) => {
-            sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
-                .fetch_one(pool)
-                .await
-        }
-        Db::Sqlite(pool) => {
-            sqlx::query_scalar("SELECT IFNULL(MAX(position), 0) FROM events")
-                .fetch_one(pool)
-                .await
-        }
-    }
+/// The part of the log a PostgreSQL replay takes: the transaction id below
+/// which no transaction can still be running, so nothing below it can
+/// appear later.
+pub async fn replay_horizon(pool: &sqlx::PgPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+        .fetch_one(pool)
+        .await
 }
 
 /// The next events after `after` in primary-key order (aggregate by
-/// aggregate), at most `limit`, within `horizon` (see [`replay_horizon`]),
-/// decoded as they stream in. A replay reads the log this way so that each
-/// read-table row's events come together and the row is written once,
-/// instead of being upserted again for every chunk of the log that touches it.
+/// aggregate), at most `limit`, below `horizon` (see [`replay_horizon`]),
+/// decoded as they stream in. A PostgreSQL replay reads the log this way so
+/// that each read-table row's events come together and the row is written
+/// once, instead of being upserted again for every chunk that touches it.
 pub async fn read_by_aggregate(
-    db: &Db,
+    pool: &sqlx::PgPool,
     after: &AggregateKey,
     horizon: i64,
     limit: i64,
 ) -> Result<Vec<Envelope>, ReadError> {
     use futures_util::TryStreamExt;
-    let sql = match db {
-        Db::Postgres(_) => format!(
-            "SELECT {PG_COLUMNS} FROM events
-              WHERE (aggregate_type, aggregate_id, sequence) > ($1, $2, $3)
-                AND tx_id < $4::text::xid8
-              ORDER BY aggregate_type, aggregate_id, sequence
-              LIMIT $5"
-        ),
-        Db::Sqlite(_) => format!(
-            "SELECT {SQLITE_COLUMNS} FROM events
-              WHERE (aggregate_type, aggregate_id, sequence) > (?, ?, ?)
-                AND position <= ?
-              ORDER BY aggregate_type, aggregate_id, sequence
-              LIMIT ?"
-        ),
-    };
-    with_db!(db, pool => {
-        let mut q = sqlx::query(&sql)
-            .bind(&after.aggregate_type)
-            .bind(&after.aggregate_id)
-            .bind(after.sequence);
-        q = if db.is_postgres() { q.bind(horizon.to_string()) } else { q.bind(horizon) };
-        let mut rows = q.bind(limit).fetch(pool);
-        let mut out = Vec::with_capacity(usize::try_from(limit).unwrap_or_default());
-        while let Some(row) = rows.try_next().await? {
-            out.push(envelope_from_row(&row)?);
-        }
-        Ok(out)
-    })
+    let sql = format!(
+        "SELECT {PG_COLUMNS} FROM events
+          WHERE (aggregate_type, aggregate_id, sequence) > ($1, $2, $3)
+            AND tx_id < $4::text::xid8
+          ORDER BY aggregate_type, aggregate_id, sequence
+          LIMIT $5"
+    );
+    let mut rows = sqlx::query(&sql)
+        .bind(&after.aggregate_type)
+        .bind(&after.aggregate_id)
+        .bind(after.sequence)
+        .bind(horizon.to_string())
+        .bind(limit)
+        .fetch(pool);
+    let mut out = Vec::with_capacity(usize::try_from(limit).unwrap_or_default());
+    while let Some(row) = rows.try_next().await? {
+        out.push(envelope_from_row(&row)?);
+    }
+    Ok(out)
 }
 
 /// Decodes a row of [`PG_COLUMNS`] or [`SQLITE_COLUMNS`] (by index, in that

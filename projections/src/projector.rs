@@ -489,8 +489,7 @@ pub async fn replay_in_chunks(
         // Start reading only once the old rows are gone, so the reader's
         // connection never waits on this transaction; on SQLite no event
         // can be written from here on, as this transaction holds the lock.
-        let horizon = events::replay_horizon(db).await?;
-        let reader = tokio::spawn(read_log(db.clone(), horizon, pages_tx));
+        let reader = tokio::spawn(read_log(db.clone(), pages_tx));
         // A writer task owns the transaction, so the server takes one chunk
         // while the next is folded here and the one after is read.
         let (chunks_tx, mut chunks) = tokio::sync::mpsc::channel::<apply::Changes>(1);
@@ -567,29 +566,34 @@ impl ReplayWrite for sqlx::SqliteConnection {
     }
 }
 
-/// Reads and decodes the log up to `horizon` in pages, sending each page
-/// on; stops at the end, at the first error, or when nobody listens.
+/// Reads and decodes the log in pages, sending each page on; stops at the
+/// end, at the first error, or when nobody listens. On PostgreSQL the log
+/// is read up to the transaction horizon taken as the reading starts.
 /// PostgreSQL is read aggregate by aggregate, so that each chunk's rows are
 /// new and can be copied in. SQLite is read in log order: there a primary-key
 /// walk costs three times a scan of the table, and its multi-row upserts are
 /// cheap enough that the scan is the better trade.
-async fn read_log(
-    db: Db,
-    horizon: i64,
-    out: tokio::sync::mpsc::Sender<Result<Vec<Envelope>, ProjectError>>,
-) {
+async fn read_log(db: Db, out: tokio::sync::mpsc::Sender<Result<Vec<Envelope>, ProjectError>>) {
+    let horizon = match &db {
+        Db::Postgres(pool) => match events::replay_horizon(pool).await {
+            Ok(h) => Some(h),
+            Err(e) => {
+                let _ = out.send(Err(e.into())).await;
+                return;
+            }
+        },
+        Db::Sqlite(_) => None,
+    };
     let mut by_key = events::AggregateKey::default();
     let mut by_position = Checkpoint::default();
     loop {
-        let page = if db.is_postgres() {
-            events::read_by_aggregate(&db, &by_key, horizon, REPLAY_PAGE)
-                .await
-                .map_err(ProjectError::from)
-        } else {
-            events::read_decoded_after(&db, by_position, REPLAY_PAGE)
-                .await
-                .map_err(ProjectError::from)
-        };
+        let page = match (&db, horizon) {
+            (Db::Postgres(pool), Some(h)) => {
+                events::read_by_aggregate(pool, &by_key, h, REPLAY_PAGE).await
+            }
+            _ => events::read_decoded_after(&db, by_position, REPLAY_PAGE).await,
+        }
+        .map_err(ProjectError::from);
         if page.as_ref().is_ok_and(|p| p.is_empty()) {
             return;
         }
