@@ -12,7 +12,10 @@
 use std::collections::HashMap;
 
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::persist::PersistedEventStore;
+use cqrs_es::persist::{
+    EventStoreAggregateContext, PersistedEventStore, PersistenceError, SerializedEvent,
+    SerializedSnapshot,
+};
 use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventEnvelope, EventStore};
 use gradebook_projections::db::Db;
 use gradebook_projections::write_lock::{sqlite_write_lock, WriteLock};
@@ -24,10 +27,16 @@ use sqlite_es::SqliteEventRepository;
 /// learner does.
 pub const SNAPSHOT_EVERY: usize = 20;
 
-pub enum AggStore<A: Aggregate> {
+pub struct AggStore<A: Aggregate> {
+    db: Db,
+    store: Store<A>,
+    /// SQLite: the queue of this process's writers to the file.
+    writers: Option<WriteLock>,
+}
+
+enum Store<A: Aggregate> {
     Postgres(PersistedEventStore<PostgresEventRepository, A>),
-    /// With the queue of this process's writers to the file.
-    Sqlite(PersistedEventStore<SqliteEventRepository, A>, WriteLock),
+    Sqlite(PersistedEventStore<SqliteEventRepository, A>),
 }
 
 impl<A> AggStore<A>
@@ -35,79 +44,211 @@ where
     A: Aggregate<Services = ()> + Send + Sync,
 {
     pub fn new(db: &Db) -> Self {
-        match db {
-            Db::Postgres(pool) => AggStore::Postgres(PersistedEventStore::new_snapshot_store(
+        let store = match db {
+            Db::Postgres(pool) => Store::Postgres(PersistedEventStore::new_snapshot_store(
                 PostgresEventRepository::new(pool.clone()),
                 SNAPSHOT_EVERY,
             )),
-            Db::Sqlite(pool) => AggStore::Sqlite(
-                PersistedEventStore::new_snapshot_store(
-                    SqliteEventRepository::new(pool.clone()),
-                    SNAPSHOT_EVERY,
-                ),
-                sqlite_write_lock(db).unwrap_or_default(),
-            ),
+            Db::Sqlite(pool) => Store::Sqlite(PersistedEventStore::new_snapshot_store(
+                SqliteEventRepository::new(pool.clone()),
+                SNAPSHOT_EVERY,
+            )),
+        };
+        AggStore {
+            db: db.clone(),
+            store,
+            writers: sqlite_write_lock(db),
         }
     }
 
     /// Handles one command and commits what it produced. An empty result
     /// means the command was valid and changed nothing.
+    ///
+    /// The aggregate is loaded in one round trip (its snapshot and the
+    /// events after it together) and, unless a snapshot falls due, its new
+    /// events go in with one INSERT statement that commits on its own. The
+    /// store crates take two reads, then BEGIN, an INSERT per event and
+    /// COMMIT. The rows written are the crates' own, so they read them back
+    /// as theirs; a commit that takes a snapshot is still done by them.
     pub async fn execute(
         &self,
         aggregate_id: &str,
         command: A::Command,
         metadata: HashMap<String, String>,
     ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
-        match self {
-            AggStore::Postgres(s) => run(s, aggregate_id, command, metadata, None).await,
-            AggStore::Sqlite(s, writers) => {
-                run(s, aggregate_id, command, metadata, Some(writers)).await
-            }
+        let mut context = self.load_context(aggregate_id).await?;
+        let sink = EventSink::default();
+        context
+            .aggregate()
+            .handle(command, &(), &sink)
+            .await
+            .map_err(AggregateError::UserError)?;
+        let events = sink.collect().await;
+        if events.is_empty() {
+            return Ok(vec![]);
         }
+        // Only the append waits its turn: the load needs no lock, and a
+        // concurrent writer is still caught by the sequence check.
+        let _turn = match &self.writers {
+            Some(w) => Some(w.lock().await),
+            None => None,
+        };
+        if snapshot_due(context.current_sequence, events.len()) {
+            return match &self.store {
+                Store::Postgres(s) => s.commit(events, context, metadata).await,
+                Store::Sqlite(s) => s.commit(events, context, metadata).await,
+            };
+        }
+        let envelopes: Vec<EventEnvelope<A>> = events
+            .into_iter()
+            .zip(context.current_sequence + 1..)
+            .map(|(payload, sequence)| EventEnvelope {
+                aggregate_id: aggregate_id.to_string(),
+                sequence,
+                payload,
+                metadata: metadata.clone(),
+            })
+            .collect();
+        let serialized = envelopes
+            .iter()
+            .map(SerializedEvent::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        insert_events::<A>(&self.db, &serialized).await?;
+        Ok(envelopes)
     }
 
     /// The aggregate's current state.
     pub async fn load(&self, aggregate_id: &str) -> Result<A, AggregateError<A::Error>> {
-        match self {
-            AggStore::Postgres(s) => Ok(take(s.load_aggregate(aggregate_id).await?)),
-            AggStore::Sqlite(s, _) => Ok(take(s.load_aggregate(aggregate_id).await?)),
+        Ok(self.load_context(aggregate_id).await?.aggregate)
+    }
+
+    /// The aggregate as of its last event, from its snapshot and the events
+    /// after it, read with one statement.
+    async fn load_context(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<EventStoreAggregateContext<A>, AggregateError<A::Error>> {
+        let rows = read_aggregate_rows(&self.db, A::TYPE, aggregate_id)
+            .await
+            .map_err(store_failure)?;
+        let mut rows = rows.into_iter().peekable();
+        let mut context = match rows.next_if(|r| r.snapshot) {
+            None => EventStoreAggregateContext {
+                aggregate_id: aggregate_id.to_string(),
+                aggregate: A::default(),
+                current_sequence: 0,
+                current_snapshot: None,
+            },
+            Some(snap) => match EventStoreAggregateContext::try_from(SerializedSnapshot {
+                aggregate_id: aggregate_id.to_string(),
+                aggregate: snap.payload,
+                current_sequence: snap.sequence,
+                current_snapshot: snap.version,
+            }) {
+                Ok(context) => context,
+                // A snapshot of an older shape: the store crate replays
+                // the whole stream instead, as it always did.
+                Err(PersistenceError::DeserializationError(_)) => {
+                    return match &self.store {
+                        Store::Postgres(s) => s.load_aggregate(aggregate_id).await,
+                        Store::Sqlite(s) => s.load_aggregate(aggregate_id).await,
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            },
+        };
+        for row in rows {
+            let envelope = EventEnvelope::<A>::try_from(SerializedEvent::new(
+                aggregate_id.to_string(),
+                row.sequence,
+                A::TYPE.to_string(),
+                row.event_type,
+                row.event_version,
+                row.payload,
+                row.metadata,
+            ))?;
+            context.current_sequence = envelope.sequence;
+            context.aggregate.apply(envelope.payload);
         }
+        Ok(context)
     }
 }
 
-fn take<A: Aggregate, C: AggregateContext<A>>(mut ctx: C) -> A {
-    std::mem::take(ctx.aggregate())
+/// Whether committing `new_events` after `current_sequence` takes a
+/// snapshot: the store crates' rule for one every [`SNAPSHOT_EVERY`] events.
+fn snapshot_due(current_sequence: usize, new_events: usize) -> bool {
+    new_events >= SNAPSHOT_EVERY - current_sequence % SNAPSHOT_EVERY
 }
 
-async fn run<A, ES>(
-    store: &ES,
+/// A snapshot row (`snapshot`) or an event row of one aggregate.
+struct AggregateRow {
+    snapshot: bool,
+    sequence: usize,
+    version: usize,
+    event_type: String,
+    event_version: String,
+    payload: serde_json::Value,
+    metadata: serde_json::Value,
+}
+
+/// The aggregate's snapshot, if any, then its events after it in order.
+async fn read_aggregate_rows(
+    db: &Db,
+    aggregate_type: &str,
     aggregate_id: &str,
-    command: A::Command,
-    metadata: HashMap<String, String>,
-    writers: Option<&WriteLock>,
-) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>>
-where
-    A: Aggregate<Services = ()>,
-    ES: EventStore<A>,
-{
-    let mut context = store.load_aggregate(aggregate_id).await?;
-    let sink = EventSink::default();
-    context
-        .aggregate()
-        .handle(command, &(), &sink)
-        .await
-        .map_err(AggregateError::UserError)?;
-    let events = sink.collect().await;
-    if events.is_empty() {
-        return Ok(vec![]);
+) -> Result<Vec<AggregateRow>, sqlx::Error> {
+    // JSON comes back as text on both stores and is parsed here.
+    let text = if db.is_postgres() { "::text" } else { "" };
+    let sql = format!(
+        "WITH s AS (SELECT last_sequence, current_snapshot, payload FROM snapshots
+                     WHERE aggregate_type = $1 AND aggregate_id = $2 LIMIT 1)
+         SELECT 1 AS snap, last_sequence AS sequence, current_snapshot AS version,
+                '' AS event_type, '' AS event_version, payload{text} AS payload, '{{}}' AS metadata
+           FROM s
+         UNION ALL
+         SELECT 0, sequence, 0, event_type, event_version, payload{text}, metadata{text}
+           FROM events
+          WHERE aggregate_type = $1 AND aggregate_id = $2
+            AND sequence > COALESCE((SELECT last_sequence FROM s), 0)
+         ORDER BY 1 DESC, 2"
+    );
+    type Cols = (i32, i64, i64, String, String, String, String);
+    let rows: Vec<Cols> = gradebook_projections::with_db!(db, pool => {
+        sqlx::query_as(&sql)
+            .bind(aggregate_type)
+            .bind(aggregate_id)
+            .fetch_all(pool)
+            .await?
+    });
+    let json = |s: &str| serde_json::from_str(s).map_err(|e| sqlx::Error::Decode(Box::new(e)));
+    rows.into_iter()
+        .map(
+            |(snap, sequence, version, event_type, event_version, payload, metadata)| {
+                Ok(AggregateRow {
+                    snapshot: snap == 1,
+                    sequence: usize::try_from(sequence).unwrap_or_default(),
+                    version: usize::try_from(version).unwrap_or_default(),
+                    event_type,
+                    event_version,
+                    payload: json(&payload)?,
+                    metadata: json(&metadata)?,
+                })
+            },
+        )
+        .collect()
+}
+
+/// A database error as the store crates report it.
+fn store_failure<E: std::error::Error>(e: sqlx::Error) -> AggregateError<E> {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => AggregateError::AggregateConflict,
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => AggregateError::DatabaseConnectionError(Box::new(e)),
+        _ => AggregateError::UnexpectedError(Box::new(e)),
     }
-    // Only the append waits its turn: the load needs no lock, and a
-    // concurrent writer is still caught by the sequence check.
-    let _turn = match writers {
-        Some(w) => Some(w.lock().await),
-        None => None,
-    };
-    store.commit(events, context, metadata).await
 }
 
 /// Events per multi-row INSERT in [`append_events`]: 7 parameters each,
@@ -125,23 +266,32 @@ const EVENTS_PER_INSERT: usize = 500;
 /// sequence passes the next multiple of [`SNAPSHOT_EVERY`].
 pub async fn append_events<A: Aggregate>(
     db: &Db,
-    events: &[cqrs_es::persist::SerializedEvent],
+    events: &[SerializedEvent],
 ) -> Result<(), AggregateError<A::Error>> {
-    if events.is_empty() {
-        return Ok(());
-    }
     let writers = sqlite_write_lock(db);
     let _turn = match &writers {
         Some(w) => Some(w.lock().await),
         None => None,
     };
+    insert_events::<A>(db, events).await
+}
+
+/// [`append_events`] for a caller that already holds the SQLite writers'
+/// turn. Up to [`EVENTS_PER_INSERT`] events are one statement, which
+/// commits by itself; more take a transaction.
+async fn insert_events<A: Aggregate>(
+    db: &Db,
+    events: &[SerializedEvent],
+) -> Result<(), AggregateError<A::Error>> {
+    if events.is_empty() {
+        return Ok(());
+    }
     let numbered = db.is_postgres();
-    let result: Result<(), sqlx::Error> = gradebook_projections::with_db!(db, pool => async {
-        let mut tx = pool.begin().await?;
-        for chunk in events.chunks(EVENTS_PER_INSERT) {
-            let sql = insert_events_sql(chunk.len(), numbered);
-            let mut q = sqlx::query(&sql);
-            for e in chunk {
+    // The columns and values the store crates bind, one event after another.
+    macro_rules! bound {
+        ($sql:expr, $events:expr) => {{
+            let mut q = sqlx::query($sql);
+            for e in $events {
                 q = q
                     .bind(A::TYPE)
                     .bind(e.aggregate_id.as_str())
@@ -151,20 +301,24 @@ pub async fn append_events<A: Aggregate>(
                     .bind(&e.payload)
                     .bind(&e.metadata);
             }
-            q.execute(&mut *tx).await?;
+            q
+        }};
+    }
+    let result: Result<(), sqlx::Error> = gradebook_projections::with_db!(db, pool => async {
+        if events.len() <= EVENTS_PER_INSERT {
+            let sql = insert_events_sql(events.len(), numbered);
+            bound!(&sql, events).execute(pool).await?;
+            return Ok(());
+        }
+        let mut tx = pool.begin().await?;
+        for chunk in events.chunks(EVENTS_PER_INSERT) {
+            let sql = insert_events_sql(chunk.len(), numbered);
+            bound!(&sql, chunk).execute(&mut *tx).await?;
         }
         tx.commit().await
     }
     .await);
-    result.map_err(|e| match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => AggregateError::AggregateConflict,
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => AggregateError::DatabaseConnectionError(Box::new(e)),
-        _ => AggregateError::UnexpectedError(Box::new(e)),
-    })
+    result.map_err(store_failure)
 }
 
 /// `INSERT INTO events (...) VALUES (...), ...` for `rows` events; plain `?`

@@ -83,22 +83,12 @@ pub async fn run(server: &Arc<Server>, school: &School, smoke: bool) -> anyhow::
         .await?
     };
 
-    let (srv, js, ss) = (server.clone(), jobs.clone(), samples.clone());
+    let (srv, js, ss, at) = (server.clone(), jobs.clone(), samples.clone(), as_of.clone());
     let all = run_concurrent(jobs.len(), 8, move |k| {
-        let (server, jobs, samples, as_of) = (srv.clone(), js.clone(), ss.clone(), as_of.clone());
+        let (server, jobs, samples, as_of) = (srv.clone(), js.clone(), ss.clone(), at.clone());
         async move {
-            let c = pick(k, sizes.courses);
-            let course = course_id(c);
             let kind = jobs[k];
-            let path = match kind {
-                Kind::Grades => format!("/api/courses/{course}/grades"),
-                Kind::Reconciliation => format!("/api/courses/{course}/reconciliation"),
-                Kind::Provenance => format!(
-                    "/api/courses/{course}/students/{}/provenance",
-                    user_id(c, pick(k + 1, sizes.students))
-                ),
-                Kind::AsOf => format!("/api/courses/{course}/grades?as_of={as_of}"),
-            };
+            let path = path_of(kind, k, sizes.courses, sizes.students, &as_of);
             let t = Instant::now();
             fetch(&server, &path).await?;
             let d = t.elapsed();
@@ -150,6 +140,39 @@ pub async fn run(server: &Arc<Server>, school: &School, smoke: bool) -> anyhow::
         "all requests",
         all.per_sec()
     );
+    // Context: each kind alone with one client, what a request costs
+    // without queueing behind the others (the mixed p99s above are mostly
+    // waiting for a core).
+    println!(
+        "{:<62} {:>11} {:>9} {:>9}",
+        "  context: each kind alone, 1 client", "requests", "p50 ms", "p99 ms"
+    );
+    for kind in [
+        Kind::Grades,
+        Kind::Reconciliation,
+        Kind::Provenance,
+        Kind::AsOf,
+    ] {
+        let n = if smoke { 3 } else { 100 };
+        let (srv, as_of) = (server.clone(), as_of.clone());
+        let s = run_concurrent(n, 1, move |k| {
+            let (server, as_of) = (srv.clone(), as_of.clone());
+            async move {
+                let path = path_of(kind, k, sizes.courses, sizes.students, &as_of);
+                let t = Instant::now();
+                fetch(&server, &path).await?;
+                Ok(t.elapsed())
+            }
+        })
+        .await?;
+        println!(
+            "{:<62} {:>11} {:>9.2} {:>9.2}",
+            format!("  {}", kind.name()),
+            s.samples.len(),
+            s.p50_ms(),
+            s.p99_ms()
+        );
+    }
     for (kind, met) in verdicts {
         verdict(
             &format!("{} p99 < {} ms", kind.name(), kind.target_ms()),
@@ -157,6 +180,21 @@ pub async fn run(server: &Arc<Server>, school: &School, smoke: bool) -> anyhow::
         );
     }
     Ok(())
+}
+
+/// The path of request `k` of this kind, spread over the school.
+fn path_of(kind: Kind, k: usize, courses: usize, students: usize, as_of: &str) -> String {
+    let c = pick(k, courses);
+    let course = course_id(c);
+    match kind {
+        Kind::Grades => format!("/api/courses/{course}/grades"),
+        Kind::Reconciliation => format!("/api/courses/{course}/reconciliation"),
+        Kind::Provenance => format!(
+            "/api/courses/{course}/students/{}/provenance",
+            user_id(c, pick(k + 1, students))
+        ),
+        Kind::AsOf => format!("/api/courses/{course}/grades?as_of={as_of}"),
+    }
 }
 
 /// One GET, its body read whole but not parsed: the baseline's client does
