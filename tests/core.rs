@@ -376,7 +376,7 @@ on_both_stores! {
     /// after it, and the rows written are the store crate's own: its plain
     /// event-by-event load reads back the very same aggregate.
     async fn a_long_score_stream_is_judged_the_same_across_its_snapshots(app: TestApp) {
-        use cqrs_es::persist::PersistedEventStore;
+        use cqrs_es::persist::{PersistedEventRepository, PersistedEventStore};
         use cqrs_es::EventStore;
         use gradebook::domain::ids::aggregate_id;
         use gradebook::domain::score::Score;
@@ -406,24 +406,19 @@ on_both_stores! {
         assert_eq!(snapshot, (40, 2), "a snapshot at every 20th event");
 
         let ours = gradebook::store::AggStore::<Score>::new(&app.db).load(&id).await.unwrap();
-        let theirs: Score = match &app.db {
-            Db::Postgres(pool) => {
-                let store = PersistedEventStore::<_, Score>::new_event_store(
-                    postgres_es::PostgresEventRepository::new(pool.clone()),
-                );
-                let context = store.load_aggregate(&id).await.unwrap();
-                assert_eq!(context.current_sequence, 46);
-                context.aggregate
-            }
-            Db::Sqlite(pool) => {
-                let store = PersistedEventStore::<_, Score>::new_event_store(
-                    sqlite_es::SqliteEventRepository::new(pool.clone()),
-                );
-                let context = store.load_aggregate(&id).await.unwrap();
-                assert_eq!(context.current_sequence, 46);
-                context.aggregate
-            }
+        // The crate's plain event store: every event, one by one, no snapshot.
+        async fn crate_load<R: PersistedEventRepository>(repo: R, id: &str) -> (usize, Score) {
+            let context = PersistedEventStore::<R, Score>::new_event_store(repo)
+                .load_aggregate(id)
+                .await
+                .unwrap();
+            (context.current_sequence, context.aggregate)
+        }
+        let (sequence, theirs) = match &app.db {
+            Db::Postgres(pool) => crate_load(postgres_es::PostgresEventRepository::new(pool.clone()), &id).await,
+            Db::Sqlite(pool) => crate_load(sqlite_es::SqliteEventRepository::new(pool.clone()), &id).await,
         };
+        assert_eq!(sequence, 46);
         assert_eq!(ours, theirs);
         app.stop().await;
     }

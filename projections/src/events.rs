@@ -226,29 +226,6 @@ pub async fn read_after(
     }
 }
 
-/// [`read_after`], decoded as the rows stream in (for a replay, which
-/// reads the whole log).
-pub async fn read_decoded_after(
-    db: &Db,
-    after: Checkpoint,
-    limit: i64,
-) -> Result<Vec<Envelope>, ReadError> {
-    use futures_util::TryStreamExt;
-    let sql = after_sql(db);
-    let mut out = Vec::with_capacity(usize::try_from(limit).unwrap_or_default());
-    with_db!(db, pool => {
-        let mut q = sqlx::query(&sql);
-        if db.is_postgres() {
-            q = q.bind(after.tx.to_string());
-        }
-        let mut rows = q.bind(after.position).bind(limit).fetch(pool);
-        while let Some(row) = rows.try_next().await? {
-            out.push(envelope_from_row(&row)?);
-        }
-    });
-    Ok(out)
-}
-
 /// A key of the events table's primary index, (aggregate type, aggregate
 /// id, sequence): in that order each aggregate's events are contiguous and
 /// in their own log order.
@@ -269,35 +246,48 @@ pub async fn replay_horizon(pool: &sqlx::PgPool) -> Result<i64, sqlx::Error> {
 }
 
 /// The next events after `after` in primary-key order (aggregate by
-/// aggregate), at most `limit`, below `horizon` (see [`replay_horizon`]),
-/// decoded as they stream in. A PostgreSQL replay reads the log this way so
-/// that each read-table row's events come together and the row is written
-/// once, instead of being upserted again for every chunk that touches it.
+/// aggregate), at most `limit`, decoded as they stream in. A replay reads
+/// the log this way so that each read-table row's events come together and
+/// the row is written once, instead of again for every chunk of the log
+/// that touches it. On PostgreSQL only events below `horizon` are read (see
+/// [`replay_horizon`]); on SQLite the replay's write lock keeps the log
+/// from growing, and `horizon` is not used.
 pub async fn read_by_aggregate(
-    pool: &sqlx::PgPool,
+    db: &Db,
     after: &AggregateKey,
     horizon: i64,
     limit: i64,
 ) -> Result<Vec<Envelope>, ReadError> {
     use futures_util::TryStreamExt;
-    let sql = format!(
-        "SELECT {PG_COLUMNS} FROM events
-          WHERE (aggregate_type, aggregate_id, sequence) > ($1, $2, $3)
-            AND tx_id < $4::text::xid8
-          ORDER BY aggregate_type, aggregate_id, sequence
-          LIMIT $5"
-    );
-    let mut rows = sqlx::query(&sql)
-        .bind(&after.aggregate_type)
-        .bind(&after.aggregate_id)
-        .bind(after.sequence)
-        .bind(horizon.to_string())
-        .bind(limit)
-        .fetch(pool);
+    let sql = match db {
+        Db::Postgres(_) => format!(
+            "SELECT {PG_COLUMNS} FROM events
+              WHERE (aggregate_type, aggregate_id, sequence) > ($1, $2, $3)
+                AND tx_id < $4::text::xid8
+              ORDER BY aggregate_type, aggregate_id, sequence
+              LIMIT $5"
+        ),
+        Db::Sqlite(_) => format!(
+            "SELECT {SQLITE_COLUMNS} FROM events
+              WHERE (aggregate_type, aggregate_id, sequence) > (?, ?, ?)
+              ORDER BY aggregate_type, aggregate_id, sequence
+              LIMIT ?"
+        ),
+    };
     let mut out = Vec::with_capacity(usize::try_from(limit).unwrap_or_default());
-    while let Some(row) = rows.try_next().await? {
-        out.push(envelope_from_row(&row)?);
-    }
+    with_db!(db, pool => {
+        let mut q = sqlx::query(&sql)
+            .bind(&after.aggregate_type)
+            .bind(&after.aggregate_id)
+            .bind(after.sequence);
+        if db.is_postgres() {
+            q = q.bind(horizon.to_string());
+        }
+        let mut rows = q.bind(limit).fetch(pool);
+        while let Some(row) = rows.try_next().await? {
+            out.push(envelope_from_row(&row)?);
+        }
+    });
     Ok(out)
 }
 

@@ -459,12 +459,13 @@ pub const REPLAY_CHUNK: usize = 50_000;
 /// folds the events into [`apply::Changes`] and writes each chunk with
 /// multi-row statements: the same code the live projector applies its
 /// batches with, only with larger chunks. A chunk ends only between
-/// aggregates. On PostgreSQL the log is read aggregate by aggregate (the
-/// events table's primary key) rather than in log order: every read-table
-/// row is made from the events of one aggregate, which then arrive together
-/// and in their own order, so each row is new when its chunk is written and
-/// goes in with `COPY`. In log order a learner's cell is touched again by
-/// every pass of grades, and each chunk upserted rows written before it.
+/// aggregates. The log is read aggregate by aggregate (the events table's
+/// primary key) rather than in log order: every read-table row is made
+/// from the events of one aggregate, which then arrive together and in
+/// their own order, so each row is new when its chunk is written (on
+/// PostgreSQL it goes in with `COPY`) and the tables fill in key order. In
+/// log order a learner's cell is touched again by every pass of grades, and
+/// each chunk upserted rows written before it.
 pub async fn replay(db: &Db, progress: impl FnMut(u64)) -> Result<u64, ProjectError> {
     replay_in_chunks(db, REPLAY_CHUNK, progress).await
 }
@@ -556,8 +557,9 @@ impl ReplayWrite for sqlx::PgConnection {
 }
 
 impl ReplayWrite for sqlx::SqliteConnection {
-    /// Read in log order, a chunk may touch rows an earlier one wrote, so
-    /// SQLite gets the live projector's upserts.
+    /// Every row of a chunk is new here too, but SQLite has no `COPY`: the
+    /// live projector's multi-row upserts are its cheapest way in, and
+    /// with the log read aggregate by aggregate they only ever insert.
     async fn write_chunk(&mut self, changes: apply::Changes) -> Result<(), ProjectError> {
         for s in changes.into_statements(false) {
             crate::exec_stmt!(s, &mut *self)?;
@@ -566,44 +568,35 @@ impl ReplayWrite for sqlx::SqliteConnection {
     }
 }
 
-/// Reads and decodes the log in pages, sending each page on; stops at the
-/// end, at the first error, or when nobody listens. On PostgreSQL the log
-/// is read up to the transaction horizon taken as the reading starts.
-/// PostgreSQL is read aggregate by aggregate, so that each chunk's rows are
-/// new and can be copied in. SQLite is read in log order: there a primary-key
-/// walk costs three times a scan of the table, and its multi-row upserts are
-/// cheap enough that the scan is the better trade.
+/// Reads and decodes the log in pages, aggregate by aggregate, sending each
+/// page on; stops at the end, at the first error, or when nobody listens.
+/// On PostgreSQL the log is read up to the transaction horizon taken as the
+/// reading starts.
 async fn read_log(db: Db, out: tokio::sync::mpsc::Sender<Result<Vec<Envelope>, ProjectError>>) {
     let horizon = match &db {
         Db::Postgres(pool) => match events::replay_horizon(pool).await {
-            Ok(h) => Some(h),
+            Ok(h) => h,
             Err(e) => {
                 let _ = out.send(Err(e.into())).await;
                 return;
             }
         },
-        Db::Sqlite(_) => None,
+        Db::Sqlite(_) => 0,
     };
-    let mut by_key = events::AggregateKey::default();
-    let mut by_position = Checkpoint::default();
+    let mut after = events::AggregateKey::default();
     loop {
-        let page = match (&db, horizon) {
-            (Db::Postgres(pool), Some(h)) => {
-                events::read_by_aggregate(pool, &by_key, h, REPLAY_PAGE).await
-            }
-            _ => events::read_decoded_after(&db, by_position, REPLAY_PAGE).await,
-        }
-        .map_err(ProjectError::from);
+        let page = events::read_by_aggregate(&db, &after, horizon, REPLAY_PAGE)
+            .await
+            .map_err(ProjectError::from);
         if page.as_ref().is_ok_and(|p| p.is_empty()) {
             return;
         }
         if let Ok(Some(e)) = page.as_ref().map(|p| p.last()) {
-            by_key = events::AggregateKey {
+            after = events::AggregateKey {
                 aggregate_type: e.aggregate_type.clone(),
                 aggregate_id: e.aggregate_id.clone(),
                 sequence: e.sequence,
             };
-            by_position = e.at;
         }
         let failed = page.is_err();
         if out.send(page).await.is_err() || failed {
