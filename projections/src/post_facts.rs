@@ -3,9 +3,6 @@
 //! line item exists and the tool may see it, and the facts the score rules
 //! take (course lock, item deleted, the learner's enrollment).
 
-use std::str::FromStr;
-
-use rust_decimal::Decimal;
 use sqlx::Row;
 
 use crate::db::Db;
@@ -59,24 +56,12 @@ pub async fn score_post_facts(
         .fetch_optional(pool)
         .await?;
         let Some(r) = row else { return Ok(None) };
-        let deleted: Option<bool> = r.get("deleted");
-        let maximum: Option<String> = r.get("score_maximum");
-        let role: Option<String> = r.get("role");
-        let status: Option<String> = r.get("status");
+        let context = ScoreContext::from_row(&r)?;
         Ok(Some(PostFacts {
             deployed: r.get("deployed"),
-            visible: deleted.is_some() && r.get::<Option<bool>, _>("visible").unwrap_or(false),
-            context: ScoreContext {
-                course_locked: r.get("locked"),
-                line_item_deleted: deleted,
-                line_item_maximum: maximum
-                    .map(|m| {
-                        Decimal::from_str(&m)
-                            .map_err(|e| QueryError::Corrupt(format!("score_maximum: {e}")))
-                    })
-                    .transpose()?,
-                enrollment: role.zip(status),
-            },
+            visible: context.line_item_deleted.is_some()
+                && r.get::<Option<bool>, _>("visible").unwrap_or(false),
+            context,
         }))
     })
 }

@@ -368,6 +368,27 @@ pub struct ScoreContext {
     pub enrollment: Option<(String, String)>,
 }
 
+impl ScoreContext {
+    /// The facts from a row with the columns `locked`, `deleted`,
+    /// `score_maximum`, `role` and `status` (the score post's queries on
+    /// either store).
+    pub(crate) fn from_row<R: Row>(r: &R) -> Result<Self, QueryError>
+    where
+        for<'r> bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        for<'a> &'a str: sqlx::ColumnIndex<R>,
+    {
+        let role: Option<String> = r.get("role");
+        let status: Option<String> = r.get("status");
+        Ok(ScoreContext {
+            course_locked: r.get("locked"),
+            line_item_deleted: r.get("deleted"),
+            line_item_maximum: parse_dec("score_maximum", r.get("score_maximum"))?,
+            enrollment: role.zip(status),
+        })
+    }
+}
+
 /// Reads the facts a score post needs in one round trip; `None` when the
 /// course does not exist.
 pub async fn score_context(
@@ -389,15 +410,7 @@ pub async fn score_context(
         .bind(user_id)
         .fetch_optional(pool)
         .await?;
-        let Some(r) = row else { return Ok(None) };
-        let role: Option<String> = r.get("role");
-        let status: Option<String> = r.get("status");
-        Ok(Some(ScoreContext {
-            course_locked: r.get("locked"),
-            line_item_deleted: r.get("deleted"),
-            line_item_maximum: parse_dec("score_maximum", r.get("score_maximum"))?,
-            enrollment: role.zip(status),
-        }))
+        row.as_ref().map(ScoreContext::from_row).transpose()
     })
 }
 
