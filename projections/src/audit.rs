@@ -13,7 +13,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use crate::db::{Db, Param};
-use crate::events::{Checkpoint, Envelope, RawEvent, ReadError};
+use crate::events::{envelope_from_row, Checkpoint, Envelope, RawEvent, ReadError, PG_COLUMNS};
 
 /// The most events one audit page returns.
 pub const MAX_LIMIT: i64 = 1000;
@@ -267,19 +267,26 @@ where
     ))
 }
 
-const PG_COLUMNS: &str = "tx_id::text::bigint AS tx, position, aggregate_type, aggregate_id, sequence, event_type, payload::text AS payload, metadata::text AS metadata";
-
 /// Decoded events matching `cond` (SQL over the events table with `$1`..
 /// bound to `params`), in log order. Each caller's condition is written to
 /// be answered from one index.
 async fn read_where(db: &Db, cond: &str, params: &[&str]) -> Result<Vec<Envelope>, ReadError> {
+    use futures_util::TryStreamExt;
     let params: Vec<Param> = params.iter().map(|s| Param::from(*s)).collect();
     let raws: Vec<RawEvent> = match db {
         Db::Postgres(pool) => {
+            // Decoded as the rows stream in, payload and metadata read in
+            // place: an `as_of` report reads a course's whole log (about
+            // 0.8 MB for 2,000 events), and copying it first was a fifth
+            // of the request.
             let sql =
                 format!("SELECT {PG_COLUMNS} FROM events WHERE {cond} ORDER BY tx_id, position");
-            let rows = bind_all(sqlx::query(&sql), &params).fetch_all(pool).await?;
-            rows.iter().map(raw_row).collect::<Result<_, _>>()?
+            let mut rows = bind_all(sqlx::query(&sql), &params).fetch(pool);
+            let mut out = Vec::new();
+            while let Some(row) = rows.try_next().await? {
+                out.push(envelope_from_row(&row)?);
+            }
+            return Ok(out);
         }
         Db::Sqlite(pool) => {
             // The driver hands rows over one at a time from its worker
@@ -321,24 +328,6 @@ fn sqlite_raws(text: &str) -> Result<Vec<RawEvent>, sqlx::Error> {
             },
         )
         .collect())
-}
-
-fn raw_row<R: Row>(row: &R) -> Result<RawEvent, sqlx::Error>
-where
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-{
-    Ok(RawEvent {
-        tx: row.try_get("tx")?,
-        position: row.try_get("position")?,
-        aggregate_type: row.try_get("aggregate_type")?,
-        aggregate_id: row.try_get("aggregate_id")?,
-        sequence: row.try_get("sequence")?,
-        event_type: row.try_get("event_type")?,
-        payload: row.try_get("payload")?,
-        metadata: row.try_get("metadata")?,
-    })
 }
 
 /// What a student's provenance needs: the course's lock and line item

@@ -173,7 +173,7 @@ where
     }
 }
 
-const PG_COLUMNS: &str = "tx_id::text::bigint AS tx, position, aggregate_type, aggregate_id, sequence, event_type, payload::text AS payload, metadata::text AS metadata";
+pub(crate) const PG_COLUMNS: &str = "tx_id::text::bigint AS tx, position, aggregate_type, aggregate_id, sequence, event_type, payload::text AS payload, metadata::text AS metadata";
 const SQLITE_COLUMNS: &str =
     "0 AS tx, position, aggregate_type, aggregate_id, sequence, event_type, payload, metadata";
 
@@ -293,7 +293,7 @@ pub async fn read_by_aggregate(
 
 /// Decodes a row of [`PG_COLUMNS`] or [`SQLITE_COLUMNS`] (by index, in that
 /// order) without copying its payload and metadata first.
-fn envelope_from_row<R: Row>(row: &R) -> Result<Envelope, ReadError>
+pub(crate) fn envelope_from_row<R: Row>(row: &R) -> Result<Envelope, ReadError>
 where
     for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
@@ -316,23 +316,7 @@ where
 
 /// Every event of one course (all its aggregates), in log order.
 pub async fn read_course(db: &Db, course_id: &str) -> Result<Vec<Envelope>, ReadError> {
-    let raws: Vec<RawEvent> = match db {
-        Db::Postgres(pool) => {
-            let sql = format!(
-                "SELECT {PG_COLUMNS} FROM events WHERE course_id = $1 ORDER BY tx_id, position"
-            );
-            let rows = sqlx::query(&sql).bind(course_id).fetch_all(pool).await?;
-            rows.iter().map(raw_from_row).collect()
-        }
-        Db::Sqlite(pool) => {
-            let sql = format!(
-                "SELECT {SQLITE_COLUMNS} FROM events WHERE course_id = $1 ORDER BY position"
-            );
-            let rows = sqlx::query(&sql).bind(course_id).fetch_all(pool).await?;
-            rows.iter().map(raw_from_row).collect()
-        }
-    };
-    raws.into_iter().map(RawEvent::decode).collect()
+    crate::audit::read_course_events(db, course_id).await
 }
 
 /// Where one committed event sits in the log, to wait for the projector.

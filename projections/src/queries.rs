@@ -36,17 +36,17 @@ fn parse_json<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Result<T, 
     serde_json::from_str(s).map_err(|e| corrupt(what, e))
 }
 
-fn parse_time(what: &str, s: Option<String>) -> Result<Option<DateTime<Utc>>, QueryError> {
+fn parse_time(what: &str, s: Option<&str>) -> Result<Option<DateTime<Utc>>, QueryError> {
     s.map(|s| {
-        DateTime::parse_from_rfc3339(&s)
+        DateTime::parse_from_rfc3339(s)
             .map(|d| d.with_timezone(&Utc))
             .map_err(|e| corrupt(what, e))
     })
     .transpose()
 }
 
-fn parse_dec(what: &str, s: Option<String>) -> Result<Option<Decimal>, QueryError> {
-    s.map(|s| Decimal::from_str(&s).map_err(|e| corrupt(what, e)))
+fn parse_dec(what: &str, s: Option<&str>) -> Result<Option<Decimal>, QueryError> {
+    s.map(|s| Decimal::from_str(s).map_err(|e| corrupt(what, e)))
         .transpose()
 }
 
@@ -93,8 +93,28 @@ type PersonCols = (
     Option<String>,
     Option<String>,
 );
-/// A score cell, in the order of [`CELL_COLUMNS`].
-type CellCols = (
+/// A score cell, in the order of [`CELL_COLUMNS`], its text read in place
+/// (a course's grade report decodes 800 of these).
+type CellCols<'a> = (
+    String,
+    String,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<&'a str>,
+    &'a str,
+    Option<&'a str>,
+    &'a str,
+    i64,
+    i64,
+    i64,
+);
+/// The same cell as SQLite's JSON array hands it over (owned: a JSON string
+/// with escapes cannot be borrowed).
+type CellJson = (
     String,
     String,
     Option<String>,
@@ -154,7 +174,7 @@ fn report_view_sql(postgres: bool, people: People<'_>) -> (String, Option<String
 }
 
 /// One score cell of the view from its columns.
-fn score_cell(cols: CellCols) -> Result<((String, String), ScoreRow), QueryError> {
+fn score_cell(cols: CellCols<'_>) -> Result<((String, String), ScoreRow), QueryError> {
     let (
         line_item_id,
         user_id,
@@ -176,11 +196,11 @@ fn score_cell(cols: CellCols) -> Result<((String, String), ScoreRow), QueryError
         (Some(a), Some(g), Some(t)) => Some(ScorePost {
             score_given: parse_dec("score_given", score_given)?,
             score_maximum: parse_dec("score_maximum", score_maximum)?,
-            activity_progress: parse_enum("activity_progress", &a)?,
-            grading_progress: parse_enum("grading_progress", &g)?,
-            timestamp: chrono::DateTime::parse_from_rfc3339(&t)
+            activity_progress: parse_enum("activity_progress", a)?,
+            grading_progress: parse_enum("grading_progress", g)?,
+            timestamp: chrono::DateTime::parse_from_rfc3339(t)
                 .map_err(|e| corrupt("tool_timestamp", e))?,
-            comment,
+            comment: comment.map(str::to_string),
         }),
         _ => None,
     };
@@ -189,10 +209,10 @@ fn score_cell(cols: CellCols) -> Result<((String, String), ScoreRow), QueryError
         ScoreRow {
             kept,
             kept_at: parse_time("kept_at", kept_at)?,
-            last_outcome: LastOutcome::parse(&last_outcome)
-                .ok_or_else(|| corrupt("last_outcome", &last_outcome))?,
+            last_outcome: LastOutcome::parse(last_outcome)
+                .ok_or_else(|| corrupt("last_outcome", last_outcome))?,
             last_reason: last_reason
-                .map(|s| parse_enum::<RejectReason>("last_reason", &s))
+                .map(|s| parse_enum::<RejectReason>("last_reason", s))
                 .transpose()?,
             last_post_at: parse_time("last_post_at", Some(last_post_at))?.unwrap_or_default(),
             posts,
@@ -216,7 +236,7 @@ pub async fn load_report_view(
         People::All => None,
         People::One(user_id) => Some(user_id),
     };
-    let (row, cell_rows) = with_db!(db, pool => {
+    let (row, cells) = with_db!(db, pool => {
         let mut q = sqlx::query(&course_sql).bind(course_id);
         if let Some(u) = user {
             q = q.bind(u);
@@ -235,22 +255,26 @@ pub async fn load_report_view(
                 r.get::<Option<String>, _>("cells"),
             ),
         };
-        let mut cell_rows: Vec<CellCols> = Vec::new();
+        let mut cells = BTreeMap::new();
         if let Some(sql) = &cells_sql {
+            use futures_util::TryStreamExt;
             let mut q = sqlx::query(sql).bind(course_id);
             if let Some(u) = user {
                 q = q.bind(u);
             }
-            for r in q.fetch_all(pool).await? {
-                cell_rows.push((
-                    r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6), r.get(7),
-                    r.get(8), r.get(9), r.get(10), r.get(11), r.get(12), r.get(13), r.get(14),
-                ));
+            let mut rows = q.fetch(pool);
+            while let Some(r) = rows.try_next().await? {
+                let (key, cell) = score_cell((
+                    r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?,
+                    r.try_get(5)?, r.try_get(6)?, r.try_get(7)?, r.try_get(8)?, r.try_get(9)?,
+                    r.try_get(10)?, r.try_get(11)?, r.try_get(12)?, r.try_get(13)?, r.try_get(14)?,
+                ))?;
+                cells.insert(key, cell);
             }
         }
-        (row, cell_rows)
+        (row, cells)
     });
-    let (title, term, scheme, missing, scale, locked, items, persons, cells) = row;
+    let (title, term, scheme, missing, scale, locked, items, persons, cells_json) = row;
     let policy = GradingPolicy {
         scheme: parse_json("scheme", &scheme)?,
         missing: parse_json("missing", &missing)?,
@@ -282,20 +306,37 @@ pub async fn load_report_view(
                 status: parse_enum::<EnrollmentStatus>("status", &status)?,
                 name,
                 email,
-                first_launch: parse_time("first_launch", first_launch)?,
-                latest_launch: parse_time("latest_launch", latest_launch)?,
+                first_launch: parse_time("first_launch", first_launch.as_deref())?,
+                latest_launch: parse_time("latest_launch", latest_launch.as_deref())?,
             },
         );
     }
 
-    let cell_rows = match cells {
-        Some(text) => parse_json::<Vec<CellCols>>("score cells", &text)?,
-        None => cell_rows,
+    let scores = match cells_json {
+        Some(text) => parse_json::<Vec<CellJson>>("score cells", &text)?
+            .into_iter()
+            .map(|(li, u, sg, sm, ap, gp, ts, c, ka, lo, lr, lp, n, r, st)| {
+                score_cell((
+                    li,
+                    u,
+                    sg.as_deref(),
+                    sm.as_deref(),
+                    ap.as_deref(),
+                    gp.as_deref(),
+                    ts.as_deref(),
+                    c.as_deref(),
+                    ka.as_deref(),
+                    &lo,
+                    lr.as_deref(),
+                    &lp,
+                    n,
+                    r,
+                    st,
+                ))
+            })
+            .collect::<Result<BTreeMap<_, _>, _>>()?,
+        None => cells,
     };
-    let scores = cell_rows
-        .into_iter()
-        .map(score_cell)
-        .collect::<Result<BTreeMap<_, _>, _>>()?;
     Ok(Some(CourseView {
         course_id: course_id.to_string(),
         title,
@@ -383,7 +424,10 @@ impl ScoreContext {
         Ok(ScoreContext {
             course_locked: r.get("locked"),
             line_item_deleted: r.get("deleted"),
-            line_item_maximum: parse_dec("score_maximum", r.get("score_maximum"))?,
+            line_item_maximum: parse_dec(
+                "score_maximum",
+                r.get::<Option<String>, _>("score_maximum").as_deref(),
+            )?,
             enrollment: role.zip(status),
         })
     }

@@ -64,6 +64,70 @@ impl Series {
     }
 }
 
+/// CPU time spent between two readings: by the whole machine (every core,
+/// every process: with nothing else running, this process plus the
+/// database server) and by this process (the server under test and the
+/// benchmark's client). Linux only; zero elsewhere.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuReading {
+    machine_ticks: u64,
+    process_ticks: u64,
+}
+
+/// `/proc` counts CPU time in USER_HZ ticks, 100 a second on Linux.
+const TICK_MS: f64 = 10.0;
+
+impl CpuReading {
+    pub fn now() -> Self {
+        // /proc/stat: "cpu user nice system idle iowait irq softirq steal ...";
+        // busy is everything but idle and iowait.
+        let machine_ticks = std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|s| {
+                let f: Vec<u64> = s
+                    .lines()
+                    .next()?
+                    .split_whitespace()
+                    .skip(1)
+                    .filter_map(|v| v.parse().ok())
+                    .collect();
+                Some(f.iter().take(8).sum::<u64>() - f.get(3)? - f.get(4)?)
+            })
+            .unwrap_or_default();
+        // /proc/self/stat: utime and stime are fields 14 and 15, counted
+        // after the command name's closing parenthesis.
+        let process_ticks = std::fs::read_to_string("/proc/self/stat")
+            .ok()
+            .and_then(|s| {
+                let f: Vec<u64> = s
+                    .rsplit_once(')')?
+                    .1
+                    .split_whitespace()
+                    .skip(11)
+                    .take(2)
+                    .filter_map(|v| v.parse().ok())
+                    .collect();
+                Some(f.iter().sum())
+            })
+            .unwrap_or_default();
+        CpuReading {
+            machine_ticks,
+            process_ticks,
+        }
+    }
+
+    /// Milliseconds of CPU per request since `self`, for `n` requests:
+    /// (machine, this process).
+    pub fn per_request_since(self, n: usize) -> (f64, f64) {
+        let now = CpuReading::now();
+        let per = |ticks: u64| ticks as f64 * TICK_MS / n.max(1) as f64;
+        (
+            per(now.machine_ticks.saturating_sub(self.machine_ticks)),
+            per(now.process_ticks.saturating_sub(self.process_ticks)),
+        )
+    }
+}
+
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
