@@ -602,9 +602,9 @@ on_both_stores! {
     /// Walks every route the OpenAPI document says needs a registrar API
     /// token: each refuses no token, a made-up one, a revoked one, one with
     /// the right id and a wrong secret, and a tool's LTI access token, with
-    /// 401; every role a write route does not name gets 403 (sent a body
-    /// the route would take, so only the role can be refused). Nothing is
-    /// recorded.
+    /// 401; every role a write route does not name gets 403, sent a body
+    /// the route would take (so only the role can be refused) and sent a
+    /// malformed one (the role is checked first). Nothing is recorded.
     async fn every_registrar_route_refuses_missing_revoked_and_wrong_role_tokens(app: TestApp) {
         let tool = register_tool(&app, json!({})).await;
         course_with(&app, &[&tool.tool_id]).await;
@@ -656,6 +656,13 @@ on_both_stores! {
                         };
                         let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
                         assert_eq!((status, v["error"].as_str()), (403, Some("forbidden")), "{method} {path} as {role}: {text}");
+                        // The role is refused before the body is read: a
+                        // malformed one changes nothing about the answer.
+                        let res = app.client.request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), app.url(&path))
+                            .bearer_auth(token).header("content-type", "application/json").body("{\"unclosed").send().await.unwrap();
+                        let (status, text) = (res.status().as_u16(), res.text().await.unwrap());
+                        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                        assert_eq!((status, v["error"].as_str()), (403, Some("forbidden")), "{method} {path} as {role}, malformed body: {text}");
                         wrong_role += 1;
                     }
                 }

@@ -45,6 +45,48 @@ impl Caller {
     }
 }
 
+/// Callers whose role is checked as the request's head is read, before its
+/// body: a token without the role is refused with 403 whatever it sent.
+macro_rules! role_caller {
+    ($(#[$doc:meta])* $name:ident: $($role:ident)|+) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        pub struct $name(pub Caller);
+
+        impl $name {
+            /// The caller, if it holds the role.
+            pub fn check(caller: Caller) -> Result<Self, ApiError> {
+                caller.require(&[$(ApiRole::$role),+])?;
+                Ok($name(caller))
+            }
+        }
+
+        impl FromRequestParts<SharedState> for $name {
+            type Rejection = ApiError;
+
+            async fn from_request_parts(
+                parts: &mut Parts,
+                state: &SharedState,
+            ) -> Result<Self, Self::Rejection> {
+                Self::check(Caller::from_request_parts(parts, state).await?)
+            }
+        }
+    };
+}
+
+role_caller!(
+    /// A caller with the `sis` role.
+    SisCaller: Sis
+);
+role_caller!(
+    /// A caller with the `registrar` role.
+    RegistrarCaller: Registrar
+);
+role_caller!(
+    /// A caller with the `sis` or the `registrar` role.
+    SisOrRegistrarCaller: Sis | Registrar
+);
+
 pub fn unauthorized(message: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
 }

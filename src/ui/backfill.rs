@@ -17,6 +17,7 @@ use super::session::Viewer;
 use super::{csrf_field, layout, Nav, UiError, UiResult};
 use crate::auth::ApiRole;
 use crate::backfill::Report;
+use crate::http::auth::RegistrarCaller;
 use crate::http::extract::{Path as ApiPath, Query as ApiQuery};
 use crate::http::reports::backfill::{backfill, BackfillQuery};
 use crate::http::SharedState;
@@ -88,7 +89,7 @@ async fn run(
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv"));
     Ok(backfill(
         State(state.clone()),
-        viewer.caller.clone(),
+        RegistrarCaller::check(viewer.caller.clone())?,
         ApiPath(course_id.to_string()),
         ApiQuery(BackfillQuery {
             dry_run: Some(dry_run.to_string()),

@@ -29,6 +29,7 @@ use super::{csrf_field, layout, local_time_value, parse_local_time, Nav, UiError
 use crate::auth::ApiRole;
 use crate::engine::EngineError;
 use crate::http::api::courses as api;
+use crate::http::auth::RegistrarCaller;
 use crate::http::error::ApiError;
 use crate::http::extract::Path as ApiPath;
 use crate::http::SharedState;
@@ -436,9 +437,23 @@ async fn set_lock(
         .into();
     let path = ApiPath(course_id.to_string());
     if lock {
-        let _state = api::lock(State(state), viewer.caller.clone(), path, headers, body).await?;
+        let _state = api::lock(
+            State(state),
+            RegistrarCaller::check(viewer.caller.clone())?,
+            path,
+            headers,
+            body,
+        )
+        .await?;
     } else {
-        let _state = api::unlock(State(state), viewer.caller.clone(), path, headers, body).await?;
+        let _state = api::unlock(
+            State(state),
+            RegistrarCaller::check(viewer.caller.clone())?,
+            path,
+            headers,
+            body,
+        )
+        .await?;
     }
     Ok(Redirect::to(&format!("/ui/courses/{course_id}")).into_response())
 }

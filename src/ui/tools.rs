@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use super::session::Viewer;
 use super::{csrf_field, layout, when, Nav, UiError, UiResult};
 use crate::auth::ApiRole;
+use crate::http::auth::RegistrarCaller;
 use crate::http::extract::{Json as ApiJson, Path as ApiPath};
 use crate::http::SharedState;
 use crate::lti::services::platform::Urls;
@@ -155,7 +156,7 @@ pub async fn save(
     .map_err(|_| UiError::bad_input("Grading must be full, sync only or off."))?;
     let _tool = reg::patch_tool(
         State(state),
-        viewer.caller.clone(),
+        RegistrarCaller::check(viewer.caller.clone())?,
         ApiPath(tool_id),
         ApiJson(patch),
     )
@@ -179,10 +180,13 @@ pub async fn start_registration(
     let body =
         serde_json::from_value(json!({"registration_url": f.registration_url.unwrap_or_default()}))
             .map_err(|_| UiError::bad_input("Paste the tool's registration URL."))?;
-    let started =
-        reg::start_dynamic_registration(State(state.clone()), viewer.caller.clone(), ApiJson(body))
-            .await?
-            .0;
+    let started = reg::start_dynamic_registration(
+        State(state.clone()),
+        RegistrarCaller::check(viewer.caller.clone())?,
+        ApiJson(body),
+    )
+    .await?
+    .0;
     let list = reg::list_tools(State(state.clone()), viewer.caller.clone())
         .await?
         .0;

@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::body::{meta, optional_json, Dec};
 use crate::auth::ApiRole;
 use crate::http::api::openapi::ErrorBody;
-use crate::http::auth::Caller;
+use crate::http::auth::{Caller, RegistrarCaller, SisCaller, SisOrRegistrarCaller};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Json, Path, Query};
 use crate::http::SharedState;
@@ -153,10 +153,9 @@ async fn known_tools(state: &SharedState, ids: Vec<String>) -> ApiResult<Vec<Too
     security(("bearer" = [])))]
 pub async fn create(
     State(state): State<SharedState>,
-    caller: Caller,
+    SisCaller(caller): SisCaller,
     Json(body): Json<NewCourse>,
 ) -> ApiResult<(StatusCode, JsonOut<CourseDetail>)> {
-    caller.require(&[ApiRole::Sis])?;
     let course_id = CourseId::parse(body.course_id)?;
     let tools = known_tools(&state, body.tool_ids).await?;
     state
@@ -235,11 +234,10 @@ fn scheme_of(body_scheme: SchemeName, categories: Option<Vec<CategoryBody>>) -> 
     security(("bearer" = [])))]
 pub async fn set_grading(
     State(state): State<SharedState>,
-    caller: Caller,
+    SisCaller(caller): SisCaller,
     Path(course_id): Path<String>,
     Json(body): Json<GradingBody>,
 ) -> ApiResult<JsonOut<CourseDetail>> {
-    caller.require(&[ApiRole::Sis])?;
     let course_id = CourseId::parse(course_id)?;
     let current = detail_of(&state, &course_id).await?;
     let scheme = scheme_of(body.scheme, body.categories)?;
@@ -277,11 +275,10 @@ pub async fn set_grading(
     security(("bearer" = [])))]
 pub async fn add_tools(
     State(state): State<SharedState>,
-    caller: Caller,
+    SisOrRegistrarCaller(caller): SisOrRegistrarCaller,
     Path(course_id): Path<String>,
     Json(body): Json<ToolIds>,
 ) -> ApiResult<JsonOut<CourseDetail>> {
-    caller.require(&[ApiRole::Sis, ApiRole::Registrar])?;
     let course_id = CourseId::parse(course_id)?;
     detail_of(&state, &course_id).await?;
     let tools = known_tools(&state, body.tool_ids).await?;
@@ -305,7 +302,6 @@ async fn set_lock(
     body: Bytes,
     lock: bool,
 ) -> ApiResult<JsonOut<LockState>> {
-    caller.require(&[ApiRole::Registrar])?;
     let course_id = CourseId::parse(course_id)?;
     let LockBody { reason } = optional_json(&headers, &body)?;
     let meta = meta(&caller, Source::Registrar);
@@ -334,7 +330,7 @@ async fn set_lock(
     security(("bearer" = [])))]
 pub async fn lock(
     State(state): State<SharedState>,
-    caller: Caller,
+    RegistrarCaller(caller): RegistrarCaller,
     Path(course_id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
@@ -349,7 +345,7 @@ pub async fn lock(
     security(("bearer" = [])))]
 pub async fn unlock(
     State(state): State<SharedState>,
-    caller: Caller,
+    RegistrarCaller(caller): RegistrarCaller,
     Path(course_id): Path<String>,
     headers: HeaderMap,
     body: Bytes,

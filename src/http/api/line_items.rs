@@ -12,9 +12,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::body::{meta, nullable, Dec};
 use super::courses::detail_of;
-use crate::auth::ApiRole;
 use crate::http::api::openapi::ErrorBody;
-use crate::http::auth::Caller;
+use crate::http::auth::{Caller, SisCaller};
 use crate::http::error::ApiResult;
 use crate::http::extract::{Json, Path, Query};
 use crate::http::SharedState;
@@ -158,11 +157,10 @@ fn not_null<T>(field: &str, v: Option<Option<T>>) -> ApiResult<Option<T>> {
     security(("bearer" = [])))]
 pub async fn create(
     State(state): State<SharedState>,
-    caller: Caller,
+    SisCaller(caller): SisCaller,
     Path(course_id): Path<String>,
     Json(body): Json<NewLineItem>,
 ) -> ApiResult<(StatusCode, JsonOut<LineItemOut>)> {
-    caller.require(&[ApiRole::Sis])?;
     let course_id = CourseId::parse(course_id)?;
     let line_item_id = body.line_item_id.map(LineItemId::parse).transpose()?;
     let mut spec = LineItemSpec::new(body.label, body.score_maximum.0);
@@ -189,11 +187,10 @@ pub async fn create(
     security(("bearer" = [])))]
 pub async fn update(
     State(state): State<SharedState>,
-    caller: Caller,
+    SisCaller(caller): SisCaller,
     Path((course_id, line_item_id)): Path<(String, String)>,
     Json(body): Json<LineItemChange>,
 ) -> ApiResult<JsonOut<LineItemOut>> {
-    caller.require(&[ApiRole::Sis])?;
     let course_id = CourseId::parse(course_id)?;
     let line_item_id = LineItemId::parse(line_item_id)?;
     let patch = LineItemPatch {
@@ -224,10 +221,9 @@ pub async fn update(
     security(("bearer" = [])))]
 pub async fn delete(
     State(state): State<SharedState>,
-    caller: Caller,
+    SisCaller(caller): SisCaller,
     Path((course_id, line_item_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    caller.require(&[ApiRole::Sis])?;
     let course_id = CourseId::parse(course_id)?;
     let line_item_id = LineItemId::parse(line_item_id)?;
     state

@@ -12,9 +12,8 @@ use utoipa::ToSchema;
 
 use super::body::meta;
 use super::courses::detail_of;
-use crate::auth::ApiRole;
 use crate::http::api::openapi::ErrorBody;
-use crate::http::auth::Caller;
+use crate::http::auth::{Caller, SisCaller};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Json, Path};
 use crate::http::SharedState;
@@ -70,11 +69,10 @@ async fn entry(
     security(("bearer" = [])))]
 pub async fn put(
     State(state): State<SharedState>,
-    caller: Caller,
+    SisCaller(caller): SisCaller,
     Path((course_id, user_id)): Path<(String, String)>,
     Json(body): Json<PersonBody>,
 ) -> ApiResult<(StatusCode, JsonOut<EnrollmentEntry>)> {
-    caller.require(&[ApiRole::Sis])?;
     let course_id = CourseId::parse(course_id)?;
     let user_id = UserId::parse(user_id)?;
     let person = Person {
@@ -106,10 +104,9 @@ pub async fn put(
     security(("bearer" = [])))]
 pub async fn drop(
     State(state): State<SharedState>,
-    caller: Caller,
+    SisCaller(caller): SisCaller,
     Path((course_id, user_id)): Path<(String, String)>,
 ) -> ApiResult<JsonOut<EnrollmentEntry>> {
-    caller.require(&[ApiRole::Sis])?;
     let course_id = CourseId::parse(course_id)?;
     let user_id = UserId::parse(user_id)?;
     state

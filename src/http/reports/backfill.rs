@@ -10,10 +10,9 @@ use gradebook_domain::CourseId;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::auth::ApiRole;
 use crate::backfill::{self, BackfillError, Batch, CsvRows, Format, JsonLines, Report, RowSource};
 use crate::http::api::openapi::ErrorBody;
-use crate::http::auth::Caller;
+use crate::http::auth::RegistrarCaller;
 use crate::http::error::{current_request_id, ApiError, ApiResult};
 use crate::http::extract::{Path, Query};
 use crate::http::SharedState;
@@ -74,13 +73,12 @@ impl From<BackfillError> for ApiError {
     security(("bearer" = [])))]
 pub async fn backfill(
     State(state): State<SharedState>,
-    caller: Caller,
+    RegistrarCaller(caller): RegistrarCaller,
     Path(course_id): Path<String>,
     Query(q): Query<BackfillQuery>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Report>> {
-    caller.require(&[ApiRole::Registrar])?;
     let course_id = CourseId::parse(course_id)?;
     let dry_run = dry_run(q.dry_run.as_deref())?;
     let format = headers

@@ -13,9 +13,8 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::{course_not_found, live_tool};
-use crate::auth::ApiRole;
 use crate::http::api::openapi::ErrorBody;
-use crate::http::auth::Caller;
+use crate::http::auth::SisCaller;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Json, Path};
 use crate::http::SharedState;
@@ -60,11 +59,10 @@ pub struct NewLineItem {
     security(("bearer" = [])))]
 pub async fn create_resource_link(
     State(state): State<SharedState>,
-    caller: Caller,
+    SisCaller(caller): SisCaller,
     Path(course_id): Path<String>,
     Json(req): Json<NewResourceLink>,
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
-    caller.require(&[ApiRole::Sis])?;
     let course_id = CourseId::parse(course_id)?;
     let link_id = ResourceLinkId::parse(req.resource_link_id)?;
     let tool_id = ToolId::parse(req.tool_id)?;

@@ -20,10 +20,9 @@ use utoipa::ToSchema;
 
 use super::platform::Urls;
 use super::wire::OAuthError;
-use crate::auth::ApiRole;
 use crate::engine::EngineError;
 use crate::http::api::openapi::{ErrorBody, OAuthErrorBody};
-use crate::http::auth::Caller;
+use crate::http::auth::{Caller, RegistrarCaller};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Json, Path};
 use crate::http::SharedState;
@@ -123,10 +122,9 @@ fn opt_url(what: &str, v: Option<String>) -> Result<Option<String>, ApiError> {
     security(("bearer" = [])))]
 pub async fn create_tool(
     State(state): State<SharedState>,
-    caller: Caller,
+    RegistrarCaller(caller): RegistrarCaller,
     Json(body): Json<NewTool>,
 ) -> ApiResult<Response> {
-    caller.require(&[ApiRole::Registrar])?;
     let name = body.name.trim().to_string();
     if name.is_empty() || name.chars().count() > 200 {
         return Err(invalid("name must be 1 to 200 characters"));
@@ -256,11 +254,10 @@ pub struct ToolPatch {
     security(("bearer" = [])))]
 pub async fn patch_tool(
     State(state): State<SharedState>,
-    caller: Caller,
+    RegistrarCaller(caller): RegistrarCaller,
     Path(tool_id): Path<String>,
     Json(patch): Json<ToolPatch>,
 ) -> ApiResult<AxumJson<Value>> {
-    caller.require(&[ApiRole::Registrar])?;
     let t = load(&state, &tool_id).await?;
     if !t.is_live() {
         return Err(ApiError::new(
@@ -291,10 +288,9 @@ pub async fn patch_tool(
     security(("bearer" = [])))]
 pub async fn delete_tool(
     State(state): State<SharedState>,
-    caller: Caller,
+    RegistrarCaller(caller): RegistrarCaller,
     Path(tool_id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require(&[ApiRole::Registrar])?;
     load(&state, &tool_id).await?;
     tools::revoke(&state.engine.db, &tool_id)
         .await
@@ -319,10 +315,9 @@ pub struct StartRegistration {
     security(("bearer" = [])))]
 pub async fn start_dynamic_registration(
     State(state): State<SharedState>,
-    caller: Caller,
+    RegistrarCaller(caller): RegistrarCaller,
     Json(body): Json<StartRegistration>,
 ) -> ApiResult<AxumJson<Value>> {
-    caller.require(&[ApiRole::Registrar])?;
     let mut url = http_url("registration_url", &body.registration_url)
         .ok()
         .and_then(|s| reqwest::Url::parse(&s).ok())
