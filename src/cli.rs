@@ -127,7 +127,8 @@ async fn token(settings: &Settings, cmd: TokenCommand) -> anyhow::Result<()> {
 }
 
 async fn replay(settings: &Settings) -> anyhow::Result<()> {
-    let db = open_store(settings).await?;
+    let db = Db::connect_for_replay(&settings.database_url, 2).await?;
+    db.migrate().await?;
     let total = gradebook_projections::events::count(&db).await? as u64;
     let bar = ProgressBar::new(total);
     bar.set_style(

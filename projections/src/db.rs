@@ -115,6 +115,15 @@ pub enum DbError {
 static PG_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 
+/// How much of a SQLite file is read through a memory map (1 GiB). The
+/// server's reads land all over the file (a course's events lie spread over
+/// the log): through the map each is a memory access instead of a `pread`
+/// and a copy into SQLite's own cache, which `perf` put at a third of an
+/// `as_of` report's time (21 ms alone, 15 ms mapped). SQLite still writes
+/// with plain writes. The mapped pages are the kernel's page cache: they
+/// show in the server's resident size but are shared and reclaimable.
+pub const SQLITE_MMAP: u64 = 1 << 30;
+
 /// A pooled connection idle longer than this is checked before use.
 const IDLE_PING: Duration = Duration::from_secs(1);
 
@@ -142,8 +151,21 @@ impl Db {
 
     /// Opens a pool for `postgres://` or `sqlite:` URLs. A SQLite file is
     /// created if missing and runs in WAL mode, so readers never wait for
-    /// the writer.
+    /// the writer, and is read through a memory map (see [`SQLITE_MMAP`]).
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, DbError> {
+        Self::open(url, max_connections, SQLITE_MMAP).await
+    }
+
+    /// [`Db::connect`] for one pass over the whole log (`gradebook replay`):
+    /// a SQLite file is read with plain reads. A mapping would make the
+    /// replay faster (8.8 s against 11.8 s over a million events), but every
+    /// page it passes stays resident in the process, so its resident size
+    /// would grow to the size of the file (1 GB against 100 MB).
+    pub async fn connect_for_replay(url: &str, max_connections: u32) -> Result<Self, DbError> {
+        Self::open(url, max_connections, 0).await
+    }
+
+    async fn open(url: &str, max_connections: u32, sqlite_mmap: u64) -> Result<Self, DbError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let opts = PgConnectOptions::from_str(url)?;
             let pool = PgPoolOptions::new()
@@ -160,7 +182,8 @@ impl Db {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
-                .foreign_keys(true);
+                .foreign_keys(true)
+                .pragma("mmap_size", sqlite_mmap.to_string());
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(Duration::from_secs(10))

@@ -124,7 +124,7 @@ async fn main() -> anyhow::Result<()> {
                 let s = school::generate(&db, sizes).await?;
                 eprintln!("projecting it with gradebook replay...");
                 let r = replay::run_cli(&gradebook_bin, &url).await?;
-                let base = replay::stream_baseline(&db).await?;
+                let base = replay::stream_baseline(&url).await?;
                 replay::report(db.kind(), &r, base);
                 replayed = true;
                 school::mark(&db, &s).await?;
@@ -137,9 +137,9 @@ async fn main() -> anyhow::Result<()> {
     if What::wants(&args.what, What::Replay) && !replayed {
         // The plain read first, then the replay, then the read again: the
         // baseline is the better of the two reads.
-        let b1 = replay::stream_baseline(&db).await?;
+        let b1 = replay::stream_baseline(&url).await?;
         let r = replay::run_cli(&gradebook_bin, &url).await?;
-        let b2 = replay::stream_baseline(&db).await?;
+        let b2 = replay::stream_baseline(&url).await?;
         let base = if b1.1 < b2.1 { b1 } else { b2 };
         replay::report(db.kind(), &r, base);
     }

@@ -75,7 +75,17 @@ pub async fn run_cli(gradebook: &Path, url: &str) -> anyhow::Result<Replayed> {
 
 /// Streams every event in log order with one plain SELECT; returns how
 /// many and how long. Decoding is left to the replay: this is the read.
-pub async fn stream_baseline(db: &Db) -> anyhow::Result<(u64, Duration)> {
+/// It reads through a connection opened as `gradebook replay` opens its
+/// own (on SQLite, without the server's memory map), so the two differ only
+/// in what they do with the rows.
+pub async fn stream_baseline(url: &str) -> anyhow::Result<(u64, Duration)> {
+    let db = Db::connect_for_replay(url, 1).await?;
+    let read = stream_all(&db).await;
+    gradebook_projections::with_db!(&db, pool => pool.close().await);
+    read
+}
+
+async fn stream_all(db: &Db) -> anyhow::Result<(u64, Duration)> {
     let started = Instant::now();
     let mut n = 0u64;
     let mut bytes = 0usize;
