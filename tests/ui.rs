@@ -800,13 +800,13 @@ async fn browse(app: TestApp, screenshots: bool) {
 
     // Another role: the backfill page is refused as a page.
     click(&b, "header .who button").await;
-    b.wait().for_element(Locator::Id("token")).await.unwrap();
-    b.find(Locator::Id("token"))
-        .await
-        .unwrap()
-        .send_keys(&app.auditor)
-        .await
-        .unwrap();
+    // The tools page being left has a field with the id "token" too (the
+    // access token URL): wait for the sign-in form's own.
+    on_element(&b, "input#token[type=password]", "type into", |e| {
+        let token = app.auditor.clone();
+        async move { e.send_keys(&token).await }
+    })
+    .await;
     click(&b, "form button[type=submit]").await;
     b.wait().for_element(Locator::Id("courses")).await.unwrap();
     b.goto(&app.url(&format!("/ui/courses/{COURSE}/backfill")))

@@ -278,7 +278,7 @@ async fn read_where(db: &Db, cond: &str, params: &[&str]) -> Result<Vec<Envelope
             // Decoded as the rows stream in, payload and metadata read in
             // place: an `as_of` report reads a course's whole log (about
             // 0.8 MB for 2,000 events), and copying it first was a fifth
-            // of the request.
+            // of that request's samples in `perf`.
             let sql =
                 format!("SELECT {PG_COLUMNS} FROM events WHERE {cond} ORDER BY tx_id, position");
             let mut rows = bind_all(sqlx::query(&sql), &params).fetch(pool);

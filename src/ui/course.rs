@@ -435,25 +435,14 @@ async fn set_lock(
     let body = serde_json::to_vec(&serde_json::json!({ "reason": reason }))
         .unwrap_or_default()
         .into();
-    let path = ApiPath(course_id.to_string());
+    let (path, caller) = (
+        ApiPath(course_id.to_string()),
+        RegistrarCaller::check(viewer.caller.clone())?,
+    );
     if lock {
-        let _state = api::lock(
-            State(state),
-            RegistrarCaller::check(viewer.caller.clone())?,
-            path,
-            headers,
-            body,
-        )
-        .await?;
+        let _state = api::lock(State(state), caller, path, headers, body).await?;
     } else {
-        let _state = api::unlock(
-            State(state),
-            RegistrarCaller::check(viewer.caller.clone())?,
-            path,
-            headers,
-            body,
-        )
-        .await?;
+        let _state = api::unlock(State(state), caller, path, headers, body).await?;
     }
     Ok(Redirect::to(&format!("/ui/courses/{course_id}")).into_response())
 }

@@ -46,7 +46,7 @@ struct Rate {
 /// (the p99 column still shows them). The sides alternate post by post, but
 /// a stall that has nothing to do with history (a checkpoint, autovacuum)
 /// still lands on one side only: once, a single half-second stall among
-/// 500 posts put the small column's rate 45% below the big one's at the
+/// 500 posts put the big column's rate 45% above the small one's at the
 /// same median.
 fn rate(samples: &mut [Duration]) -> Rate {
     samples.sort();
