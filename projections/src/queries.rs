@@ -93,40 +93,23 @@ type PersonCols = (
     Option<String>,
     Option<String>,
 );
-/// A score cell, in the order of [`CELL_COLUMNS`], its text read in place
-/// (a course's grade report decodes 800 of these).
-type CellCols<'a> = (
+/// A score cell, in the order of [`CELL_COLUMNS`]. Its text is `&str`
+/// where the driver's row can lend it (a course's grade report decodes 800
+/// of these) and `String` from SQLite's JSON array, whose strings may hold
+/// escapes and so cannot be borrowed.
+type CellCols<S> = (
     String,
     String,
-    Option<&'a str>,
-    Option<&'a str>,
-    Option<&'a str>,
-    Option<&'a str>,
-    Option<&'a str>,
-    Option<&'a str>,
-    Option<&'a str>,
-    &'a str,
-    Option<&'a str>,
-    &'a str,
-    i64,
-    i64,
-    i64,
-);
-/// The same cell as SQLite's JSON array hands it over (owned: a JSON string
-/// with escapes cannot be borrowed).
-type CellJson = (
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    String,
-    Option<String>,
-    String,
+    Option<S>,
+    Option<S>,
+    Option<S>,
+    Option<S>,
+    Option<S>,
+    Option<S>,
+    Option<S>,
+    S,
+    Option<S>,
+    S,
     i64,
     i64,
     i64,
@@ -173,8 +156,15 @@ fn report_view_sql(postgres: bool, people: People<'_>) -> (String, Option<String
     (course, rows)
 }
 
+/// An optional text column as `&str`, whichever way it was read.
+fn text<S: AsRef<str>>(s: &Option<S>) -> Option<&str> {
+    s.as_ref().map(AsRef::as_ref)
+}
+
 /// One score cell of the view from its columns.
-fn score_cell(cols: CellCols<'_>) -> Result<((String, String), ScoreRow), QueryError> {
+fn score_cell<S: AsRef<str>>(
+    cols: CellCols<S>,
+) -> Result<((String, String), ScoreRow), QueryError> {
     let (
         line_item_id,
         user_id,
@@ -192,29 +182,31 @@ fn score_cell(cols: CellCols<'_>) -> Result<((String, String), ScoreRow), QueryE
         rejected,
         stale,
     ) = cols;
-    let kept = match (activity_progress, grading_progress, tool_timestamp) {
+    let kept = match (&activity_progress, &grading_progress, &tool_timestamp) {
         (Some(a), Some(g), Some(t)) => Some(ScorePost {
-            score_given: parse_dec("score_given", score_given)?,
-            score_maximum: parse_dec("score_maximum", score_maximum)?,
-            activity_progress: parse_enum("activity_progress", a)?,
-            grading_progress: parse_enum("grading_progress", g)?,
-            timestamp: chrono::DateTime::parse_from_rfc3339(t)
+            score_given: parse_dec("score_given", text(&score_given))?,
+            score_maximum: parse_dec("score_maximum", text(&score_maximum))?,
+            activity_progress: parse_enum("activity_progress", a.as_ref())?,
+            grading_progress: parse_enum("grading_progress", g.as_ref())?,
+            timestamp: chrono::DateTime::parse_from_rfc3339(t.as_ref())
                 .map_err(|e| corrupt("tool_timestamp", e))?,
-            comment: comment.map(str::to_string),
+            comment: text(&comment).map(str::to_string),
         }),
         _ => None,
     };
+    let last_outcome = last_outcome.as_ref();
     Ok((
         (line_item_id, user_id),
         ScoreRow {
             kept,
-            kept_at: parse_time("kept_at", kept_at)?,
+            kept_at: parse_time("kept_at", text(&kept_at))?,
             last_outcome: LastOutcome::parse(last_outcome)
                 .ok_or_else(|| corrupt("last_outcome", last_outcome))?,
-            last_reason: last_reason
+            last_reason: text(&last_reason)
                 .map(|s| parse_enum::<RejectReason>("last_reason", s))
                 .transpose()?,
-            last_post_at: parse_time("last_post_at", Some(last_post_at))?.unwrap_or_default(),
+            last_post_at: parse_time("last_post_at", Some(last_post_at.as_ref()))?
+                .unwrap_or_default(),
             posts,
             rejected,
             stale,
@@ -264,7 +256,7 @@ pub async fn load_report_view(
             }
             let mut rows = q.fetch(pool);
             while let Some(r) = rows.try_next().await? {
-                let (key, cell) = score_cell((
+                let (key, cell) = score_cell::<&str>((
                     r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?,
                     r.try_get(5)?, r.try_get(6)?, r.try_get(7)?, r.try_get(8)?, r.try_get(9)?,
                     r.try_get(10)?, r.try_get(11)?, r.try_get(12)?, r.try_get(13)?, r.try_get(14)?,
@@ -313,27 +305,9 @@ pub async fn load_report_view(
     }
 
     let scores = match cells_json {
-        Some(text) => parse_json::<Vec<CellJson>>("score cells", &text)?
+        Some(text) => parse_json::<Vec<CellCols<String>>>("score cells", &text)?
             .into_iter()
-            .map(|(li, u, sg, sm, ap, gp, ts, c, ka, lo, lr, lp, n, r, st)| {
-                score_cell((
-                    li,
-                    u,
-                    sg.as_deref(),
-                    sm.as_deref(),
-                    ap.as_deref(),
-                    gp.as_deref(),
-                    ts.as_deref(),
-                    c.as_deref(),
-                    ka.as_deref(),
-                    &lo,
-                    lr.as_deref(),
-                    &lp,
-                    n,
-                    r,
-                    st,
-                ))
-            })
+            .map(score_cell)
             .collect::<Result<BTreeMap<_, _>, _>>()?,
         None => cells,
     };
