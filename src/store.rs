@@ -18,7 +18,7 @@ use cqrs_es::persist::{
 };
 use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventEnvelope, EventStore};
 use gradebook_projections::db::Db;
-use gradebook_projections::write_lock::{sqlite_write_lock, WriteLock};
+use gradebook_projections::write_lock::{sqlite_write_lock, turn, WriteLock};
 use postgres_es::PostgresEventRepository;
 use sqlite_es::SqliteEventRepository;
 
@@ -89,10 +89,7 @@ where
         }
         // Only the append waits its turn: the load needs no lock, and a
         // concurrent writer is still caught by the sequence check.
-        let _turn = match &self.writers {
-            Some(w) => Some(w.lock().await),
-            None => None,
-        };
+        let _turn = turn(self.writers.as_ref()).await;
         if snapshot_due(context.current_sequence, events.len()) {
             return match &self.store {
                 Store::Postgres(s) => s.commit(events, context, metadata).await,
@@ -269,10 +266,7 @@ pub async fn append_events<A: Aggregate>(
     events: &[SerializedEvent],
 ) -> Result<(), AggregateError<A::Error>> {
     let writers = sqlite_write_lock(db);
-    let _turn = match &writers {
-        Some(w) => Some(w.lock().await),
-        None => None,
-    };
+    let _turn = turn(writers.as_ref()).await;
     insert_events::<A>(db, events).await
 }
 

@@ -223,10 +223,7 @@ pub async fn apply_batch(
     let to = last.at;
     let cp = checkpoint_stmt(from, to);
     let writers = crate::write_lock::sqlite_write_lock(db);
-    let _turn = match &writers {
-        Some(w) => Some(w.lock().await),
-        None => None,
-    };
+    let _turn = crate::write_lock::turn(writers.as_ref()).await;
     with_db!(db, pool => {
         // The read tables are derived from the log, and the checkpoint
         // commits with them: a crash can only lose a batch that is then

@@ -26,3 +26,12 @@ pub fn sqlite_write_lock(db: &Db) -> Option<WriteLock> {
         .unwrap_or_else(|p| p.into_inner());
     Some(locks.entry(file).or_default().clone())
 }
+
+/// Waits for this writer's turn at `writers`; on PostgreSQL (`None`) there
+/// is nothing to wait for. The turn lasts as long as the guard.
+pub async fn turn(writers: Option<&WriteLock>) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+    match writers {
+        Some(w) => Some(w.lock().await),
+        None => None,
+    }
+}
