@@ -297,7 +297,7 @@ on_both_stores! {
         // And the projection counts every post exactly once.
         let view = gradebook::projections::queries::load_course_view(&app.db, "HIST-101-2026FA").await.unwrap().unwrap();
         let posts: i64 = view.scores.values().map(|s| s.posts).sum();
-        let score_events = gradebook::projections::events::read_course(&app.db, "HIST-101-2026FA")
+        let score_events = gradebook::projections::audit::read_course_events(&app.db, "HIST-101-2026FA")
             .await
             .unwrap()
             .iter()

@@ -314,11 +314,6 @@ where
     )
 }
 
-/// Every event of one course (all its aggregates), in log order.
-pub async fn read_course(db: &Db, course_id: &str) -> Result<Vec<Envelope>, ReadError> {
-    crate::audit::read_course_events(db, course_id).await
-}
-
 /// Where one committed event sits in the log, to wait for the projector.
 pub async fn checkpoint_of(
     db: &Db,

@@ -73,7 +73,7 @@ pub async fn page(
     let p = provenance(&view, &events, user_id.as_str());
     // The chart replays the whole course log (grading policy changes move
     // the percentage too), the read the as-of grades use.
-    let course_log = gradebook_projections::events::read_course(db, course_id.as_str())
+    let course_log = gradebook_projections::audit::read_course_events(db, course_id.as_str())
         .await
         .map_err(|e| engine_err(queries::QueryError::from(e)))?;
     let series = chart::percent_series(course_id.as_str(), &course_log, user_id.as_str());
