@@ -147,20 +147,14 @@ pub async fn save(
     Form(f): Form<SettingsForm>,
 ) -> UiResult<Response> {
     viewer.check_csrf(f.csrf.as_deref())?;
-    viewer.require(&[ApiRole::Registrar])?;
+    let caller = RegistrarCaller::check(viewer.caller.clone())?;
     let on = |v: &Option<String>| v.as_deref() == Some("on");
     let patch = serde_json::from_value(json!({
         "grading": f.grading.unwrap_or_else(|| "off".into()),
         "roster": {"access": on(&f.access), "hide_names": on(&f.hide_names), "hide_emails": on(&f.hide_emails)},
     }))
     .map_err(|_| UiError::bad_input("Grading must be full, sync only or off."))?;
-    let _tool = reg::patch_tool(
-        State(state),
-        RegistrarCaller::check(viewer.caller.clone())?,
-        ApiPath(tool_id),
-        ApiJson(patch),
-    )
-    .await?;
+    let _tool = reg::patch_tool(State(state), caller, ApiPath(tool_id), ApiJson(patch)).await?;
     Ok(Redirect::to("/ui/tools").into_response())
 }
 
@@ -176,17 +170,13 @@ pub async fn start_registration(
     Form(f): Form<RegistrationForm>,
 ) -> UiResult<Markup> {
     viewer.check_csrf(f.csrf.as_deref())?;
-    viewer.require(&[ApiRole::Registrar])?;
+    let caller = RegistrarCaller::check(viewer.caller.clone())?;
     let body =
         serde_json::from_value(json!({"registration_url": f.registration_url.unwrap_or_default()}))
             .map_err(|_| UiError::bad_input("Paste the tool's registration URL."))?;
-    let started = reg::start_dynamic_registration(
-        State(state.clone()),
-        RegistrarCaller::check(viewer.caller.clone())?,
-        ApiJson(body),
-    )
-    .await?
-    .0;
+    let started = reg::start_dynamic_registration(State(state.clone()), caller, ApiJson(body))
+        .await?
+        .0;
     let list = reg::list_tools(State(state.clone()), viewer.caller.clone())
         .await?
         .0;
