@@ -890,3 +890,73 @@ on_both_stores! {
         app.stop().await;
     }
 }
+
+/// Makes the projector fail every batch that writes a course row (it logs
+/// the failure and retries), until [`stop_holding_course_rows`].
+async fn hold_course_rows(db: &gradebook::projections::db::Db) {
+    use gradebook::projections::db::Db;
+    match db {
+        Db::Postgres(pool) => {
+            for sql in [
+                "CREATE FUNCTION hold_course_rows() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'course rows held by the test'; END $$",
+                "CREATE TRIGGER hold_course_rows BEFORE INSERT ON rm_courses FOR EACH ROW EXECUTE FUNCTION hold_course_rows()",
+            ] {
+                sqlx::query(sql).execute(pool).await.unwrap();
+            }
+        }
+        Db::Sqlite(pool) => {
+            sqlx::query("CREATE TRIGGER hold_course_rows BEFORE INSERT ON rm_courses BEGIN SELECT RAISE(ABORT, 'course rows held by the test'); END")
+                .execute(pool)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+async fn stop_holding_course_rows(db: &gradebook::projections::db::Db) {
+    use gradebook::projections::db::Db;
+    match db {
+        Db::Postgres(pool) => {
+            sqlx::query("DROP TRIGGER hold_course_rows ON rm_courses")
+                .execute(pool)
+                .await
+                .unwrap();
+        }
+        Db::Sqlite(pool) => {
+            sqlx::query("DROP TRIGGER hold_course_rows")
+                .execute(pool)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+on_both_stores! {
+    async fn a_course_created_while_the_projector_is_held_back_is_503_not_yet_visible_not_404(app: TestApp) {
+        let sis = app.sis.clone();
+        let body = json!({"course_id": "LATE-101", "title": "Late", "term": "2026FA"});
+        hold_course_rows(&app.db).await;
+        // The engine waits for the projector, gives up, and the course is
+        // recorded but not readable: the answer says so (before, a 404
+        // "does not exist; create it").
+        let (st, b) = call(&app, "POST", "/api/courses", Some(&sis), Some(body.clone())).await;
+        assert_error(st, &b, 503, "not_yet_visible");
+        assert!(b["message"].as_str().unwrap().contains("was created"), "{b}");
+        // Recorded once: creating it again is a conflict, not a second course.
+        let (st, b) = call(&app, "POST", "/api/courses", Some(&sis), Some(body)).await;
+        assert_error(st, &b, 409, "course_exists");
+        // Once the projector can write again, the course is there.
+        stop_holding_course_rows(&app.db).await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let (st, c) = call(&app, "GET", "/api/courses/LATE-101", Some(&app.auditor), None).await;
+            if st == 200 {
+                assert_eq!(c["title"], "Late");
+                break;
+            }
+            assert_eq!(st, 404, "{c}");
+            assert!(std::time::Instant::now() < deadline, "the course never became visible");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}

@@ -149,7 +149,8 @@ async fn known_tools(state: &SharedState, ids: Vec<String>) -> ApiResult<Vec<Too
 /// Opens a course.
 #[utoipa::path(post, path = "/api/courses", tag = "registrar", request_body = NewCourse,
     responses((status = 201, description = "The course", body = Object),
-              (status = 409, description = "course_exists", body = ErrorBody), (status = 422, description = "invalid input or unknown tool", body = ErrorBody)),
+              (status = 409, description = "course_exists", body = ErrorBody),
+              (status = 503, description = "not_yet_visible: recorded, not yet readable", body = ErrorBody), (status = 422, description = "invalid input or unknown tool", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn create(
     State(state): State<SharedState>,
@@ -168,10 +169,21 @@ pub async fn create(
             &meta(&caller, Source::Sis),
         )
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        JsonOut(detail_of(&state, &course_id).await?),
-    ))
+    // The engine waited for the projector; if it is stalled the course is
+    // recorded but not readable yet, which is not "does not exist".
+    let detail = management::course_detail(&state.engine.db, course_id.as_str())
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_yet_visible",
+                format!(
+                    "course {course_id} was created, but the read side has not caught up yet; \
+                     read it with GET /api/courses/{course_id} shortly (creating it again answers 409 course_exists)"
+                ),
+            )
+        })?;
+    Ok((StatusCode::CREATED, JsonOut(detail)))
 }
 
 /// Lists courses with their term, lock state and counts.
