@@ -116,15 +116,46 @@ impl CpuReading {
         }
     }
 
+    /// The CPU time spent since `self`.
+    pub fn spent_since(self) -> CpuSpent {
+        let now = CpuReading::now();
+        CpuSpent {
+            machine_ticks: now.machine_ticks.saturating_sub(self.machine_ticks),
+            process_ticks: now.process_ticks.saturating_sub(self.process_ticks),
+        }
+    }
+
     /// Milliseconds of CPU per request since `self`, for `n` requests:
     /// (machine, this process).
     pub fn per_request_since(self, n: usize) -> (f64, f64) {
-        let now = CpuReading::now();
+        self.spent_since().per_op(n)
+    }
+}
+
+/// CPU time spent over one or more stretches of a run, in ticks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuSpent {
+    machine_ticks: u64,
+    process_ticks: u64,
+}
+
+impl CpuSpent {
+    /// Runs `f` and adds the CPU time the machine and this process spent
+    /// meanwhile.
+    pub async fn meter<T>(&mut self, f: impl std::future::Future<Output = T>) -> T {
+        let start = CpuReading::now();
+        let out = f.await;
+        let spent = start.spent_since();
+        self.machine_ticks += spent.machine_ticks;
+        self.process_ticks += spent.process_ticks;
+        out
+    }
+
+    /// Milliseconds of CPU per operation, for `n` operations: (machine,
+    /// this process).
+    pub fn per_op(self, n: usize) -> (f64, f64) {
         let per = |ticks: u64| ticks as f64 * TICK_MS / n.max(1) as f64;
-        (
-            per(now.machine_ticks.saturating_sub(self.machine_ticks)),
-            per(now.process_ticks.saturating_sub(self.process_ticks)),
-        )
+        (per(self.machine_ticks), per(self.process_ticks))
     }
 }
 

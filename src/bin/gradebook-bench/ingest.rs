@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use chrono::{Duration as TimeDelta, Utc};
 
-use crate::common::{header, insert_baseline, row, run_concurrent, verdict, Series, Server};
+use crate::common::{
+    header, insert_baseline, row, run_concurrent, verdict, CpuSpent, Series, Server,
+};
 
 /// Score cells to post into: (scores path, user id).
 pub struct Cells {
@@ -92,6 +94,14 @@ pub async fn http_floor(
     .await
 }
 
+/// The line under a side's figures: its CPU time per operation, the whole
+/// machine's (server, database and client) and this process's own (server
+/// and client; on SQLite the database too).
+fn cpu_row(spent: CpuSpent, n: usize) {
+    let (machine, process) = spent.per_op(n);
+    println!("    CPU ms per operation: {machine:.3} machine, {process:.3} this process");
+}
+
 pub async fn run(
     server: &Arc<Server>,
     url: &str,
@@ -113,10 +123,23 @@ pub async fn run(
         // Warm the connections of both sides first.
         insert_baseline(url, concurrency, concurrency).await?;
         posts(server, &cells, concurrency, concurrency).await?;
-        let b1 = insert_baseline(url, half, concurrency).await?;
-        let p1 = posts(server, &cells, half, concurrency).await?;
-        let b2 = insert_baseline(url, half, concurrency).await?;
-        let p2 = posts(server, &cells, half, concurrency).await?;
+        // What each side costs in CPU, over both of its halves: on two
+        // cores shared by the server and the database, a side whose
+        // operation costs twice the CPU cannot run at half the rate once
+        // the cores are busy.
+        let (mut base_cpu, mut post_cpu) = (CpuSpent::default(), CpuSpent::default());
+        let b1 = base_cpu
+            .meter(insert_baseline(url, half, concurrency))
+            .await?;
+        let p1 = post_cpu
+            .meter(posts(server, &cells, half, concurrency))
+            .await?;
+        let b2 = base_cpu
+            .meter(insert_baseline(url, half, concurrency))
+            .await?;
+        let p2 = post_cpu
+            .meter(posts(server, &cells, half, concurrency))
+            .await?;
         let base = Series::merge(b1, b2);
         let post = Series::merge(p1, p2);
         row(
@@ -124,11 +147,13 @@ pub async fn run(
             &base,
             None,
         );
+        cpu_row(base_cpu, base.samples.len());
         row(
             &format!("score posts over HTTP, concurrency {concurrency}"),
             &post,
             Some(&base),
         );
+        cpu_row(post_cpu, post.samples.len());
         // Context, not part of the ratio: the same client at the same
         // concurrency on a route that does no database work, the floor
         // that HTTP alone sets for any request.
