@@ -8,7 +8,7 @@
 //! writer on any node can wait until its own event is readable.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -79,6 +79,15 @@ impl Applied {
             .copied()
     }
 
+    /// Whether a writer still waits for an event (one that gave up leaves
+    /// a closed sender, which does not count).
+    fn anyone_waiting(&self) -> bool {
+        self.waiters
+            .values()
+            .flatten()
+            .any(|(_, tx)| !tx.is_closed())
+    }
+
     fn record(&mut self, batch: &[Envelope]) {
         for e in batch {
             let key = (e.aggregate_type.clone(), e.aggregate_id.clone());
@@ -117,6 +126,25 @@ pub struct ProjectionHandle {
     wake: Arc<Notify>,
     applied: Arc<Mutex<Applied>>,
     leading: Arc<AtomicBool>,
+    /// Writers waiting for a position of the log ([`Self::wait_for`]).
+    position_waiters: Arc<AtomicUsize>,
+}
+
+/// Counts a waiter for as long as it waits, however its wait ends
+/// (answered, timed out, or dropped with its request).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn start(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl ProjectionHandle {
@@ -138,6 +166,7 @@ impl ProjectionHandle {
     /// Waits until `at` has been applied, or `timeout` passes. Returns
     /// whether it was applied.
     pub async fn wait_for(&self, at: Checkpoint, timeout: Duration) -> bool {
+        let _waiting = Waiting::start(&self.position_waiters);
         self.wake();
         let mut rx = self.progress.clone();
         tokio::time::timeout(timeout, rx.wait_for(|cp| *cp >= at))
@@ -257,6 +286,7 @@ pub struct Projector {
     wake: Arc<Notify>,
     applied: Arc<Mutex<Applied>>,
     leading: Arc<AtomicBool>,
+    position_waiters: Arc<AtomicUsize>,
 }
 
 impl Projector {
@@ -269,6 +299,7 @@ impl Projector {
             wake: Arc::new(Notify::new()),
             applied: Arc::default(),
             leading: Arc::new(AtomicBool::new(false)),
+            position_waiters: Arc::default(),
         })
     }
 
@@ -278,6 +309,7 @@ impl Projector {
             wake: self.wake.clone(),
             applied: self.applied.clone(),
             leading: self.leading.clone(),
+            position_waiters: self.position_waiters.clone(),
         }
     }
 
@@ -333,15 +365,22 @@ impl Projector {
         Ok(())
     }
 
+    /// Whether a writer on this node waits for the projector: for its
+    /// event, or for a position of the log.
+    fn someone_waits(&self) -> bool {
+        self.position_waiters.load(Ordering::Relaxed) > 0
+            || self
+                .applied
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .anyone_waiting()
+    }
+
     /// Runs until `shutdown` resolves: projects while this node leads,
     /// follows the checkpoint otherwise.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut leader = Leadership::new(&self.db);
-        // After a wake-up, a writer is waiting for its event; the event may
-        // not be readable yet (an older transaction still runs), so look
-        // again soon rather than at the idle pace.
-        let mut eager_until: Option<tokio::time::Instant> = None;
         loop {
             let leading = leader.hold().await;
             self.leading.store(leading, Ordering::Relaxed);
@@ -350,13 +389,14 @@ impl Projector {
             } else {
                 self.follow().await.map(|_| 0).map_err(ProjectError::from)
             };
-            let now = tokio::time::Instant::now();
-            let eager = eager_until.is_some_and(|t| now < t);
+            // While a writer waits, its event may not be readable yet (an
+            // older transaction still runs, and may have no event of its
+            // own to wake us when it ends), so look again soon. Once no
+            // one waits, the next write wakes us: polling then would only
+            // cost the database a query every 2 ms.
+            let eager = leading && self.someone_waits();
             let pause = match result {
-                // Also after a batch: an event committed during the read
-                // may have been held back by an older transaction that has
-                // no event to wake us when it ends.
-                Ok(_) if leading && eager => Duration::from_millis(2),
+                Ok(_) if eager => Duration::from_millis(2),
                 Ok(_) if leading => Duration::from_millis(200),
                 Ok(_) => Duration::from_millis(10),
                 Err(ProjectError::Conflict) => Duration::from_millis(0),
@@ -371,9 +411,7 @@ impl Projector {
                     self.leading.store(false, Ordering::Relaxed);
                     return;
                 }
-                _ = self.wake.notified(), if leading => {
-                    eager_until = Some(tokio::time::Instant::now() + Duration::from_secs(1));
-                }
+                _ = self.wake.notified(), if leading => {}
                 _ = tokio::time::sleep(pause) => {}
             }
         }
