@@ -891,21 +891,22 @@ on_both_stores! {
     }
 }
 
-/// Makes the projector fail every batch that writes a course row (it logs
-/// the failure and retries), until [`stop_holding_course_rows`].
-async fn hold_course_rows(db: &gradebook::projections::db::Db) {
+/// Makes the projector fail every batch that inserts (`op` "INSERT") or
+/// updates ("UPDATE") a course row (it logs the failure and retries), until
+/// [`stop_holding_course_rows`].
+async fn hold_course_rows(db: &gradebook::projections::db::Db, op: &str) {
     use gradebook::projections::db::Db;
     match db {
         Db::Postgres(pool) => {
             for sql in [
                 "CREATE FUNCTION hold_course_rows() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'course rows held by the test'; END $$",
-                "CREATE TRIGGER hold_course_rows BEFORE INSERT ON rm_courses FOR EACH ROW EXECUTE FUNCTION hold_course_rows()",
+                &format!("CREATE TRIGGER hold_course_rows BEFORE {op} ON rm_courses FOR EACH ROW EXECUTE FUNCTION hold_course_rows()"),
             ] {
                 sqlx::query(sql).execute(pool).await.unwrap();
             }
         }
         Db::Sqlite(pool) => {
-            sqlx::query("CREATE TRIGGER hold_course_rows BEFORE INSERT ON rm_courses BEGIN SELECT RAISE(ABORT, 'course rows held by the test'); END")
+            sqlx::query(&format!("CREATE TRIGGER hold_course_rows BEFORE {op} ON rm_courses BEGIN SELECT RAISE(ABORT, 'course rows held by the test'); END"))
                 .execute(pool)
                 .await
                 .unwrap();
@@ -917,10 +918,12 @@ async fn stop_holding_course_rows(db: &gradebook::projections::db::Db) {
     use gradebook::projections::db::Db;
     match db {
         Db::Postgres(pool) => {
-            sqlx::query("DROP TRIGGER hold_course_rows ON rm_courses")
-                .execute(pool)
-                .await
-                .unwrap();
+            for sql in [
+                "DROP TRIGGER hold_course_rows ON rm_courses",
+                "DROP FUNCTION hold_course_rows()",
+            ] {
+                sqlx::query(sql).execute(pool).await.unwrap();
+            }
         }
         Db::Sqlite(pool) => {
             sqlx::query("DROP TRIGGER hold_course_rows")
@@ -935,7 +938,7 @@ on_both_stores! {
     async fn a_course_created_while_the_projector_is_held_back_is_503_not_yet_visible_not_404(app: TestApp) {
         let sis = app.sis.clone();
         let body = json!({"course_id": "LATE-101", "title": "Late", "term": "2026FA"});
-        hold_course_rows(&app.db).await;
+        hold_course_rows(&app.db, "INSERT").await;
         // The engine waits for the projector, gives up, and the course is
         // recorded but not readable: the answer says so (before, a 404
         // "does not exist; create it").
@@ -958,5 +961,41 @@ on_both_stores! {
             assert!(std::time::Instant::now() < deadline, "the course never became visible");
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
+    }
+}
+
+on_both_stores! {
+    async fn a_lock_the_read_side_has_not_applied_is_503_not_yet_visible_not_200(app: TestApp) {
+        setup(&app).await;
+        let reg = app.registrar.clone();
+        let lock = format!("/api/courses/{C}/lock");
+        hold_course_rows(&app.db, "UPDATE").await;
+        // Score posts obey the read side's lock, which the projector cannot
+        // write: a 200 here would claim a lock that is not in force (before,
+        // 200 with "locked": false, "changed": true).
+        let (st, b) = call(&app, "POST", &lock, Some(&reg), None).await;
+        assert_error(st, &b, 503, "not_yet_visible");
+        assert!(b["message"].as_str().unwrap().contains("not refused"), "{b}");
+        // Sending it again records nothing new and says the same.
+        let events = app.event_count().await;
+        let (st, b) = call(&app, "POST", &lock, Some(&reg), None).await;
+        assert_error(st, &b, 503, "not_yet_visible");
+        assert_eq!(app.event_count().await, events);
+        // Once the projector can write again the lock is in force.
+        stop_holding_course_rows(&app.db).await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let (st, c) = call(&app, "GET", &format!("/api/courses/{C}"), Some(&app.auditor), None).await;
+            assert_eq!(st, 200, "{c}");
+            if c["locked"] == true {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "the lock never reached the read side");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let (st, b) = call(&app, "POST", &lock, Some(&reg), None).await;
+        assert_eq!(st, 200, "{b}");
+        assert_eq!(b["locked"], true);
+        assert_eq!(b["changed"], false);
     }
 }

@@ -62,6 +62,12 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
     }
 
+    /// A change the log recorded but the read side has not applied yet (the
+    /// projector is behind): not "does not exist", and not to be sent again.
+    pub fn not_yet_visible(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "not_yet_visible", message)
+    }
+
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         let request_id = current_request_id();
         tracing::error!(%cause, request_id, "internal error");

@@ -174,14 +174,10 @@ pub async fn create(
     let detail = management::course_detail(&state.engine.db, course_id.as_str())
         .await?
         .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not_yet_visible",
-                format!(
+            ApiError::not_yet_visible(format!(
                     "course {course_id} was created, but the read side has not caught up yet; \
                      read it with GET /api/courses/{course_id} shortly (creating it again answers 409 course_exists)"
-                ),
-            )
+            ))
         })?;
     Ok((StatusCode::CREATED, JsonOut(detail)))
 }
@@ -326,6 +322,20 @@ async fn set_lock(
             .await?
     };
     let now = detail_of(&state, &course_id).await?;
+    // Score posts obey the read side's lock, so the answer is only 200 once
+    // the read side shows the state asked for (the engine waited for the
+    // projector; it may be stalled).
+    if now.summary.locked != lock {
+        let (what, meanwhile) = if lock {
+            ("lock", "score posts are not refused")
+        } else {
+            ("unlock", "score posts are still refused")
+        };
+        return Err(ApiError::not_yet_visible(format!(
+                "the {what} of course {course_id} is recorded, but the read side has not applied it yet, \
+                 and {meanwhile} until it does; check with GET /api/courses/{course_id} shortly (sending it again is safe)"
+        )));
+    }
     Ok(JsonOut(LockState {
         course_id: course_id.to_string(),
         locked: now.summary.locked,
@@ -338,7 +348,8 @@ async fn set_lock(
 /// Locking a locked course changes nothing.
 #[utoipa::path(post, path = "/api/courses/{course_id}/lock", tag = "registrar", request_body(content = LockBody, description = "optional"),
     params(("course_id" = String, Path, description = "The SIS course id")),
-    responses((status = 200, description = "The lock state", body = LockState), (status = 404, description = "course_not_found", body = ErrorBody)),
+    responses((status = 200, description = "The lock state", body = LockState), (status = 404, description = "course_not_found", body = ErrorBody),
+              (status = 503, description = "not_yet_visible: recorded, not yet in force", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn lock(
     State(state): State<SharedState>,
@@ -353,7 +364,8 @@ pub async fn lock(
 /// Unlocks a course. Unlocking an unlocked course changes nothing.
 #[utoipa::path(post, path = "/api/courses/{course_id}/unlock", tag = "registrar", request_body(content = LockBody, description = "optional"),
     params(("course_id" = String, Path, description = "The SIS course id")),
-    responses((status = 200, description = "The lock state", body = LockState), (status = 404, description = "course_not_found", body = ErrorBody)),
+    responses((status = 200, description = "The lock state", body = LockState), (status = 404, description = "course_not_found", body = ErrorBody),
+              (status = 503, description = "not_yet_visible: recorded, not yet in force", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn unlock(
     State(state): State<SharedState>,
