@@ -25,6 +25,7 @@ pub const SCORE_SCOPE: &str = "https://purl.imsglobal.org/spec/lti-ags/scope/sco
 pub const LINEITEM_SCOPE: &str = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem";
 
 /// Latencies of one measured series and the wall time it took.
+#[derive(Default)]
 pub struct Series {
     pub samples: Vec<Duration>,
     pub wall: Duration,

@@ -128,20 +128,17 @@ pub async fn run(
         // operation costs twice the CPU cannot run at half the rate once
         // the cores are busy.
         let (mut base_cpu, mut post_cpu) = (CpuSpent::default(), CpuSpent::default());
-        let b1 = base_cpu
-            .meter(insert_baseline(url, half, concurrency))
-            .await?;
-        let p1 = post_cpu
-            .meter(posts(server, &cells, half, concurrency))
-            .await?;
-        let b2 = base_cpu
-            .meter(insert_baseline(url, half, concurrency))
-            .await?;
-        let p2 = post_cpu
-            .meter(posts(server, &cells, half, concurrency))
-            .await?;
-        let base = Series::merge(b1, b2);
-        let post = Series::merge(p1, p2);
+        let (mut base, mut post) = (Series::default(), Series::default());
+        for _half in 0..2 {
+            let b = base_cpu
+                .meter(insert_baseline(url, half, concurrency))
+                .await?;
+            base = Series::merge(base, b);
+            let p = post_cpu
+                .meter(posts(server, &cells, half, concurrency))
+                .await?;
+            post = Series::merge(post, p);
+        }
         row(
             &format!("baseline: single-row INSERT, concurrency {concurrency}"),
             &base,
