@@ -149,8 +149,8 @@ async fn known_tools(state: &SharedState, ids: Vec<String>) -> ApiResult<Vec<Too
 /// Opens a course.
 #[utoipa::path(post, path = "/api/courses", tag = "registrar", request_body = NewCourse,
     responses((status = 201, description = "The course", body = Object),
-              (status = 409, description = "course_exists", body = ErrorBody),
-              (status = 503, description = "not_yet_visible: recorded, not yet readable", body = ErrorBody), (status = 422, description = "invalid input or unknown tool", body = ErrorBody)),
+              (status = 409, description = "course_exists", body = ErrorBody), (status = 422, description = "invalid input or unknown tool", body = ErrorBody),
+              (status = 503, description = "not_yet_visible: recorded, not yet readable", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn create(
     State(state): State<SharedState>,
@@ -175,8 +175,8 @@ pub async fn create(
         .await?
         .ok_or_else(|| {
             ApiError::not_yet_visible(format!(
-                    "course {course_id} was created, but the read side has not caught up yet; \
-                     read it with GET /api/courses/{course_id} shortly (creating it again answers 409 course_exists)"
+                "course {course_id} was created, but the read side has not caught up yet; \
+                 read it with GET /api/courses/{course_id} shortly (creating it again answers 409 course_exists)"
             ))
         })?;
     Ok((StatusCode::CREATED, JsonOut(detail)))
@@ -332,8 +332,8 @@ async fn set_lock(
             ("unlock", "score posts are still refused")
         };
         return Err(ApiError::not_yet_visible(format!(
-                "the {what} of course {course_id} is recorded, but the read side has not applied it yet, \
-                 and {meanwhile} until it does; check with GET /api/courses/{course_id} shortly (sending it again is safe)"
+            "the {what} of course {course_id} is recorded, but the read side has not applied it yet, \
+             and {meanwhile} until it does; check with GET /api/courses/{course_id} shortly (sending it again is safe)"
         )));
     }
     Ok(JsonOut(LockState {
