@@ -892,21 +892,21 @@ on_both_stores! {
 }
 
 /// Makes the projector fail every batch that inserts (`op` "INSERT") or
-/// updates ("UPDATE") a course row (it logs the failure and retries), until
-/// [`stop_holding_course_rows`].
-async fn hold_course_rows(db: &gradebook::projections::db::Db, op: &str) {
+/// updates ("UPDATE") a row of `table` (it logs the failure and retries),
+/// until [`stop_holding_rows`].
+async fn hold_rows(db: &gradebook::projections::db::Db, table: &str, op: &str) {
     use gradebook::projections::db::Db;
     match db {
         Db::Postgres(pool) => {
             for sql in [
-                "CREATE FUNCTION hold_course_rows() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'course rows held by the test'; END $$",
-                &format!("CREATE TRIGGER hold_course_rows BEFORE {op} ON rm_courses FOR EACH ROW EXECUTE FUNCTION hold_course_rows()"),
+                "CREATE FUNCTION hold_rows() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'rows held by the test'; END $$",
+                &format!("CREATE TRIGGER hold_rows BEFORE {op} ON {table} FOR EACH ROW EXECUTE FUNCTION hold_rows()"),
             ] {
                 sqlx::query(sql).execute(pool).await.unwrap();
             }
         }
         Db::Sqlite(pool) => {
-            sqlx::query(&format!("CREATE TRIGGER hold_course_rows BEFORE {op} ON rm_courses BEGIN SELECT RAISE(ABORT, 'course rows held by the test'); END"))
+            sqlx::query(&format!("CREATE TRIGGER hold_rows BEFORE {op} ON {table} BEGIN SELECT RAISE(ABORT, 'rows held by the test'); END"))
                 .execute(pool)
                 .await
                 .unwrap();
@@ -914,23 +914,40 @@ async fn hold_course_rows(db: &gradebook::projections::db::Db, op: &str) {
     }
 }
 
-async fn stop_holding_course_rows(db: &gradebook::projections::db::Db) {
+async fn stop_holding_rows(db: &gradebook::projections::db::Db, table: &str) {
     use gradebook::projections::db::Db;
     match db {
         Db::Postgres(pool) => {
             for sql in [
-                "DROP TRIGGER hold_course_rows ON rm_courses",
-                "DROP FUNCTION hold_course_rows()",
+                format!("DROP TRIGGER hold_rows ON {table}"),
+                "DROP FUNCTION hold_rows()".to_string(),
             ] {
-                sqlx::query(sql).execute(pool).await.unwrap();
+                sqlx::query(&sql).execute(pool).await.unwrap();
             }
         }
         Db::Sqlite(pool) => {
-            sqlx::query("DROP TRIGGER hold_course_rows")
+            sqlx::query("DROP TRIGGER hold_rows")
                 .execute(pool)
                 .await
                 .unwrap();
         }
+    }
+}
+
+/// Polls `path` as an auditor until `shown` holds for its 200 answer.
+async fn wait_until_shown(app: &TestApp, path: &str, shown: impl Fn(&Value) -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (st, b) = call(app, "GET", path, Some(&app.auditor), None).await;
+        if st == 200 && shown(&b) {
+            return;
+        }
+        assert!(st == 200 || st == 404, "{st} {b}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{path} never showed the change: {b}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
 
@@ -938,7 +955,7 @@ on_both_stores! {
     async fn a_course_created_while_the_projector_is_held_back_is_503_not_yet_visible_not_404(app: TestApp) {
         let sis = app.sis.clone();
         let body = json!({"course_id": "LATE-101", "title": "Late", "term": "2026FA"});
-        hold_course_rows(&app.db, "INSERT").await;
+        hold_rows(&app.db, "rm_courses", "INSERT").await;
         // The engine waits for the projector, gives up, and the course is
         // recorded but not readable: the answer says so (before, a 404
         // "does not exist; create it").
@@ -949,18 +966,8 @@ on_both_stores! {
         let (st, b) = call(&app, "POST", "/api/courses", Some(&sis), Some(body)).await;
         assert_error(st, &b, 409, "course_exists");
         // Once the projector can write again, the course is there.
-        stop_holding_course_rows(&app.db).await;
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        loop {
-            let (st, c) = call(&app, "GET", "/api/courses/LATE-101", Some(&app.auditor), None).await;
-            if st == 200 {
-                assert_eq!(c["title"], "Late");
-                break;
-            }
-            assert_eq!(st, 404, "{c}");
-            assert!(std::time::Instant::now() < deadline, "the course never became visible");
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
+        stop_holding_rows(&app.db, "rm_courses").await;
+        wait_until_shown(&app, "/api/courses/LATE-101", |c| c["title"] == "Late").await;
     }
 }
 
@@ -969,7 +976,7 @@ on_both_stores! {
         setup(&app).await;
         let reg = app.registrar.clone();
         let lock = format!("/api/courses/{C}/lock");
-        hold_course_rows(&app.db, "UPDATE").await;
+        hold_rows(&app.db, "rm_courses", "UPDATE").await;
         // Score posts obey the read side's lock, which the projector cannot
         // write: a 200 here would claim a lock that is not in force (before,
         // 200 with "locked": false, "changed": true).
@@ -982,20 +989,41 @@ on_both_stores! {
         assert_error(st, &b, 503, "not_yet_visible");
         assert_eq!(app.event_count().await, events);
         // Once the projector can write again the lock is in force.
-        stop_holding_course_rows(&app.db).await;
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        loop {
-            let (st, c) = call(&app, "GET", &format!("/api/courses/{C}"), Some(&app.auditor), None).await;
-            assert_eq!(st, 200, "{c}");
-            if c["locked"] == true {
-                break;
-            }
-            assert!(std::time::Instant::now() < deadline, "the lock never reached the read side");
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
+        stop_holding_rows(&app.db, "rm_courses").await;
+        wait_until_shown(&app, &format!("/api/courses/{C}"), |c| c["locked"] == true).await;
         let (st, b) = call(&app, "POST", &lock, Some(&reg), None).await;
         assert_eq!(st, 200, "{b}");
         assert_eq!(b["locked"], true);
         assert_eq!(b["changed"], false);
+    }
+}
+
+on_both_stores! {
+    async fn an_enrollment_or_drop_the_read_side_has_not_applied_is_503_not_yet_visible(app: TestApp) {
+        setup(&app).await;
+        let sis = app.sis.clone();
+        let new = format!("/api/courses/{C}/enrollments/late");
+        let person = json!({"role": "Learner", "name": "Late Comer"});
+        // A new enrollment the projector cannot write: recorded, and said so
+        // (before, 404 "not_enrolled" right after enrolling).
+        hold_rows(&app.db, "rm_enrollments", "INSERT").await;
+        let (st, b) = call(&app, "PUT", &new, Some(&sis), Some(person.clone())).await;
+        assert_error(st, &b, 503, "not_yet_visible");
+        stop_holding_rows(&app.db, "rm_enrollments").await;
+        wait_until_shown(&app, &new, |e| e["status"] == "active").await;
+        let (st, e) = call(&app, "PUT", &new, Some(&sis), Some(person)).await;
+        assert_eq!((st, &e["role"]), (200, &json!("Learner")), "{e}");
+
+        // A drop the projector cannot write: score posts would still take
+        // the learner's scores, so it is not answered as done (before, 200
+        // with "status": "active").
+        hold_rows(&app.db, "rm_enrollments", "UPDATE").await;
+        let (st, b) = call(&app, "DELETE", &new, Some(&sis), None).await;
+        assert_error(st, &b, 503, "not_yet_visible");
+        assert!(b["message"].as_str().unwrap().contains("dropped"), "{b}");
+        stop_holding_rows(&app.db, "rm_enrollments").await;
+        wait_until_shown(&app, &new, |e| e["status"] == "dropped").await;
+        let (st, e) = call(&app, "DELETE", &new, Some(&sis), None).await;
+        assert_eq!((st, &e["status"]), (200, &json!("dropped")), "{e}");
     }
 }

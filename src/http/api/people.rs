@@ -61,11 +61,35 @@ async fn entry(
         })
 }
 
+/// The enrollment as the read side shows it, once it shows `status` (and
+/// `role`, when given): score posts check those there, so until the
+/// projector has applied the change the answer says it is recorded but not
+/// in force, rather than "not enrolled" or the state before.
+async fn entry_showing(
+    state: &SharedState,
+    course_id: &CourseId,
+    user_id: &UserId,
+    role: Option<&str>,
+    status: EnrollmentStatus,
+) -> ApiResult<EnrollmentEntry> {
+    match management::enrollment(&state.engine.db, course_id.as_str(), user_id.as_str()).await? {
+        Some(e) if role.is_none_or(|r| e.role == r) && e.status == status.as_str() => Ok(e),
+        _ => Err(ApiError::not_yet_visible(format!(
+            "the enrollment of {user_id} in {course_id} is recorded ({}{}), but the read side \
+             has not applied it yet, and score posts follow the enrollment they see until it does; \
+             check with GET /api/courses/{course_id}/enrollments shortly (sending it again is safe)",
+            role.map(|r| format!("{r}, ")).unwrap_or_default(),
+            status.as_str()
+        ))),
+    }
+}
+
 /// Enrolls a person, or replaces their enrollment.
 #[utoipa::path(put, path = "/api/courses/{course_id}/enrollments/{user_id}", tag = "registrar", request_body = PersonBody,
     params(("course_id" = String, Path, description = "The SIS course id"), ("user_id" = String, Path, description = "The SIS person id; also the LTI `sub`")),
     responses((status = 201, description = "Newly enrolled", body = Object), (status = 200, description = "Replaced", body = Object),
-              (status = 404, description = "course_not_found", body = ErrorBody), (status = 422, description = "invalid_enrollment", body = ErrorBody)),
+              (status = 404, description = "course_not_found", body = ErrorBody), (status = 422, description = "invalid_enrollment", body = ErrorBody),
+              (status = 503, description = "not_yet_visible: recorded, not yet in force", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn put(
     State(state): State<SharedState>,
@@ -85,22 +109,25 @@ pub async fn put(
         name: body.name,
         email: body.email,
     };
+    let (role, status) = (person.role.name().to_string(), person.status);
     let new = state
         .engine
         .put_enrollment(&course_id, &user_id, person, &meta(&caller, Source::Sis))
         .await?;
-    let status = if new {
+    let entry = entry_showing(&state, &course_id, &user_id, Some(&role), status).await?;
+    let code = if new {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok((status, JsonOut(entry(&state, &course_id, &user_id).await?)))
+    Ok((code, JsonOut(entry)))
 }
 
 /// Drops a person: their status becomes `dropped`; history is kept.
 #[utoipa::path(delete, path = "/api/courses/{course_id}/enrollments/{user_id}", tag = "registrar",
     params(("course_id" = String, Path, description = "The SIS course id"), ("user_id" = String, Path, description = "The SIS person id")),
-    responses((status = 200, description = "The dropped enrollment", body = Object), (status = 404, description = "course_not_found or not_enrolled", body = ErrorBody)),
+    responses((status = 200, description = "The dropped enrollment", body = Object), (status = 404, description = "course_not_found or not_enrolled", body = ErrorBody),
+              (status = 503, description = "not_yet_visible: recorded, not yet in force", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn drop(
     State(state): State<SharedState>,
@@ -113,7 +140,16 @@ pub async fn drop(
         .engine
         .drop_enrollment(&course_id, &user_id, &meta(&caller, Source::Sis))
         .await?;
-    Ok(JsonOut(entry(&state, &course_id, &user_id).await?))
+    Ok(JsonOut(
+        entry_showing(
+            &state,
+            &course_id,
+            &user_id,
+            None,
+            EnrollmentStatus::Dropped,
+        )
+        .await?,
+    ))
 }
 
 /// Everyone in a course, dropped people included with their status.
