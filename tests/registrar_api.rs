@@ -1027,3 +1027,28 @@ on_both_stores! {
         assert_eq!((st, &e["status"]), (200, &json!("dropped")), "{e}");
     }
 }
+
+on_both_stores! {
+    async fn a_tool_deployment_the_read_side_has_not_applied_is_503_not_yet_visible(app: TestApp) {
+        use gradebook::lti::tools::{insert, new_tool, Grading, Roster};
+        setup(&app).await;
+        let roster = Roster { access: true, hide_names: false, hide_emails: false };
+        let moodle = new_tool("Moodle".into(), Grading::Full, roster, "manual");
+        insert(&app.db, &moodle).await.unwrap();
+        let path = format!("/api/courses/{C}/tools");
+        let body = json!({"tool_ids": [moodle.tool_id]});
+        // The tool's launches and posts are checked against the read side's
+        // deployments: not answered as deployed until they show it (before,
+        // 200 with the tool missing from "tool_ids").
+        hold_rows(&app.db, "rm_course_tools", "INSERT").await;
+        let (st, b) = call(&app, "POST", &path, Some(&app.registrar), Some(body.clone())).await;
+        assert_error(st, &b, 503, "not_yet_visible");
+        stop_holding_rows(&app.db, "rm_course_tools").await;
+        wait_until_shown(&app, &format!("/api/courses/{C}"), |c| c["tool_ids"] == json!([moodle.tool_id])).await;
+        let before = app.event_count().await;
+        let (st, c) = call(&app, "POST", &path, Some(&app.registrar), Some(body)).await;
+        assert_eq!(st, 200, "{c}");
+        assert_eq!(c["tool_ids"], json!([moodle.tool_id]));
+        assert_eq!(app.event_count().await, before, "sending it again records nothing");
+    }
+}

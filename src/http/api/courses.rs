@@ -279,7 +279,8 @@ pub async fn set_grading(
 #[utoipa::path(post, path = "/api/courses/{course_id}/tools", tag = "registrar", request_body = ToolIds,
     params(("course_id" = String, Path, description = "The SIS course id")),
     responses((status = 200, description = "The course", body = Object),
-              (status = 404, description = "course_not_found", body = ErrorBody), (status = 422, description = "tool_not_found", body = ErrorBody)),
+              (status = 404, description = "course_not_found", body = ErrorBody), (status = 422, description = "tool_not_found", body = ErrorBody),
+              (status = 503, description = "not_yet_visible: recorded, not yet in force", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn add_tools(
     State(state): State<SharedState>,
@@ -295,11 +296,21 @@ pub async fn add_tools(
     } else {
         Source::Sis
     };
+    let wanted: Vec<String> = tools.iter().map(ToString::to_string).collect();
     state
         .engine
         .allow_tools(&course_id, tools, &meta(&caller, source))
         .await?;
-    Ok(JsonOut(detail_of(&state, &course_id).await?))
+    let now = detail_of(&state, &course_id).await?;
+    // A tool's launches and score posts are checked against the read side's
+    // deployments, so the answer is 200 once it lists every tool asked for.
+    if let Some(missing) = wanted.iter().find(|t| !now.tool_ids.contains(*t)) {
+        return Err(ApiError::not_yet_visible(format!(
+            "tool {missing} is recorded as deployed in course {course_id}, but the read side has not applied it yet, \
+             and the tool is refused until it does; check with GET /api/courses/{course_id} shortly (sending it again is safe)"
+        )));
+    }
+    Ok(JsonOut(now))
 }
 
 async fn set_lock(
