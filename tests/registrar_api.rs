@@ -1052,3 +1052,28 @@ on_both_stores! {
         assert_eq!(app.event_count().await, before, "sending it again records nothing");
     }
 }
+
+on_both_stores! {
+    async fn a_grading_policy_the_read_side_has_not_applied_is_503_not_yet_visible(app: TestApp) {
+        setup(&app).await;
+        let sis = app.sis.clone();
+        let path = format!("/api/courses/{C}/grading");
+        let points = json!({"scheme": "points", "missing": "zero"});
+        // Grade reports read the policy from the read side: not answered as
+        // set until it shows it (before, 200 with the weighted policy).
+        hold_rows(&app.db, "rm_courses", "UPDATE").await;
+        let (st, b) = call(&app, "PUT", &path, Some(&sis), Some(points.clone())).await;
+        assert_error(st, &b, 503, "not_yet_visible");
+        stop_holding_rows(&app.db, "rm_courses").await;
+        wait_until_shown(&app, &format!("/api/courses/{C}"), |c| c["grading"]["scheme"] == "points").await;
+        let (st, c) = call(&app, "PUT", &path, Some(&sis), Some(points)).await;
+        assert_eq!(st, 200, "{c}");
+        assert_eq!((&c["grading"]["scheme"], &c["grading"]["missing"]), (&json!("points"), &json!("zero")));
+        // A weighted policy with weights written differently ("70.0" for
+        // "70") is the same policy once applied: 200, not 503.
+        let weighted = json!({"scheme": "weighted", "categories": [{"name": "Exams", "weight": "70.0"}, {"name": "Quizzes", "weight": "30"}]});
+        let (st, c) = call(&app, "PUT", &path, Some(&sis), Some(weighted)).await;
+        assert_eq!(st, 200, "{c}");
+        assert_eq!(c["grading"]["scheme"], "weighted");
+    }
+}

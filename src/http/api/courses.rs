@@ -238,7 +238,8 @@ fn scheme_of(body_scheme: SchemeName, categories: Option<Vec<CategoryBody>>) -> 
 #[utoipa::path(put, path = "/api/courses/{course_id}/grading", tag = "registrar", request_body = GradingBody,
     params(("course_id" = String, Path, description = "The SIS course id")),
     responses((status = 200, description = "The course with its new policy", body = Object),
-              (status = 404, description = "course_not_found", body = ErrorBody), (status = 422, description = "invalid_grading", body = ErrorBody)),
+              (status = 404, description = "course_not_found", body = ErrorBody), (status = 422, description = "invalid_grading", body = ErrorBody),
+              (status = 503, description = "not_yet_visible: recorded, not yet in force", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn set_grading(
     State(state): State<SharedState>,
@@ -262,6 +263,7 @@ pub async fn set_grading(
         Some(Missing::Exclude) => MissingPolicy::Exclude,
         Some(Missing::Zero) => MissingPolicy::Zero,
     };
+    let asked = (scheme.clone(), scale.clone(), missing);
     state
         .engine
         .set_grading(
@@ -272,7 +274,20 @@ pub async fn set_grading(
             &meta(&caller, Source::Sis),
         )
         .await?;
-    Ok(JsonOut(detail_of(&state, &course_id).await?))
+    let now = detail_of(&state, &course_id).await?;
+    // Grade reports read the policy from the read side: the answer is 200
+    // once it shows the policy asked for.
+    let (scheme, scale, missing) = asked;
+    if now.grading.scheme != scheme
+        || now.grading.missing != missing
+        || scale.is_some_and(|s| now.grading.scale != s)
+    {
+        return Err(ApiError::not_yet_visible(format!(
+            "the grading of course {course_id} is recorded, but the read side has not applied it yet, \
+             and grade reports use the policy before it until it does; check with GET /api/courses/{course_id} shortly (sending it again is safe)"
+        )));
+    }
+    Ok(JsonOut(now))
 }
 
 /// Deploys more tools in a course.
