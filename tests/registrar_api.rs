@@ -934,6 +934,27 @@ async fn stop_holding_rows(db: &gradebook::projections::db::Db, table: &str) {
     }
 }
 
+/// Sends a write while the projector cannot write `op` rows of `table`;
+/// the answer must be 503 `not_yet_visible`. Returns its body. The rows
+/// stay held until [`release_and_wait`].
+async fn sent_while_held(
+    app: &TestApp,
+    (table, op): (&str, &str),
+    (method, path, token, body): (&str, &str, &str, Option<Value>),
+) -> Value {
+    hold_rows(&app.db, table, op).await;
+    let (st, b) = call(app, method, path, Some(token), body).await;
+    assert_error(st, &b, 503, "not_yet_visible");
+    b
+}
+
+/// Lets the projector write `table` again and waits until `path` shows the
+/// change.
+async fn release_and_wait(app: &TestApp, table: &str, path: &str, shown: impl Fn(&Value) -> bool) {
+    stop_holding_rows(&app.db, table).await;
+    wait_until_shown(app, path, shown).await;
+}
+
 /// Polls `path` as an auditor until `shown` holds for its 200 answer.
 async fn wait_until_shown(app: &TestApp, path: &str, shown: impl Fn(&Value) -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -955,19 +976,16 @@ on_both_stores! {
     async fn a_course_created_while_the_projector_is_held_back_is_503_not_yet_visible_not_404(app: TestApp) {
         let sis = app.sis.clone();
         let body = json!({"course_id": "LATE-101", "title": "Late", "term": "2026FA"});
-        hold_rows(&app.db, "rm_courses", "INSERT").await;
         // The engine waits for the projector, gives up, and the course is
         // recorded but not readable: the answer says so (before, a 404
         // "does not exist; create it").
-        let (st, b) = call(&app, "POST", "/api/courses", Some(&sis), Some(body.clone())).await;
-        assert_error(st, &b, 503, "not_yet_visible");
+        let b = sent_while_held(&app, ("rm_courses", "INSERT"), ("POST", "/api/courses", &sis, Some(body.clone()))).await;
         assert!(b["message"].as_str().unwrap().contains("was created"), "{b}");
         // Recorded once: creating it again is a conflict, not a second course.
         let (st, b) = call(&app, "POST", "/api/courses", Some(&sis), Some(body)).await;
         assert_error(st, &b, 409, "course_exists");
         // Once the projector can write again, the course is there.
-        stop_holding_rows(&app.db, "rm_courses").await;
-        wait_until_shown(&app, "/api/courses/LATE-101", |c| c["title"] == "Late").await;
+        release_and_wait(&app, "rm_courses", "/api/courses/LATE-101", |c| c["title"] == "Late").await;
     }
 }
 
@@ -976,12 +994,10 @@ on_both_stores! {
         setup(&app).await;
         let reg = app.registrar.clone();
         let lock = format!("/api/courses/{C}/lock");
-        hold_rows(&app.db, "rm_courses", "UPDATE").await;
         // Score posts obey the read side's lock, which the projector cannot
         // write: a 200 here would claim a lock that is not in force (before,
         // 200 with "locked": false, "changed": true).
-        let (st, b) = call(&app, "POST", &lock, Some(&reg), None).await;
-        assert_error(st, &b, 503, "not_yet_visible");
+        let b = sent_while_held(&app, ("rm_courses", "UPDATE"), ("POST", &lock, &reg, None)).await;
         assert!(b["message"].as_str().unwrap().contains("not refused"), "{b}");
         // Sending it again records nothing new and says the same.
         let events = app.event_count().await;
@@ -989,8 +1005,7 @@ on_both_stores! {
         assert_error(st, &b, 503, "not_yet_visible");
         assert_eq!(app.event_count().await, events);
         // Once the projector can write again the lock is in force.
-        stop_holding_rows(&app.db, "rm_courses").await;
-        wait_until_shown(&app, &format!("/api/courses/{C}"), |c| c["locked"] == true).await;
+        release_and_wait(&app, "rm_courses", &format!("/api/courses/{C}"), |c| c["locked"] == true).await;
         let (st, b) = call(&app, "POST", &lock, Some(&reg), None).await;
         assert_eq!(st, 200, "{b}");
         assert_eq!(b["locked"], true);
@@ -1006,23 +1021,17 @@ on_both_stores! {
         let person = json!({"role": "Learner", "name": "Late Comer"});
         // A new enrollment the projector cannot write: recorded, and said so
         // (before, 404 "not_enrolled" right after enrolling).
-        hold_rows(&app.db, "rm_enrollments", "INSERT").await;
-        let (st, b) = call(&app, "PUT", &new, Some(&sis), Some(person.clone())).await;
-        assert_error(st, &b, 503, "not_yet_visible");
-        stop_holding_rows(&app.db, "rm_enrollments").await;
-        wait_until_shown(&app, &new, |e| e["status"] == "active").await;
+        sent_while_held(&app, ("rm_enrollments", "INSERT"), ("PUT", &new, &sis, Some(person.clone()))).await;
+        release_and_wait(&app, "rm_enrollments", &new, |e| e["status"] == "active").await;
         let (st, e) = call(&app, "PUT", &new, Some(&sis), Some(person)).await;
         assert_eq!((st, &e["role"]), (200, &json!("Learner")), "{e}");
 
         // A drop the projector cannot write: score posts would still take
         // the learner's scores, so it is not answered as done (before, 200
         // with "status": "active").
-        hold_rows(&app.db, "rm_enrollments", "UPDATE").await;
-        let (st, b) = call(&app, "DELETE", &new, Some(&sis), None).await;
-        assert_error(st, &b, 503, "not_yet_visible");
+        let b = sent_while_held(&app, ("rm_enrollments", "UPDATE"), ("DELETE", &new, &sis, None)).await;
         assert!(b["message"].as_str().unwrap().contains("dropped"), "{b}");
-        stop_holding_rows(&app.db, "rm_enrollments").await;
-        wait_until_shown(&app, &new, |e| e["status"] == "dropped").await;
+        release_and_wait(&app, "rm_enrollments", &new, |e| e["status"] == "dropped").await;
         let (st, e) = call(&app, "DELETE", &new, Some(&sis), None).await;
         assert_eq!((st, &e["status"]), (200, &json!("dropped")), "{e}");
     }
@@ -1040,11 +1049,8 @@ on_both_stores! {
         // The tool's launches and posts are checked against the read side's
         // deployments: not answered as deployed until they show it (before,
         // 200 with the tool missing from "tool_ids").
-        hold_rows(&app.db, "rm_course_tools", "INSERT").await;
-        let (st, b) = call(&app, "POST", &path, Some(&app.registrar), Some(body.clone())).await;
-        assert_error(st, &b, 503, "not_yet_visible");
-        stop_holding_rows(&app.db, "rm_course_tools").await;
-        wait_until_shown(&app, &format!("/api/courses/{C}"), |c| c["tool_ids"] == json!([moodle.tool_id])).await;
+        sent_while_held(&app, ("rm_course_tools", "INSERT"), ("POST", &path, &app.registrar, Some(body.clone()))).await;
+        release_and_wait(&app, "rm_course_tools", &format!("/api/courses/{C}"), |c| c["tool_ids"] == json!([moodle.tool_id])).await;
         let before = app.event_count().await;
         let (st, c) = call(&app, "POST", &path, Some(&app.registrar), Some(body)).await;
         assert_eq!(st, 200, "{c}");
@@ -1061,11 +1067,8 @@ on_both_stores! {
         let points = json!({"scheme": "points", "missing": "zero"});
         // Grade reports read the policy from the read side: not answered as
         // set until it shows it (before, 200 with the weighted policy).
-        hold_rows(&app.db, "rm_courses", "UPDATE").await;
-        let (st, b) = call(&app, "PUT", &path, Some(&sis), Some(points.clone())).await;
-        assert_error(st, &b, 503, "not_yet_visible");
-        stop_holding_rows(&app.db, "rm_courses").await;
-        wait_until_shown(&app, &format!("/api/courses/{C}"), |c| c["grading"]["scheme"] == "points").await;
+        sent_while_held(&app, ("rm_courses", "UPDATE"), ("PUT", &path, &sis, Some(points.clone()))).await;
+        release_and_wait(&app, "rm_courses", &format!("/api/courses/{C}"), |c| c["grading"]["scheme"] == "points").await;
         let (st, c) = call(&app, "PUT", &path, Some(&sis), Some(points)).await;
         assert_eq!(st, 200, "{c}");
         assert_eq!((&c["grading"]["scheme"], &c["grading"]["missing"]), (&json!("points"), &json!("zero")));
