@@ -68,6 +68,16 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "not_yet_visible", message)
     }
 
+    /// [`Self::not_yet_visible`] for a change that is recorded but not yet
+    /// in force: `what` it is, what holds `meanwhile`, and the path to `GET`
+    /// to see when it has landed.
+    pub fn not_in_force(what: &str, meanwhile: &str, check: &str) -> Self {
+        Self::not_yet_visible(format!(
+            "{what} is recorded, but the read side has not applied it yet, and {meanwhile} \
+             until it does; check with GET {check} shortly (sending it again is safe)"
+        ))
+    }
+
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         let request_id = current_request_id();
         tracing::error!(%cause, request_id, "internal error");

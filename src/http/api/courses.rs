@@ -282,10 +282,11 @@ pub async fn set_grading(
         || now.grading.missing != missing
         || scale.is_some_and(|s| now.grading.scale != s)
     {
-        return Err(ApiError::not_yet_visible(format!(
-            "the grading of course {course_id} is recorded, but the read side has not applied it yet, \
-             and grade reports use the policy before it until it does; check with GET /api/courses/{course_id} shortly (sending it again is safe)"
-        )));
+        return Err(ApiError::not_in_force(
+            &format!("the grading of course {course_id}"),
+            "grade reports use the policy before it",
+            &format!("/api/courses/{course_id}"),
+        ));
     }
     Ok(JsonOut(now))
 }
@@ -320,10 +321,11 @@ pub async fn add_tools(
     // A tool's launches and score posts are checked against the read side's
     // deployments, so the answer is 200 once it lists every tool asked for.
     if let Some(missing) = wanted.iter().find(|t| !now.tool_ids.contains(*t)) {
-        return Err(ApiError::not_yet_visible(format!(
-            "tool {missing} is recorded as deployed in course {course_id}, but the read side has not applied it yet, \
-             and the tool is refused until it does; check with GET /api/courses/{course_id} shortly (sending it again is safe)"
-        )));
+        return Err(ApiError::not_in_force(
+            &format!("the deployment of tool {missing} in course {course_id}"),
+            "the tool is refused",
+            &format!("/api/courses/{course_id}"),
+        ));
     }
     Ok(JsonOut(now))
 }
@@ -357,10 +359,11 @@ async fn set_lock(
         } else {
             ("unlock", "score posts are still refused")
         };
-        return Err(ApiError::not_yet_visible(format!(
-            "the {what} of course {course_id} is recorded, but the read side has not applied it yet, \
-             and {meanwhile} until it does; check with GET /api/courses/{course_id} shortly (sending it again is safe)"
-        )));
+        return Err(ApiError::not_in_force(
+            &format!("the {what} of course {course_id}"),
+            meanwhile,
+            &format!("/api/courses/{course_id}"),
+        ));
     }
     Ok(JsonOut(LockState {
         course_id: course_id.to_string(),

@@ -74,13 +74,15 @@ async fn entry_showing(
 ) -> ApiResult<EnrollmentEntry> {
     match management::enrollment(&state.engine.db, course_id.as_str(), user_id.as_str()).await? {
         Some(e) if role.is_none_or(|r| e.role == r) && e.status == status.as_str() => Ok(e),
-        _ => Err(ApiError::not_yet_visible(format!(
-            "the enrollment of {user_id} in {course_id} is recorded ({}{}), but the read side \
-             has not applied it yet, and score posts follow the enrollment they see until it does; \
-             check with GET /api/courses/{course_id}/enrollments shortly (sending it again is safe)",
-            role.map(|r| format!("{r}, ")).unwrap_or_default(),
-            status.as_str()
-        ))),
+        _ => Err(ApiError::not_in_force(
+            &format!(
+                "the enrollment of {user_id} in {course_id} ({}{})",
+                role.map(|r| format!("{r}, ")).unwrap_or_default(),
+                status.as_str()
+            ),
+            "score posts follow the enrollment they see",
+            &format!("/api/courses/{course_id}/enrollments"),
+        )),
     }
 }
 
