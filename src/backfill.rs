@@ -8,13 +8,14 @@
 //! is not an active learner, a bad number or time, a score older than the
 //! one kept) is reported with its line number and records nothing. A row
 //! whose exact post is already in the cell's history is `unchanged`: sending
-//! the same file twice changes nothing the second time. A dry run takes the
-//! same decisions against an in-memory copy of the cells it touches and
-//! appends nothing.
+//! the same file twice changes nothing the second time.
 //!
-//! Rows that do post run the score command of the domain, with the same
-//! facts a single post reads, on their cell loaded from the log; a chunk's
-//! events are appended in one transaction (see [`run`]).
+//! Rows that do post run the score rules of the domain (`Score::decide`)
+//! on their cell loaded from the log, with the score gates a single post is
+//! decided on; a chunk's events are appended in one transaction that
+//! first checks those gates still hold (see [`run`]). A dry run takes the
+//! very same decisions, in the same function, on an in-memory copy of the
+//! cells it touches, and appends nothing.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
@@ -23,7 +24,6 @@ use std::str::FromStr;
 use chrono::{DateTime, FixedOffset, Utc};
 use cqrs_es::Aggregate;
 use gradebook_domain::enrollment::EnrollmentStatus;
-use gradebook_domain::enrollment::Role;
 use gradebook_domain::ids::aggregate_id;
 use gradebook_domain::line_item::MAX_SCORE_MAXIMUM;
 use gradebook_domain::score::{
@@ -33,7 +33,6 @@ use gradebook_domain::score::{
 use gradebook_domain::{CommandMeta, CourseId, DomainError, LineItemId, Source, UserId};
 use gradebook_projections::queries::{self, QueryError};
 use gradebook_projections::view::CourseView;
-use gradebook_projections::with_db;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
@@ -776,47 +775,6 @@ async fn load_cells(
     Ok(cells)
 }
 
-/// What the read side says about the course right now: whether it is
-/// locked, its line items (deleted or not) and its people (active learner
-/// or not), the same facts a single score post reads.
-struct Facts {
-    locked: bool,
-    items: HashMap<String, bool>,
-    learners: HashMap<String, bool>,
-}
-
-async fn load_facts(engine: &Engine, course: &CourseId) -> Result<Option<Facts>, BackfillError> {
-    with_db!(&engine.db, pool => {
-        let locked: Option<bool> = sqlx::query_scalar("SELECT locked FROM rm_courses WHERE course_id = $1")
-            .bind(course.as_str())
-            .fetch_optional(pool)
-            .await
-            .map_err(EngineError::from)?;
-        let Some(locked) = locked else { return Ok(None) };
-        let items: Vec<(String, bool)> = sqlx::query_as("SELECT line_item_id, deleted FROM rm_line_items WHERE course_id = $1")
-            .bind(course.as_str())
-            .fetch_all(pool)
-            .await
-            .map_err(EngineError::from)?;
-        let people: Vec<(String, String, String)> = sqlx::query_as("SELECT user_id, role, status FROM rm_enrollments WHERE course_id = $1")
-            .bind(course.as_str())
-            .fetch_all(pool)
-            .await
-            .map_err(EngineError::from)?;
-        Ok(Some(Facts {
-            locked,
-            items: items.into_iter().collect(),
-            learners: people
-                .into_iter()
-                .map(|(user, role, status)| {
-                    let active = Role::parse(&role).is_ok_and(|r| r == Role::Learner) && status == "active";
-                    (user, active)
-                })
-                .collect(),
-        }))
-    })
-}
-
 /// A row's result: `Ok(true)` applied, `Ok(false)` unchanged.
 type RowResult = Result<bool, Rejection>;
 
@@ -865,7 +823,7 @@ pub async fn run(
         rejections: Vec::new(),
     };
     // Dry run: the cells as they would be, for the rows already taken.
-    let mut simulated: HashMap<CellKey, CellHistory> = HashMap::new();
+    let mut simulated: HashMap<CellKey, Cell> = HashMap::new();
     // The last event appended, to wait for its projection.
     let mut last: Option<(String, usize)> = None;
     let mut appended = 0u64;
@@ -880,7 +838,7 @@ pub async fn run(
             break;
         }
         let results = if batch.dry_run {
-            dry_run_chunk(engine, course, &chunk, &mut simulated).await?
+            dry_run_chunk(engine, batch, &chunk, &mut simulated).await?
         } else {
             let (results, tail, n) = post_chunk(engine, batch, &chunk).await?;
             if tail.is_some() {
@@ -944,40 +902,152 @@ fn cell_keys(chunk: &[(u64, Result<CheckedRow, Rejection>)]) -> impl Iterator<It
 
 async fn dry_run_chunk(
     engine: &Engine,
-    course: &CourseId,
+    batch: &Batch,
     chunk: &[(u64, Result<CheckedRow, Rejection>)],
-    simulated: &mut HashMap<CellKey, CellHistory>,
+    simulated: &mut HashMap<CellKey, Cell>,
 ) -> Result<Vec<RowResult>, BackfillError> {
+    let course = &batch.course_id;
     let mut missing: Vec<CellKey> = cell_keys(chunk)
         .filter(|k| !simulated.contains_key(k))
         .collect();
     missing.sort();
     missing.dedup();
-    let mut loaded = load_cells(engine, course, &missing).await?;
-    let mut out = Vec::with_capacity(chunk.len());
+    simulated.extend(load_cells(engine, course, &missing).await?);
+    // Nothing is written, not even a gate worked out from the log.
+    let gates = chunk_gates(engine, course, chunk, false).await?;
+    Ok(decide_chunk(batch, chunk, &gates, simulated)?.results)
+}
+
+/// The score gates of a chunk's rows, by key: the course's, and each row's
+/// line item and enrollment. `fill` stores a gate worked out from the log.
+async fn chunk_gates(
+    engine: &Engine,
+    course: &CourseId,
+    chunk: &[(u64, Result<CheckedRow, Rejection>)],
+    fill: bool,
+) -> Result<HashMap<String, bool>, BackfillError> {
+    let mut keys = vec![course_gate(course)];
+    for (item, user) in cell_keys(chunk) {
+        keys.push(item_gate(course, &item));
+        keys.push(learner_gate(course, &user));
+    }
+    keys.sort();
+    keys.dedup();
+    let open = crate::store::read_gates::<DomainError>(&engine.db, &keys, fill)
+        .await
+        .map_err(crate::engine::store_error)?;
+    Ok(keys.into_iter().zip(open).collect())
+}
+
+fn course_gate(course: &CourseId) -> String {
+    crate::store::gate_key(
+        gradebook_domain::course::Course::TYPE,
+        &aggregate_id::course(course),
+    )
+}
+
+fn item_gate(course: &CourseId, item: &LineItemId) -> String {
+    crate::store::gate_key(
+        gradebook_domain::line_item::LineItem::TYPE,
+        &aggregate_id::line_item(course, item),
+    )
+}
+
+fn learner_gate(course: &CourseId, user: &UserId) -> String {
+    crate::store::gate_key(
+        gradebook_domain::enrollment::Enrollment::TYPE,
+        &aggregate_id::enrollment(course, user),
+    )
+}
+
+/// What a chunk's rows came to: each row's result, the events to append
+/// (with each cell's next sequence), the outcome of each, and the last
+/// event's (aggregate id, sequence).
+struct Decided {
+    results: Vec<RowResult>,
+    events: Vec<cqrs_es::persist::SerializedEvent>,
+    outcomes: Vec<ScoreOutcome>,
+    last: Option<(String, usize)>,
+}
+
+/// Decides a chunk's rows in order, each on its cell as the rows before it
+/// left it, with the domain's score rules and the given gates: the one
+/// decision path of the dry run and the real run.
+fn decide_chunk(
+    batch: &Batch,
+    chunk: &[(u64, Result<CheckedRow, Rejection>)],
+    gates: &HashMap<String, bool>,
+    cells: &mut HashMap<CellKey, Cell>,
+) -> Result<Decided, BackfillError> {
+    let course = &batch.course_id;
+    let gate = |key: String| gates.get(&key).copied().unwrap_or(false);
+    let course_open = gate(course_gate(course));
+    let mut decided = Decided {
+        results: Vec::with_capacity(chunk.len()),
+        events: Vec::new(),
+        outcomes: Vec::new(),
+        last: None,
+    };
     for (line, row) in chunk {
         let row = match row {
             Err(r) => {
-                out.push(Err(r.clone()));
+                decided.results.push(Err(r.clone()));
                 continue;
             }
             Ok(row) => row,
         };
         let key = (row.line_item_id.clone(), row.user_id.clone());
-        let cell = simulated
-            .entry(key.clone())
-            .or_insert_with(|| loaded.remove(&key).map(|c| c.history).unwrap_or_default());
-        out.push(match decide(&row.post, cell) {
+        let cell = cells.entry(key).or_default();
+        let result = match decide(&row.post, &cell.history) {
             Decision::Unchanged => Ok(false),
             Decision::Stale { kept } => Err(stale(*line, row, kept)),
             Decision::Post => {
-                // The domain keeps an equal-timestamp post as the new score.
-                cell.applied.push(row.post.clone());
-                Ok(true)
+                let meta = row_meta(batch);
+                let command = ScoreCommand::Post {
+                    course_id: course.clone(),
+                    line_item_id: row.line_item_id.clone(),
+                    user_id: row.user_id.clone(),
+                    post: row.post.clone(),
+                    facts: ScoreFacts {
+                        course_locked: !course_open,
+                        line_item_deleted: !gate(item_gate(course, &row.line_item_id)),
+                        learner_active: gate(learner_gate(course, &row.user_id)),
+                        received_at: Some(meta.received_at),
+                    },
+                };
+                match cell.state.decide(command) {
+                    Err(e) => Err(reject(*line, e.code(), e.to_string())),
+                    Ok(decision) => {
+                        let id = aggregate_id::score(course, &row.line_item_id, &row.user_id);
+                        for event in decision.events {
+                            if let ScoreEvent::ScoreAccepted { post, .. }
+                            | ScoreEvent::ScoreCleared { post, .. } = &event
+                            {
+                                cell.history.applied.push(post.clone());
+                            }
+                            cell.sequence += 1;
+                            let envelope = cqrs_es::EventEnvelope::<Score> {
+                                aggregate_id: id.clone(),
+                                sequence: cell.sequence,
+                                payload: event.clone(),
+                                metadata: meta.to_map(),
+                            };
+                            decided.events.push(
+                                cqrs_es::persist::SerializedEvent::try_from(&envelope)
+                                    .map_err(|e| EngineError::Internal(e.to_string()))?,
+                            );
+                            cell.state.apply(event);
+                            decided.last = Some((id.clone(), cell.sequence));
+                        }
+                        decided.outcomes.push(decision.outcome);
+                        outcome_result(*line, decision.outcome)
+                    }
+                }
             }
-        });
+        };
+        decided.results.push(result);
     }
-    Ok(out)
+    Ok(decided)
 }
 
 /// Decides and posts one chunk; returns each row's result, the last event
@@ -992,71 +1062,30 @@ async fn post_chunk(
     keys.sort();
     keys.dedup();
     for _ in 0..CHUNK_ATTEMPTS {
-        let facts = load_facts(engine, course).await?;
+        let gates = chunk_gates(engine, course, chunk, true).await?;
         let mut cells = load_cells(engine, course, &keys).await?;
-        let mut out = Vec::with_capacity(chunk.len());
-        let mut events = Vec::new();
-        let mut outcomes = Vec::new();
-        let mut last = None;
-        for (line, row) in chunk {
-            let row = match row {
-                Err(r) => {
-                    out.push(Err(r.clone()));
-                    continue;
-                }
-                Ok(row) => row,
-            };
-            let key = (row.line_item_id.clone(), row.user_id.clone());
-            let cell = cells.entry(key).or_default();
-            let result = match decide(&row.post, &cell.history) {
-                Decision::Unchanged => Ok(false),
-                Decision::Stale { kept } => Err(stale(*line, row, kept)),
-                Decision::Post => {
-                    let meta = row_meta(batch);
-                    match command(facts.as_ref(), course, row, cell, &meta).await {
-                        Err(e) => Err(reject(*line, e.code(), e.to_string())),
-                        Ok(new) => {
-                            let outcome = ScoreOutcome::from_events(&new);
-                            let id = aggregate_id::score(course, &row.line_item_id, &row.user_id);
-                            for event in new {
-                                if let ScoreEvent::ScoreAccepted { post, .. }
-                                | ScoreEvent::ScoreCleared { post, .. } = &event
-                                {
-                                    cell.history.applied.push(post.clone());
-                                }
-                                cell.sequence += 1;
-                                let envelope = cqrs_es::EventEnvelope::<Score> {
-                                    aggregate_id: id.clone(),
-                                    sequence: cell.sequence,
-                                    payload: event.clone(),
-                                    metadata: meta.to_map(),
-                                };
-                                events.push(
-                                    cqrs_es::persist::SerializedEvent::try_from(&envelope)
-                                        .map_err(|e| EngineError::Internal(e.to_string()))?,
-                                );
-                                cell.state.apply(event);
-                                last = Some((id.clone(), cell.sequence));
-                            }
-                            outcomes.push(outcome);
-                            outcome_result(*line, outcome)
-                        }
-                    }
-                }
-            };
-            out.push(result);
-        }
-        match crate::store::append_events::<Score>(&engine.db, &events).await {
-            Ok(()) => {
-                for o in &outcomes {
+        let decided = decide_chunk(batch, chunk, &gates, &mut cells)?;
+        let expected: Vec<(String, bool)> = gates.into_iter().collect();
+        match crate::store::append_behind_gates::<Score>(
+            &engine.db,
+            &decided.events,
+            course.as_str(),
+            &expected,
+        )
+        .await
+        {
+            Ok(true) => {
+                for o in &decided.outcomes {
                     crate::metrics::score_outcome(o);
                 }
-                if !events.is_empty() {
+                if !decided.events.is_empty() {
                     engine.projection().wake();
                 }
-                return Ok((out, last, events.len() as u64));
+                return Ok((decided.results, decided.last, decided.events.len() as u64));
             }
-            Err(cqrs_es::AggregateError::AggregateConflict) => continue,
+            // A gate changed (a lock, a drop, a deletion) or another writer
+            // appended to one of the cells: decide again on fresh reads.
+            Ok(false) | Err(cqrs_es::AggregateError::AggregateConflict) => continue,
             Err(e) => return Err(crate::engine::store_error(e).into()),
         }
     }
@@ -1079,41 +1108,6 @@ fn row_meta(batch: &Batch) -> CommandMeta {
         Utc::now(),
     )
     .with_batch(batch.batch_id.clone())
-}
-
-/// Runs the score command on a cell with the facts a single post reads.
-async fn command(
-    facts: Option<&Facts>,
-    course: &CourseId,
-    row: &CheckedRow,
-    cell: &Cell,
-    meta: &CommandMeta,
-) -> Result<Vec<ScoreEvent>, DomainError> {
-    let facts = facts.ok_or(DomainError::CourseNotFound)?;
-    let deleted = *facts
-        .items
-        .get(row.line_item_id.as_str())
-        .ok_or(DomainError::LineItemNotFound)?;
-    let cmd = ScoreCommand::Post {
-        course_id: course.clone(),
-        line_item_id: row.line_item_id.clone(),
-        user_id: row.user_id.clone(),
-        post: row.post.clone(),
-        facts: ScoreFacts {
-            line_item_deleted: deleted,
-            course_locked: facts.locked,
-            learner_active: facts
-                .learners
-                .get(row.user_id.as_str())
-                .copied()
-                .unwrap_or(false),
-            received_at: Some(meta.received_at),
-        },
-    };
-    let sink = cqrs_es::event_sink::EventSink::default();
-    let mut state = cell.state.clone();
-    state.handle(cmd, &(), &sink).await?;
-    Ok(sink.collect().await)
 }
 
 /// The row's result for what the score command did.

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use cqrs_es::{Aggregate, AggregateError};
 use gradebook_domain::course::{Course, CourseCommand, ResourceLink};
-use gradebook_domain::enrollment::{Enrollment, EnrollmentCommand, LaunchKind, Person, Role};
+use gradebook_domain::enrollment::{Enrollment, EnrollmentCommand, LaunchKind, Person};
+use gradebook_domain::gate::ScoreGate;
 use gradebook_domain::ids::{aggregate_id, ResourceLinkId};
 use gradebook_domain::line_item::{LineItem, LineItemCommand, LineItemPatch, LineItemSpec};
 use gradebook_domain::policy::{MissingPolicy, ScaleEntry, Scheme};
@@ -18,7 +19,7 @@ use gradebook_projections::events::checkpoint_of;
 use gradebook_projections::projector::{ProjectionHandle, Projector};
 use gradebook_projections::queries::{self, QueryError, ScoreContext};
 
-use crate::store::AggStore;
+use crate::store::{gate_key, AggStore};
 
 /// How often a command is retried when another writer got to the same
 /// aggregate first.
@@ -162,24 +163,48 @@ impl Engine {
         meta: &CommandMeta,
     ) -> Result<Vec<A::Event>, EngineError>
     where
-        A: Aggregate<Services = (), Error = DomainError> + Send + Sync,
+        A: Aggregate<Services = (), Error = DomainError> + ScoreGate + Send + Sync,
         A::Command: Clone,
     {
         let metadata = meta.to_map();
-        let mut attempt = 0;
-        let committed = loop {
-            attempt += 1;
-            match store.execute(id, command.clone(), metadata.clone()).await {
-                Ok(events) => break events,
-                Err(AggregateError::AggregateConflict) if attempt < MAX_ATTEMPTS => {
+        let committed = self
+            .retrying(id, || store.execute(id, command.clone(), metadata.clone()))
+            .await?;
+        self.wait_committed(id, &committed).await?;
+        Ok(committed.into_iter().map(|e| e.payload).collect())
+    }
+
+    /// Runs `attempt` again while another writer got to the same aggregate
+    /// first (on another node: this node's writers of one aggregate take
+    /// turns), backing off a little more each time so racing writers
+    /// spread out. Each attempt reads everything afresh.
+    async fn retrying<T, F, Fut>(&self, id: &str, mut attempt: F) -> Result<T, EngineError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, AggregateError<DomainError>>>,
+    {
+        let mut n = 0;
+        loop {
+            n += 1;
+            match attempt().await {
+                Ok(done) => return Ok(done),
+                Err(AggregateError::AggregateConflict) if n < MAX_ATTEMPTS => {
                     metrics::counter!("gradebook_write_conflicts_total").increment(1);
-                    // Back off a little, more each time, so racing writers spread out.
-                    let jitter = (attempt as u64 * 7 + id.len() as u64 * 13) % 11;
-                    tokio::time::sleep(Duration::from_millis(attempt as u64 * 2 + jitter)).await;
+                    let jitter = (n as u64 * 7 + id.len() as u64 * 13) % 11;
+                    tokio::time::sleep(Duration::from_millis(n as u64 * 2 + jitter)).await;
                 }
                 Err(e) => return Err(store_error(e)),
             }
-        };
+        }
+    }
+
+    /// Waits (bounded) for the projector to apply the last of `committed`,
+    /// so the caller reads its own write.
+    async fn wait_committed<A: Aggregate>(
+        &self,
+        id: &str,
+        committed: &[cqrs_es::EventEnvelope<A>],
+    ) -> Result<(), EngineError> {
         if let Some(last) = committed.last() {
             // Waiting wakes the projector (once the waiter is registered).
             if !self
@@ -192,7 +217,7 @@ impl Engine {
                 );
             }
         }
-        Ok(committed.into_iter().map(|e| e.payload).collect())
+        Ok(())
     }
 
     /// Waits until the projector has applied event `sequence` of the
@@ -521,7 +546,12 @@ impl Engine {
     }
 
     /// [`Self::post_score`] with the facts already read (by a caller that
-    /// read them together with its own checks, in one round trip).
+    /// read them together with its own checks, in one round trip). The read
+    /// side only says whether the column exists; whether the course, the
+    /// column and the learner let the score through is decided on the
+    /// score gates, which the append itself checks (`AggStore::execute_gated`):
+    /// a post in flight when a lock, a drop or a deletion answers is either
+    /// in the log before that event or decided again after it.
     pub async fn post_score_in(
         &self,
         ctx: ScoreContext,
@@ -531,24 +561,42 @@ impl Engine {
         post: ScorePost,
         meta: &CommandMeta,
     ) -> Result<ScoreOutcome, EngineError> {
-        let deleted = ctx.line_item_deleted.ok_or(DomainError::LineItemNotFound)?;
-        let learner_active = matches!(&ctx.enrollment, Some((role, status))
-            if Role::parse(role).is_ok_and(|r| r == Role::Learner) && status == "active");
-        let cmd = ScoreCommand::Post {
-            course_id: course_id.clone(),
-            line_item_id: line_item_id.clone(),
-            user_id: user_id.clone(),
-            post,
-            facts: ScoreFacts {
-                line_item_deleted: deleted,
-                course_locked: ctx.course_locked,
-                learner_active,
-                received_at: Some(meta.received_at),
-            },
+        ctx.line_item_deleted.ok_or(DomainError::LineItemNotFound)?;
+        let gates = [
+            gate_key(Course::TYPE, &aggregate_id::course(course_id)),
+            gate_key(
+                LineItem::TYPE,
+                &aggregate_id::line_item(course_id, line_item_id),
+            ),
+            gate_key(
+                Enrollment::TYPE,
+                &aggregate_id::enrollment(course_id, user_id),
+            ),
+        ];
+        let decide = |score: &Score, open: &[bool]| {
+            let decision = score.decide(ScoreCommand::Post {
+                course_id: course_id.clone(),
+                line_item_id: line_item_id.clone(),
+                user_id: user_id.clone(),
+                post: post.clone(),
+                facts: ScoreFacts {
+                    course_locked: !open[0],
+                    line_item_deleted: !open[1],
+                    learner_active: open[2],
+                    received_at: Some(meta.received_at),
+                },
+            })?;
+            Ok((decision.events, decision.outcome))
         };
         let id = aggregate_id::score(course_id, line_item_id, user_id);
-        let events = self.exec(&self.scores, &id, cmd, meta).await?;
-        let outcome = ScoreOutcome::from_events(&events);
+        let metadata = meta.to_map();
+        let (committed, outcome) = self
+            .retrying(&id, || {
+                self.scores
+                    .execute_gated(&id, &gates, metadata.clone(), decide)
+            })
+            .await?;
+        self.wait_committed(&id, &committed).await?;
         crate::metrics::score_outcome(&outcome);
         Ok(outcome)
     }

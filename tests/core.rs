@@ -355,11 +355,15 @@ on_both_stores! {
         let clash = serialize(&ada_id, 1, ada_event);
         let before = app.event_count().await;
 
-        let refused = gradebook::store::append_events::<Score>(&app.db, &[next.clone(), clash]).await;
+        let append = |events: Vec<cqrs_es::persist::SerializedEvent>| {
+            let db = app.db.clone();
+            async move { gradebook::store::append_behind_gates::<Score>(&db, &events, course().as_str(), &[]).await }
+        };
+        let refused = append(vec![next.clone(), clash]).await;
         assert!(matches!(refused, Err(cqrs_es::AggregateError::AggregateConflict)), "{refused:?}");
         assert_eq!(app.event_count().await, before, "nothing of a refused chunk is written");
 
-        gradebook::store::append_events::<Score>(&app.db, &[next]).await.unwrap();
+        assert!(append(vec![next]).await.unwrap());
         assert_eq!(app.event_count().await, before + 1);
         let alan = gradebook::projections::audit::read_aggregate(&app.db, "score", &alan_id).await.unwrap();
         assert_eq!(alan.iter().map(|e| e.sequence).collect::<Vec<_>>(), [1, 2]);

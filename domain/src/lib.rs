@@ -7,6 +7,7 @@
 pub mod course;
 pub mod enrollment;
 pub mod error;
+pub mod gate;
 pub mod ids;
 pub mod line_item;
 pub mod meta;

@@ -263,6 +263,38 @@ pub struct Score {
     pub last_rejected: Option<(RejectReason, ScorePost)>,
 }
 
+/// What a score command decided: the events to record and the answer the
+/// poster gets. The answer does not always follow from the events: an
+/// identical retry of a refused post records nothing and is refused again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreDecision {
+    pub events: Vec<ScoreEvent>,
+    pub outcome: ScoreOutcome,
+}
+
+impl ScoreDecision {
+    fn of(events: Vec<ScoreEvent>) -> Self {
+        let outcome = ScoreOutcome::from_events(&events);
+        ScoreDecision { events, outcome }
+    }
+}
+
+impl Score {
+    /// The score rules, synchronously: what `handle` records, and what
+    /// the poster is told. Backfill runs the same function on its cells.
+    pub fn decide(&self, command: ScoreCommand) -> Result<ScoreDecision, DomainError> {
+        match command {
+            ScoreCommand::Post {
+                course_id,
+                line_item_id,
+                user_id,
+                post: p,
+                facts,
+            } => post(self, course_id, line_item_id, user_id, p, facts),
+        }
+    }
+}
+
 fn post(
     state: &Score,
     course_id: CourseId,
@@ -270,7 +302,7 @@ fn post(
     user_id: UserId,
     post: ScorePost,
     facts: ScoreFacts,
-) -> Result<Vec<ScoreEvent>, DomainError> {
+) -> Result<ScoreDecision, DomainError> {
     post.validate()?;
     if facts
         .received_at
@@ -289,32 +321,36 @@ fn post(
     };
     if let Some(reason) = reason {
         if matches!(&state.last_rejected, Some((r, p)) if *r == reason && p.same_as(&post)) {
-            return Ok(vec![]);
+            // Recorded once; every retry is told the same refusal.
+            return Ok(ScoreDecision {
+                events: vec![],
+                outcome: ScoreOutcome::Rejected(reason),
+            });
         }
-        return Ok(vec![ScoreEvent::ScoreRejected {
+        return Ok(ScoreDecision::of(vec![ScoreEvent::ScoreRejected {
             course_id,
             line_item_id,
             user_id,
             post,
             reason,
-        }]);
+        }]));
     }
     if let Some(kept) = &state.kept {
         // Tools send whole seconds, so only strictly older posts are stale.
         if post.timestamp < kept.timestamp {
-            return Ok(vec![ScoreEvent::ScoreIgnoredStale {
+            return Ok(ScoreDecision::of(vec![ScoreEvent::ScoreIgnoredStale {
                 course_id,
                 line_item_id,
                 user_id,
                 kept_timestamp: kept.timestamp,
                 post,
-            }]);
+            }]));
         }
         if post.timestamp == kept.timestamp && post.same_as(kept) {
-            return Ok(vec![]);
+            return Ok(ScoreDecision::of(vec![]));
         }
     }
-    Ok(vec![if post.score_given.is_some() {
+    Ok(ScoreDecision::of(vec![if post.score_given.is_some() {
         ScoreEvent::ScoreAccepted {
             course_id,
             line_item_id,
@@ -328,7 +364,7 @@ fn post(
             user_id,
             post,
         }
-    }])
+    }]))
 }
 
 impl Aggregate for Score {
@@ -344,16 +380,7 @@ impl Aggregate for Score {
         _: &(),
         sink: &EventSink<Self>,
     ) -> Result<(), DomainError> {
-        let events = match command {
-            ScoreCommand::Post {
-                course_id,
-                line_item_id,
-                user_id,
-                post: p,
-                facts,
-            } => post(self, course_id, line_item_id, user_id, p, facts)?,
-        };
-        for e in events {
+        for e in self.decide(command)?.events {
             sink.write(e, self).await;
         }
         Ok(())
@@ -503,6 +530,46 @@ mod tests {
             )])
             .when(cmd(p(Some(dec!(87)), T1), OPEN))
             .then_expect_events(vec![accepted(p(Some(dec!(87)), T1))]);
+    }
+
+    #[test]
+    fn every_retry_of_a_refused_post_is_told_the_same_refusal() {
+        for (reason, facts) in [
+            (
+                RejectReason::CourseLocked,
+                ScoreFacts {
+                    course_locked: true,
+                    ..OPEN
+                },
+            ),
+            (
+                RejectReason::UserNotEnrolled,
+                ScoreFacts {
+                    learner_active: false,
+                    ..OPEN
+                },
+            ),
+            (
+                RejectReason::LineItemDeleted,
+                ScoreFacts {
+                    line_item_deleted: true,
+                    ..OPEN
+                },
+            ),
+        ] {
+            let mut state = Score::default();
+            let first = state.decide(cmd(p(Some(dec!(87)), T1), facts)).unwrap();
+            assert_eq!(first.outcome, ScoreOutcome::Rejected(reason));
+            assert_eq!(first.events.len(), 1);
+            for e in first.events {
+                state.apply(e);
+            }
+            for _ in 0..3 {
+                let again = state.decide(cmd(p(Some(dec!(87)), T1), facts)).unwrap();
+                assert_eq!(again.events, vec![], "nothing new is recorded");
+                assert_eq!(again.outcome, ScoreOutcome::Rejected(reason));
+            }
+        }
     }
 
     #[test]
