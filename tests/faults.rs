@@ -1413,7 +1413,8 @@ async fn the_database_restarting_under_load_gives_503_then_recovers_losing_nothi
 
 // ---------------------------------------------------------------------------
 // 6. A transaction left open on the same PostgreSQL cluster: in another
-// database it delays nothing.
+// database it delays nothing; in this one it holds projection back, and
+// `/readyz` names it.
 
 /// Another database of the test's cluster: the one `DATABASE_URL` names,
 /// in which `#[sqlx::test]` made the test's own.
@@ -1562,8 +1563,8 @@ async fn a_transaction_left_open_in_another_database_of_the_cluster_delays_no_po
         ("counted".to_string(), Some(Decimal::from(13)))
     );
 
-    // The audit log shows the latest post, and a replay (which reads below
-    // the same horizon) takes the whole log.
+    // The audit log shows the latest post, /readyz names no one, and a
+    // replay (which reads below the same horizon) takes the whole log.
     let (st, page) = call(
         &w.client,
         reqwest::Method::GET,
@@ -1586,6 +1587,7 @@ async fn a_transaction_left_open_in_another_database_of_the_cluster_delays_no_po
     let (status, r) = node.readyz().await.unwrap();
     assert_eq!(status, 200, "{r}");
     assert_eq!(r["projector"]["lag"]["events"], 0, "{r}");
+    assert_eq!(r["projector"]["held_back_by"], json!([]), "{r}");
     let live = projector::dump_read_tables(&db).await.unwrap();
     let events = gradebook::projections::events::count(&db).await.unwrap();
     assert_eq!(
@@ -1596,6 +1598,101 @@ async fn a_transaction_left_open_in_another_database_of_the_cluster_delays_no_po
     assert_eq!(projector::dump_read_tables(&db).await.unwrap(), live);
 
     idle.rollback().await.unwrap();
+    close(db).await;
+    let mut node = node;
+    node.kill9().await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_transaction_left_open_in_this_database_holds_projection_back_and_readyz_names_it(
+    _opts: sqlx::postgres::PgPoolOptions,
+    connect: sqlx::postgres::PgConnectOptions,
+) {
+    use sqlx::Connection;
+    let logs = tempfile::tempdir().unwrap();
+    let url = pg_url(&connect);
+    let node = Node::start(&url, logs.path(), "node").await;
+    let w = world(&node.base, &url, 2, 1).await;
+    let db = Db::connect(&url, 2).await.unwrap();
+    let registrar = create(&db, ApiRole::Registrar, None).await.unwrap().1;
+    let (user, item) = (w.users[0].clone(), w.items[0].clone());
+
+    // Someone's session on the gradebook's own database, idle in a
+    // transaction that holds an id.
+    let mut here = sqlx::PgConnection::connect_with(&connect.clone().application_name("held open"))
+        .await
+        .unwrap();
+    let mut open = here.begin().await.unwrap();
+    let pid = take_a_transaction_id(&mut open).await;
+
+    // A post sent now is recorded, but not applied while that runs.
+    let p = Post {
+        user: user.clone(),
+        item: item.clone(),
+        given: 21,
+    };
+    let sent = {
+        let (w, base, p) = (w.clone(), node.base.clone(), p.clone());
+        tokio::spawn(async move { w.post(&base, &p, Duration::from_secs(30)).await })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !score_events(&db)
+        .await
+        .iter()
+        .any(|(u, i, g, _)| *u == p.user && *i == p.item && *g == p.given)
+    {
+        assert!(Instant::now() < deadline, "the post was never recorded");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // /readyz names the transaction holding it back, and stays ready.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let held = loop {
+        let (status, r) = node.readyz().await.unwrap();
+        assert_eq!(status, 200, "{r}");
+        let held = r["projector"]["held_back_by"].clone();
+        if held.as_array().is_some_and(|h| !h.is_empty()) {
+            assert!(
+                r["projector"]["lag"]["events"].as_i64().unwrap() >= 1,
+                "{r}"
+            );
+            break held;
+        }
+        assert!(Instant::now() < deadline, "/readyz named no one: {r}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(held.as_array().unwrap().len(), 1, "{held}");
+    assert_eq!(held[0]["pid"], pid, "{held}");
+    assert_eq!(held[0]["state"], "idle in transaction", "{held}");
+    assert_eq!(held[0]["application_name"], "held open", "{held}");
+    assert!(held[0]["age_seconds"].as_f64().unwrap() >= 0.0, "{held}");
+    assert!(held[0]["xid"].as_i64().unwrap() > 0, "{held}");
+    // The grades do not show the post yet, and the post has not answered.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        grade_cell(&w, &node.base, &registrar, &user, &item).await,
+        ("missing".to_string(), None)
+    );
+    assert!(!sent.is_finished(), "the post answered while held back");
+
+    // Once that transaction ends, the post is applied and answers at once.
+    open.rollback().await.unwrap();
+    let ended = Instant::now();
+    let a = sent.await.unwrap();
+    assert!(
+        matches!(&a, Answer::Status(200, c) if c == "accepted"),
+        "{a:?}"
+    );
+    assert!(
+        ended.elapsed() < PROMPTLY,
+        "answered {:?} later",
+        ended.elapsed()
+    );
+    assert_eq!(
+        grade_cell(&w, &node.base, &registrar, &user, &item).await,
+        ("counted".to_string(), Some(Decimal::from(21)))
+    );
+    let (_, r) = node.readyz().await.unwrap();
+    assert_eq!(r["projector"]["held_back_by"], json!([]), "{r}");
     close(db).await;
     let mut node = node;
     node.kill9().await;
