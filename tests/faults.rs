@@ -1523,15 +1523,20 @@ async fn a_transaction_left_open_in_another_database_of_the_cluster_delays_no_po
         item: item.clone(),
         given,
     };
+    // Every answer comes at once; the slowest is kept for the report.
+    let mut slowest = Duration::ZERO;
+    let mut promptly = |what: &str, took: Duration| {
+        assert!(took < PROMPTLY, "{what} took {took:?}");
+        slowest = slowest.max(took);
+    };
     // A post answers at once, and the grades show it at once.
     let started = Instant::now();
     let a = w.post(&node.base, &post(11), Duration::from_secs(30)).await;
-    let took = started.elapsed();
+    promptly("the first post", started.elapsed());
     assert!(
         matches!(&a, Answer::Status(200, c) if c == "accepted"),
         "{a:?}"
     );
-    assert!(took < PROMPTLY, "the post took {took:?}");
     assert_eq!(
         grade_cell(&w, &node.base, &registrar, &user, &item).await,
         ("counted".to_string(), Some(Decimal::from(11)))
@@ -1539,25 +1544,25 @@ async fn a_transaction_left_open_in_another_database_of_the_cluster_delays_no_po
 
     // A lock answers 200 at once, and the very next post sees it.
     let (st, b, took) = lock(&w, &node.base, &registrar, "lock").await;
+    promptly("the lock", took);
     assert_eq!(st, 200, "{b}");
-    assert!(took < PROMPTLY, "the lock took {took:?}");
     let started = Instant::now();
     let a = w.post(&node.base, &post(12), Duration::from_secs(30)).await;
+    promptly("the post to the locked course", started.elapsed());
     assert!(
         matches!(&a, Answer::Status(422, c) if c == "course_locked"),
         "{a:?}"
     );
-    assert!(started.elapsed() < PROMPTLY, "took {:?}", started.elapsed());
     let (st, b, took) = lock(&w, &node.base, &registrar, "unlock").await;
+    promptly("the unlock", took);
     assert_eq!(st, 200, "{b}");
-    assert!(took < PROMPTLY, "the unlock took {took:?}");
     let started = Instant::now();
     let a = w.post(&node.base, &post(13), Duration::from_secs(30)).await;
+    promptly("the post after the unlock", started.elapsed());
     assert!(
         matches!(&a, Answer::Status(200, c) if c == "accepted"),
         "{a:?}"
     );
-    assert!(started.elapsed() < PROMPTLY, "took {:?}", started.elapsed());
     assert_eq!(
         grade_cell(&w, &node.base, &registrar, &user, &item).await,
         ("counted".to_string(), Some(Decimal::from(13)))
@@ -1601,6 +1606,10 @@ async fn a_transaction_left_open_in_another_database_of_the_cluster_delays_no_po
     close(db).await;
     let mut node = node;
     node.kill9().await;
+    println!(
+        "transaction open in another database: 3 posts, a lock and an unlock, the slowest answered in {} ms",
+        slowest.as_millis()
+    );
 }
 
 #[sqlx::test(migrations = false)]
@@ -1644,29 +1653,32 @@ async fn a_transaction_left_open_in_this_database_holds_projection_back_and_read
         assert!(Instant::now() < deadline, "the post was never recorded");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    // /readyz names the transaction holding it back, and stays ready.
+    // /readyz names the transaction holding it back (another one of this
+    // database, such as autovacuum's, may show beside it), and stays ready.
     let deadline = Instant::now() + Duration::from_secs(10);
     let held = loop {
         let (status, r) = node.readyz().await.unwrap();
         assert_eq!(status, 200, "{r}");
-        let held = r["projector"]["held_back_by"].clone();
-        if held.as_array().is_some_and(|h| !h.is_empty()) {
+        let ours = r["projector"]["held_back_by"]
+            .as_array()
+            .and_then(|h| h.iter().find(|b| b["pid"] == pid).cloned());
+        if let Some(held) = ours {
             assert!(
                 r["projector"]["lag"]["events"].as_i64().unwrap() >= 1,
                 "{r}"
             );
             break held;
         }
-        assert!(Instant::now() < deadline, "/readyz named no one: {r}");
+        assert!(Instant::now() < deadline, "/readyz did not name {pid}: {r}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    assert_eq!(held.as_array().unwrap().len(), 1, "{held}");
-    assert_eq!(held[0]["pid"], pid, "{held}");
-    assert_eq!(held[0]["state"], "idle in transaction", "{held}");
-    assert_eq!(held[0]["application_name"], "held open", "{held}");
-    assert!(held[0]["age_seconds"].as_f64().unwrap() >= 0.0, "{held}");
-    assert!(held[0]["xid"].as_i64().unwrap() > 0, "{held}");
-    // The grades do not show the post yet, and the post has not answered.
+    assert_eq!(held["state"], "idle in transaction", "{held}");
+    assert_eq!(held["application_name"], "held open", "{held}");
+    assert!(held["age_seconds"].as_f64().unwrap() >= 0.0, "{held}");
+    assert!(held["xid"].as_i64().unwrap() > 0, "{held}");
+    assert_eq!(held["gid"], Value::Null, "{held}");
+    // The grades do not show the post yet, and the post has not answered
+    // (checked again a little later: the wait is not what the test needs).
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(
         grade_cell(&w, &node.base, &registrar, &user, &item).await,
@@ -1678,22 +1690,27 @@ async fn a_transaction_left_open_in_this_database_holds_projection_back_and_read
     open.rollback().await.unwrap();
     let ended = Instant::now();
     let a = sent.await.unwrap();
+    let answered_after = ended.elapsed();
     assert!(
         matches!(&a, Answer::Status(200, c) if c == "accepted"),
         "{a:?}"
     );
     assert!(
-        ended.elapsed() < PROMPTLY,
-        "answered {:?} later",
-        ended.elapsed()
+        answered_after < PROMPTLY,
+        "answered {answered_after:?} later"
     );
     assert_eq!(
         grade_cell(&w, &node.base, &registrar, &user, &item).await,
         ("counted".to_string(), Some(Decimal::from(21)))
     );
     let (_, r) = node.readyz().await.unwrap();
+    assert_eq!(r["projector"]["lag"]["events"], 0, "{r}");
     assert_eq!(r["projector"]["held_back_by"], json!([]), "{r}");
     close(db).await;
     let mut node = node;
     node.kill9().await;
+    println!(
+        "transaction open in this database: /readyz named pid {pid} ({held}); the post answered {} ms after it ended",
+        answered_after.as_millis()
+    );
 }
