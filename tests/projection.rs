@@ -318,6 +318,100 @@ async fn the_projector_never_skips_an_event_that_commits_late(
     connect: sqlx::postgres::PgConnectOptions,
 ) {
     let app = common::TestApp::postgres(opts, connect).await;
+    late_commits(app).await;
+}
+
+/// The same while a transaction stays open in another database of the
+/// cluster: the projector's horizon leaves that transaction out, and must
+/// still hold back for every writer of this database that has not
+/// committed yet.
+#[sqlx::test(migrations = false)]
+async fn the_projector_never_skips_an_event_that_commits_late_past_a_transaction_open_elsewhere(
+    opts: sqlx::postgres::PgPoolOptions,
+    connect: sqlx::postgres::PgConnectOptions,
+) {
+    use sqlx::{Connection, Executor};
+    use std::str::FromStr;
+    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL for the PostgreSQL tests");
+    let other = sqlx::postgres::PgConnectOptions::from_str(&url).unwrap();
+    assert_ne!(other.get_database(), connect.get_database());
+    let mut elsewhere = sqlx::PgConnection::connect_with(&other).await.unwrap();
+    let mut idle = elsewhere.begin().await.unwrap();
+    idle.execute("SELECT pg_current_xact_id()").await.unwrap();
+    let app = common::TestApp::postgres(opts, connect).await;
+    late_commits(app).await;
+    idle.rollback().await.unwrap();
+}
+
+/// Makes the connection's transaction take an id, and returns it.
+async fn take_xid(conn: &mut sqlx::PgConnection) -> i64 {
+    sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint")
+        .fetch_one(conn)
+        .await
+        .unwrap()
+}
+
+/// The horizon itself, with the moments that matter pulled apart: a
+/// transaction open in another database is left out of it, but a writer of
+/// this database that was running when the snapshot was taken holds it,
+/// even when it commits before the horizon looks at `pg_stat_activity` (a
+/// repeatable-read transaction keeps the snapshot of its first statement
+/// and reads `pg_stat_activity` at its first look, so the writer can commit
+/// in between). Were it left out for not being seen there, its event, which
+/// that snapshot does not show, would fall below the horizon and be passed
+/// over for good.
+#[sqlx::test(migrations = false)]
+async fn the_horizon_leaves_out_another_database_but_holds_for_a_writer_here_that_commits_after_the_snapshot(
+    opts: sqlx::postgres::PgPoolOptions,
+    connect: sqlx::postgres::PgConnectOptions,
+) {
+    use gradebook::projections::events::pg_horizon;
+    use sqlx::{Connection, Executor};
+    use std::str::FromStr;
+    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL for the PostgreSQL tests");
+    let other = sqlx::postgres::PgConnectOptions::from_str(&url).unwrap();
+    assert_ne!(other.get_database(), connect.get_database());
+    let pool = opts
+        .max_connections(4)
+        .connect_with(connect.clone())
+        .await
+        .unwrap();
+
+    // Another application's transaction, elsewhere on the cluster.
+    let mut elsewhere = sqlx::PgConnection::connect_with(&other).await.unwrap();
+    elsewhere.execute("BEGIN").await.unwrap();
+    let foreign = take_xid(&mut elsewhere).await;
+    // A writer of this database, after it.
+    let mut writer = sqlx::PgConnection::connect_with(&connect).await.unwrap();
+    writer.execute("BEGIN").await.unwrap();
+    let mine = take_xid(&mut writer).await;
+    assert!(foreign < mine);
+    // A later transaction ends, so that both are below the snapshot's xmax.
+    let later = take_xid(&mut pool.acquire().await.unwrap()).await;
+    assert!(later > mine);
+
+    // Both running: the foreign one is left out, the writer holds the horizon.
+    assert_eq!(pg_horizon(&pool).await.unwrap(), mine);
+
+    // A snapshot taken while the writer runs, the writer commits, and only
+    // then does the horizon look at who runs where.
+    let mut reader = pool.acquire().await.unwrap();
+    reader
+        .execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        .await
+        .unwrap();
+    reader.execute("SELECT 1").await.unwrap();
+    writer.execute("COMMIT").await.unwrap();
+    assert_eq!(pg_horizon(&mut *reader).await.unwrap(), mine);
+    reader.execute("COMMIT").await.unwrap();
+
+    // A fresh snapshot sees the writer done; the foreign transaction, still
+    // open, holds nothing.
+    assert!(pg_horizon(&pool).await.unwrap() > later);
+    elsewhere.execute("ROLLBACK").await.unwrap();
+}
+
+async fn late_commits(app: common::TestApp) {
     hist101(&app).await;
     let gradebook::projections::db::Db::Postgres(pool) = app.db.clone() else {
         unreachable!()

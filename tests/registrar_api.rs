@@ -536,6 +536,8 @@ on_both_stores! {
         // Every write waited for the projector, so nothing is left to apply.
         assert_eq!(r["projector"]["lag"]["events"], 0, "{r}");
         assert_eq!(r["projector"]["lag"]["oldest_unapplied_seconds"], 0.0, "{r}");
+        // No transaction holds the projector back.
+        assert_eq!(r["projector"]["held_back_by"], json!([]), "{r}");
 
         match &app.db {
             gradebook::projections::db::Db::Postgres(p) => p.close().await,

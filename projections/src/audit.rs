@@ -4,8 +4,9 @@
 //!
 //! Log order is the order the projector applies events: on PostgreSQL the
 //! writing transaction's id, then position, and only events below the
-//! snapshot's transaction horizon (an event that commits late with a lower
-//! position can then never slip behind a cursor already handed out); on
+//! transaction horizon (`events::PG_HORIZON`: an event that commits late
+//! with a lower position can then never slip behind a cursor already
+//! handed out); on
 //! SQLite, position alone. Positions themselves are shown as they are.
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -13,7 +14,9 @@ use serde::Serialize;
 use sqlx::Row;
 
 use crate::db::{Db, Param};
-use crate::events::{envelope_from_row, Checkpoint, Envelope, RawEvent, ReadError, PG_COLUMNS};
+use crate::events::{
+    envelope_from_row, Checkpoint, Envelope, RawEvent, ReadError, PG_COLUMNS, PG_HORIZON,
+};
 
 /// The most events one audit page returns.
 pub const MAX_LIMIT: i64 = 1000;
@@ -197,7 +200,7 @@ pub async fn page(
                         event_type, event_version, payload::text AS payload, metadata::text AS metadata,
                         to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS recorded_at
                    FROM events
-                  WHERE {} AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+                  WHERE {} AND tx_id < {PG_HORIZON}
                   ORDER BY tx_id, position
                   LIMIT ${n}",
                 w.sql()

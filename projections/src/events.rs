@@ -15,8 +15,9 @@ use crate::db::Db;
 use crate::with_db;
 
 /// A point in the log. On PostgreSQL events are ordered by the writing
-/// transaction's id, then position: a transaction id below the snapshot's
-/// horizon can no longer gain events, so nothing is ever passed over. On
+/// transaction's id, then position: a transaction id below the horizon
+/// ([`PG_HORIZON`]) can no longer gain events, so nothing is ever passed
+/// over. On
 /// SQLite `tx` is always 0 and position alone orders the log.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct Checkpoint {
@@ -177,6 +178,54 @@ pub(crate) const PG_COLUMNS: &str = "tx_id::text::bigint AS tx, position, aggreg
 const SQLITE_COLUMNS: &str =
     "0 AS tx, position, aggregate_type, aggregate_id, sequence, event_type, payload, metadata";
 
+/// The transaction horizon on PostgreSQL, as one SQL expression of type
+/// `xid8`: every event with a lower `tx_id` that the log will ever hold is
+/// committed and visible to the statement that evaluates it. The
+/// projector, a replay and the audit log read below it, so an event that
+/// commits late is never passed over (decision 0005).
+///
+/// It is the lowest id still running in the statement's snapshot
+/// (`pg_snapshot_xip`), leaving out the ids seen to belong to *another*
+/// database of the cluster (held by a backend of another database in
+/// `pg_stat_activity`, or prepared in another database); with none left,
+/// the snapshot's `xmax`. An idle transaction of another application on
+/// the same cluster thus holds nothing back, while one of this database (a
+/// writer, a replay, someone's open session) holds the horizon until it
+/// ends.
+///
+/// Why no event below it can appear later:
+/// - ids handed out after the snapshot are at or above its `xmax`;
+/// - an id below `xmax` that is not running has ended: its events are
+///   committed and visible to the snapshot, or will never exist;
+/// - a running id that is left out was seen held by a backend of another
+///   database (a backend stays in its database for life) or prepared in
+///   another database (it writes nothing more): it never writes this log,
+///   however late it ends, and whenever it was seen.
+///
+/// An id is left out only on that sight, never for want of it: a writer of
+/// this database that commits between the snapshot and the look at
+/// `pg_stat_activity` is no longer listed there, and its event, which the
+/// snapshot does not show, would otherwise fall below the horizon for
+/// good. Unseen, it holds the horizon, and a read waits a moment longer at
+/// worst.
+///
+/// Events carry the top-level transaction's id (`pg_current_xact_id()`
+/// gives it in a subtransaction too), the id that the snapshot's running
+/// list and `backend_xid` hold. `backend_xid` and a prepared transaction's
+/// `transaction` are 32-bit: running ids are matched with `xid(xid8)`,
+/// which is unambiguous since they span less than 2^31 ids. `datid` and
+/// `backend_xid` are shown to every role: no privilege is needed.
+pub(crate) const PG_HORIZON: &str = "(SELECT COALESCE(
+        (SELECT min(x) FROM pg_snapshot_xip(snap.s) AS x
+          WHERE NOT EXISTS (SELECT FROM pg_stat_activity a
+                             WHERE a.backend_xid = xid(x)
+                               AND a.datid <> (SELECT oid FROM pg_database WHERE datname = current_database()))
+            AND NOT EXISTS (SELECT FROM pg_prepared_xacts p
+                             WHERE p.transaction = xid(x)
+                               AND p.database <> current_database())),
+        pg_snapshot_xmax(snap.s))
+   FROM (SELECT pg_current_snapshot() AS s) AS snap)";
+
 /// The query of [`read_after`]: `$1`/`$2` the checkpoint (SQLite: the
 /// position alone), then the limit.
 fn after_sql(db: &Db) -> String {
@@ -184,7 +233,7 @@ fn after_sql(db: &Db) -> String {
         Db::Postgres(_) => format!(
             "SELECT {PG_COLUMNS} FROM events
               WHERE (tx_id, position) > ($1::text::xid8, $2)
-                AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+                AND tx_id < {PG_HORIZON}
               ORDER BY tx_id, position
               LIMIT $3"
         ),
@@ -236,12 +285,13 @@ pub struct AggregateKey {
     pub sequence: i64,
 }
 
-/// The part of the log a PostgreSQL replay takes: the transaction id below
-/// which no transaction can still be running, so nothing below it can
-/// appear later.
-pub async fn replay_horizon(pool: &sqlx::PgPool) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
-        .fetch_one(pool)
+/// The transaction horizon ([`PG_HORIZON`]) as a statement on `conn` sees
+/// it: no event below it can appear later. A replay reads the log up to
+/// the horizon as it starts (its own transaction runs in this database, so
+/// the horizon is at or below it).
+pub async fn pg_horizon<'e>(conn: impl sqlx::PgExecutor<'e>) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(&format!("SELECT {PG_HORIZON}::text::bigint"))
+        .fetch_one(conn)
         .await
 }
 
@@ -250,7 +300,7 @@ pub async fn replay_horizon(pool: &sqlx::PgPool) -> Result<i64, sqlx::Error> {
 /// the log this way so that each read-table row's events come together and
 /// the row is written once, instead of again for every chunk of the log
 /// that touches it. On PostgreSQL only events below `horizon` are read (see
-/// [`replay_horizon`]); on SQLite the replay's write lock keeps the log
+/// [`pg_horizon`]); on SQLite the replay's write lock keeps the log
 /// from growing, and `horizon` is not used.
 pub async fn read_by_aggregate(
     db: &Db,

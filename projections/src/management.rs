@@ -195,6 +195,71 @@ pub async fn projector_lag(db: &Db, at: Checkpoint) -> Result<Lag, sqlx::Error> 
     })
 }
 
+/// A transaction of this database that keeps committed events from being
+/// applied: on PostgreSQL the projector reads only below the oldest
+/// transaction of this database still running (`events::PG_HORIZON`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Blocker {
+    /// The backend's process id; `None` for a prepared transaction.
+    pub pid: Option<i32>,
+    /// The transaction's id.
+    pub xid: i64,
+    /// Seconds since the transaction started (a prepared one: since it was
+    /// prepared); `None` where this database role may not see it.
+    pub age_seconds: Option<f64>,
+    /// The backend's state as `pg_stat_activity` shows it (`idle in
+    /// transaction`, `active`, ...), or `prepared`.
+    pub state: Option<String>,
+    pub application_name: Option<String>,
+    /// A prepared transaction's name, for `COMMIT PREPARED` or `ROLLBACK
+    /// PREPARED`.
+    pub gid: Option<String>,
+}
+
+/// Names the transactions of this database that hold the projector back
+/// behind `at`: still running, with an id below that of an event already
+/// committed and not yet applied. Oldest first, at most 10. Always empty on
+/// SQLite, whose writers take turns.
+pub async fn projector_held_back_by(db: &Db, at: Checkpoint) -> Result<Vec<Blocker>, sqlx::Error> {
+    let Db::Postgres(pool) = db else {
+        return Ok(Vec::new());
+    };
+    let rows = sqlx::query(
+        "WITH newest AS (SELECT max(tx_id) AS tx FROM events WHERE (tx_id, position) > ($1::text::xid8, $2)),
+              running AS (SELECT x FROM pg_snapshot_xip(pg_current_snapshot()) AS x, newest WHERE x < newest.tx)
+         SELECT a.pid, r.x::text::bigint AS xid,
+                EXTRACT(EPOCH FROM now() - a.xact_start)::float8 AS age_seconds,
+                a.state, a.application_name, NULL::text AS gid
+           FROM running r JOIN pg_stat_activity a ON a.backend_xid = xid(r.x)
+          WHERE a.datname = current_database()
+         UNION ALL
+         SELECT NULL, r.x::text::bigint, EXTRACT(EPOCH FROM now() - p.prepared)::float8,
+                'prepared', NULL, p.gid
+           FROM running r JOIN pg_prepared_xacts p ON p.transaction = xid(r.x)
+          WHERE p.database = current_database()
+          ORDER BY xid
+          LIMIT 10",
+    )
+    .bind(at.tx.to_string())
+    .bind(at.position)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Blocker {
+                pid: r.try_get("pid")?,
+                xid: r.try_get("xid")?,
+                age_seconds: r
+                    .try_get::<Option<f64>, _>("age_seconds")?
+                    .map(|a| a.max(0.0)),
+                state: r.try_get("state")?,
+                application_name: r.try_get("application_name")?,
+                gid: r.try_get("gid")?,
+            })
+        })
+        .collect()
+}
+
 /// A course's line items in creation order, deleted ones included.
 pub async fn line_items(
     db: &Db,

@@ -609,7 +609,7 @@ impl ReplayWrite for sqlx::SqliteConnection {
 /// reading starts.
 async fn read_log(db: Db, out: tokio::sync::mpsc::Sender<Result<Vec<Envelope>, ProjectError>>) {
     let horizon = match &db {
-        Db::Postgres(pool) => match events::replay_horizon(pool).await {
+        Db::Postgres(pool) => match events::pg_horizon(pool).await {
             Ok(h) => h,
             Err(e) => {
                 let _ = out.send(Err(e.into())).await;

@@ -16,7 +16,7 @@ pub async fn healthz() -> Json<Value> {
 
 /// The store answers and the projector is keeping up.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200, description = "Ready, with the projector's lag", body = Object),
+    responses((status = 200, description = "Ready, with the projector's lag and the transactions holding it back", body = Object),
               (status = 503, description = "The database does not answer", body = Object)))]
 pub async fn readyz(State(state): State<SharedState>) -> (StatusCode, Json<Value>) {
     let db = &state.engine.db;
@@ -43,11 +43,18 @@ pub async fn readyz(State(state): State<SharedState>) -> (StatusCode, Json<Value
     let lag = gradebook_projections::management::projector_lag(db, stored.max(applied))
         .await
         .ok();
+    // Readiness does not depend on it: the projector only waits, and
+    // catches up once these transactions end.
+    let held_back_by =
+        gradebook_projections::management::projector_held_back_by(db, stored.max(applied))
+            .await
+            .ok();
     (
         StatusCode::OK,
         Json(
             json!({"status": "ready", "store": store, "projector": {"leader": state.engine.projection().is_leader(), "checkpoint": applied, "events_in_log": total,
-                "lag": lag.map(|l| json!({"events": l.events, "oldest_unapplied_seconds": l.oldest_seconds}))}}),
+                "lag": lag.map(|l| json!({"events": l.events, "oldest_unapplied_seconds": l.oldest_seconds})),
+                "held_back_by": held_back_by}}),
         ),
     )
 }
