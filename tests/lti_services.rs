@@ -763,6 +763,63 @@ on_both_stores! {
 }
 
 on_both_stores! {
+    async fn a_retried_refused_post_gets_the_same_refusal_every_time(app: TestApp) {
+        // Tools in the field re-send a failed call with the identical body
+        // two or three times: each re-send must hear the refusal again,
+        // never 200, and nothing new is recorded.
+        let tool = ToolKit::register(&app, "full", full_roster()).await;
+        let c = open_course(&app, "HIST-101", &[&tool]).await;
+        enroll(&app, &c, "ada", learner("Ada Lovelace")).await;
+        enroll(&app, &c, "grace", person(Role::Instructor, "Grace Hopper", "grace@example.edu")).await;
+        let token = tool.token(&app, ALL_SCOPES).await;
+        let essay = create_item(&app, &token, "HIST-101", json!({"label": "Essay", "scoreMaximum": 100})).await;
+        let quiz = create_item(&app, &token, "HIST-101", json!({"label": "Quiz", "scoreMaximum": 100})).await;
+        let post = |item: &Value, body: Value| {
+            let app = &app;
+            let token = token.clone();
+            let scores = format!("{}/scores", path_of(app, &item["id"]));
+            async move {
+                let res = app.client.post(app.url(&scores)).bearer_auth(&token)
+                    .header("content-type", "application/vnd.ims.lis.v1.score+json")
+                    .body(body.to_string()).send().await.unwrap();
+                let status = res.status().as_u16();
+                let body = res.json::<Value>().await.unwrap_or(Value::Null);
+                (status, body["error"].as_str().or(body["result"].as_str()).unwrap_or_default().to_string())
+            }
+        };
+        let retried = |item: Value, body: Value, expected: (u16, &'static str), recorded: i64| {
+            let app = &app;
+            let post = &post;
+            async move {
+                let before = app.event_count().await;
+                assert_eq!(post(&item, body.clone()).await, (expected.0, expected.1.to_string()), "{body}");
+                assert_eq!(app.event_count().await, before + recorded, "the first refusal: {body}");
+                for _ in 0..3 {
+                    assert_eq!(post(&item, body.clone()).await, (expected.0, expected.1.to_string()), "a retry of {body}");
+                }
+                assert_eq!(app.event_count().await, before + recorded, "retries record nothing: {body}");
+            }
+        };
+
+        // Not an active learner: recorded once.
+        retried(essay.clone(), score_body("grace", json!(90), "2026-10-03T10:00:00Z"), (422, "user_not_enrolled"), 1).await;
+        // A timestamp far ahead of the engine's clock: never recorded.
+        retried(essay.clone(), score_body("ada", json!(90), "2999-01-01T00:00:00Z"), (400, "invalid_timestamp"), 0).await;
+        // A locked course: recorded once; the same post lands after the unlock.
+        app.engine().lock_course(&c, None, &meta(Source::Registrar)).await.unwrap();
+        retried(essay.clone(), score_body("ada", json!(88), "2026-10-05T10:00:00Z"), (422, "course_locked"), 1).await;
+        app.engine().unlock_course(&c, None, &meta(Source::Registrar)).await.unwrap();
+        assert_eq!(post(&essay, score_body("ada", json!(88), "2026-10-05T10:00:00Z")).await, (200, "accepted".to_string()));
+        // A deleted column: recorded once.
+        send(&app, reqwest::Method::DELETE, &token, &path_of(&app, &quiz["id"]), None).await;
+        let (status, _) = post(&quiz, score_body("ada", json!(70), "2026-10-06T10:00:00Z")).await;
+        assert_eq!(status, 404);
+        retried(quiz.clone(), score_body("ada", json!(70), "2026-10-06T10:00:00Z"), (404, "not_found"), 0).await;
+        app.stop().await;
+    }
+}
+
+on_both_stores! {
     async fn results_list_the_kept_scores_and_leave_out_learners_without_one(app: TestApp) {
         let tool = ToolKit::register(&app, "full", full_roster()).await;
         let c = open_course(&app, "HIST-101", &[&tool]).await;

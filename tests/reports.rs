@@ -989,3 +989,64 @@ on_both_stores! {
         app.stop().await;
     }
 }
+
+on_both_stores! {
+    async fn a_dry_run_and_the_real_run_decide_every_row_alike(app: TestApp) {
+        // Generated files, each on a new course in the same state: rows on
+        // live, unknown and deleted columns, for learners, an instructor, a
+        // dropped learner and nobody, with bad numbers, repeats, older and
+        // newer posts, and timestamps from year 1 to year 9999 (far past,
+        // an hour and more ahead of the clock, far future). The dry run's
+        // answer for every row is the real run's.
+        use large_backfill::*;
+        use proptest::prelude::*;
+        use proptest::strategy::ValueTree;
+        use proptest::test_runner::{Config, TestRunner};
+
+        let now = chrono::Utc::now();
+        let at = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let times: Vec<String> = vec![
+            "0001-01-01T00:00:00Z".into(),
+            "1970-01-01T00:00:00Z".into(),
+            "2026-09-01T10:00:00Z".into(),
+            "2026-09-01T10:00:00+02:00".into(),
+            "2026-09-02T10:00:00Z".into(),
+            "2026-09-03T10:00:00-05:00".into(),
+            at(now - chrono::Duration::days(1)),
+            at(now + chrono::Duration::hours(3)),
+            at(now + chrono::Duration::days(400)),
+            "2999-12-31T23:59:59Z".into(),
+            "9999-12-31T23:59:59Z".into(),
+        ];
+        let row = (0usize..7, 0usize..23, prop_oneof![(0u32..25).prop_map(|n| n.to_string()), Just("x".to_string())], 0usize..11);
+        let file = proptest::collection::vec(row, 1..120);
+        let mut runner = TestRunner::new(Config { cases: 6, ..Config::default() });
+        for case in 0..6 {
+            let rows = file.new_tree(&mut runner).unwrap().current();
+            let mut text = String::from(HEADER);
+            for (i, u, given, t) in rows {
+                let item = ["i0", "i1", "i2", "i3", "gone", "nope", "i0"][i];
+                let user = match u {
+                    20 => "prof".to_string(),
+                    21 => "nobody".to_string(),
+                    22 => "s19".to_string(),
+                    n => format!("s{}", n % 6),
+                };
+                text.push_str(&format!("{item},{user},{given},20,{},\n", times[t]));
+            }
+            let c = course_like(&app, &format!("PD-{case}")).await;
+            let before = app.event_count().await;
+            let dry = batched(&app, &c, &text, true).await;
+            assert_eq!(app.event_count().await, before, "a dry run appends nothing");
+            let real = batched(&app, &c, &text, false).await;
+            let rows = |r: &gradebook::backfill::Report| {
+                (r.accepted, r.unchanged, r.rejections.iter().map(|r| (r.line, r.reason)).collect::<Vec<_>>())
+            };
+            assert_eq!(rows(&dry), rows(&real), "case {case}:\n{text}");
+            if text.contains("2999-12-31") {
+                assert!(real.rejections.iter().any(|r| r.reason == "invalid_timestamp"), "case {case}: {real:?}");
+            }
+        }
+        app.stop().await;
+    }
+}

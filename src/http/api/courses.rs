@@ -350,14 +350,15 @@ async fn set_lock(
             .await?
     };
     let now = detail_of(&state, &course_id).await?;
-    // Score posts obey the read side's lock, so the answer is only 200 once
-    // the read side shows the state asked for (the engine waited for the
-    // projector; it may be stalled).
+    // Score posts obey the lock from its commit (they check the score
+    // gates); the answer is 200 once the read side, which grade reports and
+    // the pages use, shows it too (the engine waited for the projector; it
+    // may be stalled).
     if now.summary.locked != lock {
         let (what, meanwhile) = if lock {
-            ("lock", "score posts are not refused")
+            ("lock", "score posts are refused already, but grade reports still show the course unlocked")
         } else {
-            ("unlock", "score posts are still refused")
+            ("unlock", "score posts are taken already, but grade reports still show the course locked")
         };
         return Err(ApiError::not_in_force(
             &format!("the {what} of course {course_id}"),

@@ -80,7 +80,7 @@ async fn entry_showing(
                 role.map(|r| format!("{r}, ")).unwrap_or_default(),
                 status.as_str()
             ),
-            "score posts follow the enrollment they see",
+            "score posts follow it already, but rosters and grade reports show the enrollment before it",
             &format!("/api/courses/{course_id}/enrollments"),
         )),
     }
