@@ -23,9 +23,9 @@ pub enum DomainError {
     LineItemDeleted,
     #[error("{0}")]
     InvalidLineItem(String),
-    #[error("scoreMaximum must be a number greater than 0")]
+    #[error("scoreMaximum must be a number greater than 0 and at most 1000000000")]
     InvalidScoreMaximum,
-    #[error("scoreGiven must be a number of 0 or more")]
+    #[error("scoreGiven must be a number from 0 to 1000000000000")]
     InvalidScoreGiven,
     #[error("scoreMaximum is required when scoreGiven is sent")]
     MissingScoreMaximum,
