@@ -1,15 +1,23 @@
 //! Input bounds over HTTP on both stores: numbers the grade arithmetic
 //! cannot take are refused with 4xx in the JSON error shape and record
 //! nothing, and the reports (grades, reconciliation, provenance, the
-//! course pages) still answer.
+//! course pages) still answer for a log that holds such numbers from
+//! before the bounds.
 
 mod common;
 #[allow(dead_code)]
 #[path = "ui/support.rs"]
 mod support;
 
-use common::fixtures::{hist101, score};
-use common::TestApp;
+use common::fixtures::{course, hist101, item, score, user};
+use common::{meta, TestApp};
+use gradebook::domain::course::{Course, CourseEvent};
+use gradebook::domain::ids::aggregate_id;
+use gradebook::domain::line_item::{LineItem, LineItemEvent, LineItemSpec};
+use gradebook::domain::policy::{Category, MissingPolicy, Scheme};
+use gradebook::domain::score::{Score, ScoreEvent};
+use gradebook::domain::{CommandMeta, Source};
+use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
 const C: &str = "HIST-101-2026FA";
@@ -139,6 +147,113 @@ on_both_stores! {
         let sum = report["findings"].as_array().unwrap().iter()
             .find(|f| f["kind"] == "weights_do_not_sum_to_100").expect("the weights finding");
         assert_eq!(sum["sum"], "3000");
+        app.stop().await;
+    }
+}
+
+/// Appends events straight to the log, as a store written before the
+/// bounds holds them: no command would accept them today.
+async fn append_raw<A: cqrs_es::Aggregate>(app: &TestApp, id: &str, events: Vec<A::Event>) {
+    let sequence = gradebook::projections::audit::read_aggregate(&app.db, A::TYPE, id)
+        .await
+        .unwrap()
+        .len();
+    let m = CommandMeta::new(
+        "before-the-bounds",
+        Source::Sis,
+        uuid::Uuid::new_v4().to_string(),
+        chrono::Utc::now(),
+    );
+    let serialized: Vec<_> = events
+        .into_iter()
+        .enumerate()
+        .map(|(n, payload)| {
+            let envelope = cqrs_es::EventEnvelope::<A> {
+                aggregate_id: id.to_string(),
+                sequence: sequence + n + 1,
+                payload,
+                metadata: m.to_map(),
+            };
+            cqrs_es::persist::SerializedEvent::try_from(&envelope).unwrap()
+        })
+        .collect();
+    gradebook::store::append_events::<A>(&app.db, &serialized)
+        .await
+        .unwrap();
+}
+
+on_both_stores! {
+    /// A log that holds weights, maxima and scores from before the bounds
+    /// (Decimal::MAX weights, a Decimal::MAX maximum, 10^12 over 10^-28):
+    /// every report answers, the grade that cannot be computed says so
+    /// instead of showing a made-up number, and nothing panics.
+    async fn reports_answer_for_numbers_written_before_the_bounds(app: TestApp) {
+        hist101(&app).await;
+        score(&app, "ada", "midterm", Some("80"), "100", "2026-09-10T10:00:00Z").await;
+        score(&app, "ada", "hw1", Some("9"), "10", "2026-09-10T10:00:00Z").await;
+        score(&app, "alan", "hw1", Some("7"), "10", "2026-09-10T10:00:00Z").await;
+        let max = Decimal::MAX;
+        append_raw::<Course>(&app, &aggregate_id::course(&course()), vec![CourseEvent::GradingSchemeSet {
+            scheme: Scheme::Weighted { categories: vec![
+                Category { name: "Exams".into(), weight: max },
+                Category { name: "Homework".into(), weight: max },
+            ] },
+            missing: MissingPolicy::Exclude,
+        }]).await;
+        let huge = item("huge");
+        let mut spec = LineItemSpec::new("Huge", max);
+        spec.weight = Some(max);
+        append_raw::<LineItem>(&app, &aggregate_id::line_item(&course(), &huge), vec![LineItemEvent::LineItemCreated {
+            course_id: course(), line_item_id: huge.clone(), spec,
+        }]).await;
+        let mut post = common::fixtures::post(Some("1000000000000"), "1", "2026-09-11T10:00:00Z");
+        post.score_maximum = Some(Decimal::new(1, 28));
+        append_raw::<Score>(&app, &aggregate_id::score(&course(), &huge, &user("ada")), vec![ScoreEvent::ScoreAccepted {
+            course_id: course(), line_item_id: huge.clone(), user_id: user("ada"), post,
+        }]).await;
+        // A command after them waits for the projector, which has then
+        // applied the raw events too.
+        app.engine().put_enrollment(&course(), &user("zed"), common::fixtures::learner("Zed"), &meta(Source::Sis)).await.unwrap();
+
+        let (s, _) = support::sign_in(&app, &app.registrar).await;
+        reports_answer(&app, &s).await;
+
+        let (_, grades) = call(&app, "GET", &format!("/api/courses/{C}/grades"), &app.auditor, &[], None).await;
+        let ada = grades["students"].as_array().unwrap().iter().find(|r| r["user_id"] == "ada").unwrap();
+        assert!(ada["not_computable"].as_str().is_some_and(|m| m.contains("huge")), "{ada}");
+        for k in ["points_earned", "points_possible", "percent", "letter"] {
+            assert_eq!(ada[k], Value::Null, "{k}: {ada}");
+        }
+        let cell = ada["items"].as_array().unwrap().iter().find(|i| i["line_item_id"] == "huge").unwrap();
+        assert_eq!(cell["score"], Value::Null, "{cell}");
+        // Alan has counted scores in one category only: one bucket, whose
+        // weight (however large) renormalises to the whole grade.
+        let alan = grades["students"].as_array().unwrap().iter().find(|r| r["user_id"] == "alan").unwrap();
+        assert_eq!(alan["percent"], "70.00", "{alan}");
+        assert!(alan.get("not_computable").is_none(), "{alan}");
+        let zed = grades["students"].as_array().unwrap().iter().find(|r| r["user_id"] == "zed").unwrap();
+        assert_eq!(zed["points_earned"], "0.00", "nothing counted is still a number: {zed}");
+        assert!(zed.get("not_computable").is_none(), "{zed}");
+
+        let (_, report) = call(&app, "GET", &format!("/api/courses/{C}/reconciliation"), &app.auditor, &[], None).await;
+        let findings = report["findings"].as_array().unwrap();
+        let weights = findings.iter().find(|f| f["kind"] == "weights_do_not_sum_to_100").unwrap();
+        assert_eq!(weights["sum"], Value::Null, "{weights}");
+        let not_computable = findings.iter().find(|f| f["kind"] == "grades_not_computable").unwrap();
+        let who: Vec<&str> = not_computable["students"].as_array().unwrap().iter().map(|s| s["user_id"].as_str().unwrap()).collect();
+        assert_eq!(who, ["ada"], "{not_computable}");
+        let ada_cells = &report["people"].as_array().unwrap().iter().find(|p| p["user_id"] == "ada").unwrap()["cells"];
+        let huge_cell = ada_cells.as_array().unwrap().iter().find(|c| c["line_item_id"] == "huge").unwrap();
+        assert_eq!(huge_cell["status"], "over_maximum", "{huge_cell}");
+        assert_eq!(huge_cell["score"], Value::Null);
+
+        // The fold behind as_of takes the same path.
+        let (status, _) = call(&app, "GET", &format!("/api/courses/{C}/grades"), &app.auditor, &[("as_of", &chrono::Utc::now().to_rfc3339())], None).await;
+        assert_eq!(status, 200);
+        let (_, html) = page(&s, &format!("/ui/courses/{C}"), &[]).await;
+        assert!(html.contains("not computable"), "the course page says so");
+        let (_, html) = page(&s, &format!("/ui/courses/{C}/students/ada"), &[]).await;
+        assert!(html.contains("no grade can be computed"), "the student page says why");
         app.stop().await;
     }
 }
