@@ -1,8 +1,8 @@
 //! Input bounds over HTTP on both stores: numbers the grade arithmetic
-//! cannot take are refused with 4xx in the JSON error shape and record
-//! nothing, and the reports (grades, reconciliation, provenance, the
-//! course pages) still answer for a log that holds such numbers from
-//! before the bounds.
+//! cannot take and times the stores cannot hold are refused with 4xx in the
+//! JSON error shape and record nothing, and the reports (grades,
+//! reconciliation, provenance, the course pages) still answer for a log
+//! that holds such numbers from before the bounds.
 
 mod common;
 #[allow(dead_code)]
@@ -10,13 +10,15 @@ mod common;
 mod support;
 
 use common::fixtures::{course, hist101, item, score, user};
+use common::launch::{self, COURSE as BIO};
 use common::{meta, TestApp};
 use gradebook::domain::course::{Course, CourseEvent};
 use gradebook::domain::ids::aggregate_id;
 use gradebook::domain::line_item::{LineItem, LineItemEvent, LineItemSpec};
 use gradebook::domain::policy::{Category, MissingPolicy, Scheme};
-use gradebook::domain::score::{Score, ScoreEvent};
+use gradebook::domain::score::{Score, ScoreEvent, ScoreOutcome};
 use gradebook::domain::{CommandMeta, Source};
+use gradebook::lti::tools::Grading;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
@@ -254,6 +256,193 @@ on_both_stores! {
         assert!(html.contains("not computable"), "the course page says so");
         let (_, html) = page(&s, &format!("/ui/courses/{C}/students/ada"), &[]).await;
         assert!(html.contains("no grade can be computed"), "the student page says why");
+        app.stop().await;
+    }
+}
+
+// ---- times ----
+
+/// Times no store can hold: offsets beyond ±15:59, years outside 0001 to
+/// 9999 as written or in UTC, and five-digit years.
+const BAD_TIMES: [&str; 7] = [
+    "9999-12-31T23:59:59-23:59",
+    "2026-05-01T10:00:00+23:59",
+    "2026-05-01T10:00:00-16:00",
+    "0000-01-01T00:00:00Z",
+    "0001-01-01T00:00:00+01:00",
+    "9999-12-31T23:59:59-10:00",
+    "10000-01-01T00:00:00Z",
+];
+
+/// Times at the edges that both stores hold.
+const EDGE_TIMES: [&str; 4] = [
+    "2026-05-01T10:00:00+15:59",
+    "2026-05-01T10:00:00-15:59",
+    "0001-01-01T00:00:00Z",
+    "9999-12-31T23:59:59.999999Z",
+];
+
+on_both_stores! {
+    /// The audit log's `from` and `to`, the grades' `as_of` and the course
+    /// page's `as_of`: a time the stores cannot hold is 400 (never 500),
+    /// one at the edge is answered.
+    async fn query_times_the_stores_cannot_hold_are_400_on_every_route(app: TestApp) {
+        hist101(&app).await;
+        score(&app, "ada", "midterm", Some("80"), "100", "2026-09-10T10:00:00Z").await;
+        let (s, _) = support::sign_in(&app, &app.registrar).await;
+        let grades = format!("/api/courses/{C}/grades");
+        for t in BAD_TIMES {
+            for key in ["from", "to"] {
+                let (status, body) = call(&app, "GET", "/api/audit", &app.auditor, &[(key, t)], None).await;
+                assert_error(status, &body, 400, "invalid_time");
+                assert!(body["message"].as_str().unwrap().starts_with(key), "{body}");
+            }
+            let (status, body) = call(&app, "GET", &grades, &app.auditor, &[("as_of", t)], None).await;
+            assert_error(status, &body, 400, "invalid_as_of");
+            let (status, html) = page(&s, &format!("/ui/courses/{C}"), &[("as_of", t)]).await;
+            assert_eq!(status, 400, "course page as_of {t}: {html}");
+        }
+        // This moment at the widest offsets on either side (the fold of
+        // the log up to it), and the edges: a course opened today did not
+        // exist in the year 1 or in May 2026 (404), and a future moment is
+        // the current state.
+        let now_at = |minutes: i32| {
+            let offset = chrono::FixedOffset::east_opt(minutes * 60).unwrap();
+            chrono::Utc::now().with_timezone(&offset).to_rfc3339()
+        };
+        let mut times: Vec<(String, u16)> = vec![(now_at(959), 200), (now_at(-959), 200)];
+        times.extend(EDGE_TIMES.iter().map(|t| (t.to_string(), if t.starts_with("9999") { 200 } else { 404 })));
+        for (t, want) in &times {
+            let t = t.as_str();
+            for key in ["from", "to"] {
+                let (status, body) = call(&app, "GET", "/api/audit", &app.auditor, &[(key, t)], None).await;
+                assert_eq!(status, 200, "{key}={t}: {body}");
+            }
+            let (status, body) = call(&app, "GET", &grades, &app.auditor, &[("as_of", t)], None).await;
+            assert_eq!(status, *want, "as_of={t}: {body}");
+            let (status, html) = page(&s, &format!("/ui/courses/{C}"), &[("as_of", t)]).await;
+            assert_eq!(status, *want, "course page as_of {t}: {html}");
+        }
+        // The tester's value, and the log it should have filtered: from a
+        // moment far ahead, nothing; up to the end of 9999, everything.
+        let (_, all) = call(&app, "GET", "/api/audit", &app.auditor, &[("to", "9999-12-31T23:59:59Z")], None).await;
+        assert!(!all["events"].as_array().unwrap().is_empty(), "{all}");
+        let (_, none) = call(&app, "GET", "/api/audit", &app.auditor, &[("from", "9999-12-31T23:59:59+15:59")], None).await;
+        assert_eq!(none["events"], json!([]), "{none}");
+
+        // The audit page takes days; a day outside 0001 to 9999 is 400, and
+        // `to` on the last day of 9999 is no bound at all.
+        for (key, day, want) in [
+            ("from", "0000-01-01", 400),
+            ("to", "10000-01-01", 400),
+            ("from", "0001-01-01", 200),
+            ("to", "9999-12-31", 200),
+        ] {
+            let (status, html) = page(&s, "/ui/audit", &[(key, day)]).await;
+            assert_eq!(status, want, "audit page {key}={day}: {html}");
+        }
+        app.stop().await;
+    }
+}
+
+/// A tool's access token for AGS, signed with its own key.
+async fn tool_token(app: &TestApp, t: &launch::TestTool) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let assertion = t
+        .key
+        .sign(&json!({
+            "iss": t.tool.client_id, "sub": t.tool.client_id,
+            "aud": app.url("/lti/token"), "iat": now, "exp": now + 60,
+            "jti": uuid::Uuid::new_v4().to_string(),
+        }))
+        .unwrap();
+    let res = app
+        .client
+        .post(app.url("/lti/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+            ("client_assertion", assertion.as_str()),
+            ("scope", "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem https://purl.imsglobal.org/spec/lti-ags/scope/score"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let body: Value = res.json().await.unwrap();
+    body["access_token"]
+        .as_str()
+        .expect("an access token")
+        .to_string()
+}
+
+on_both_stores! {
+    /// A score's `timestamp` is kept with the offset the tool sent: one the
+    /// stores cannot hold is 400 `invalid_timestamp` and records nothing,
+    /// over AGS (RFC 3339 or PHP's offset without a colon) and in a
+    /// backfill row; one at the edge is accepted and reads back.
+    async fn score_timestamps_the_stores_cannot_hold_are_refused(app: TestApp) {
+        let t = launch::register(&app, Grading::Full, launch::roster(false, false, false)).await;
+        launch::course_with(&app, &[t.tool.tool_id.as_str()]).await;
+        let token = tool_token(&app, &t).await;
+        let (status, li) = call(&app, "POST", &format!("/lti/courses/{BIO}/lineitems"), &token, &[],
+            Some(json!({"label": "Quiz", "scoreMaximum": 10}))).await;
+        assert_eq!(status, 201, "{li}");
+        let scores = format!("{}/scores", li["id"].as_str().unwrap().strip_prefix(&app.base).unwrap());
+        let body = |ts: &str| json!({
+            "userId": "ada", "scoreGiven": 7, "scoreMaximum": 10,
+            "activityProgress": "Completed", "gradingProgress": "FullyGraded", "timestamp": ts,
+        });
+        let before = app.event_count().await;
+        for ts in BAD_TIMES.iter().copied().chain(["2026-05-01T10:00:00-2359", "2026-05-01T10:00:00+1600"]) {
+            let (status, answer) = call(&app, "POST", &scores, &token, &[], Some(body(ts))).await;
+            if ts.starts_with("10000") {
+                // Not a date-time at all: a malformed body, as before.
+                assert_error(status, &answer, 400, "invalid_body");
+            } else {
+                assert_error(status, &answer, 400, "invalid_timestamp");
+                assert!(answer["message"].as_str().unwrap().starts_with("timestamp "), "{answer}");
+            }
+        }
+        assert_eq!(app.event_count().await, before, "refused posts record nothing");
+
+        // At the edge: accepted, and read back with the offset as sent.
+        for (n, ts) in ["2026-05-01T10:00:00-15:59", "2026-05-01T10:00:00+1559"].into_iter().enumerate() {
+            let mut b = body(ts);
+            b["scoreGiven"] = json!(5 + n);
+            let (status, answer) = call(&app, "POST", &scores, &token, &[], Some(b)).await;
+            assert_eq!(status, 200, "{ts}: {answer}");
+        }
+        let (status, p) = call(&app, "GET", &format!("/api/courses/{BIO}/students/ada/provenance"), &app.auditor, &[], None).await;
+        assert_eq!(status, 200, "{p}");
+        let posts = &p["items"][0]["posts"];
+        assert_eq!(posts[0]["timestamp"], "2026-05-01T10:00:00-15:59", "{posts}");
+        assert_eq!(posts[1]["outcome"], "stale", "+15:59 is earlier than -15:59: {posts}");
+        let (status, _) = call(&app, "GET", &format!("/api/courses/{BIO}/grades"), &app.auditor, &[], None).await;
+        assert_eq!(status, 200);
+
+        // A backfill row with such a timestamp is rejected with its line,
+        // and records nothing.
+        let item_id = scores.rsplit('/').nth(1).unwrap();
+        let csv = format!(
+            "line_item_id,user_id,score_given,score_maximum,timestamp,comment\n\
+             {item_id},ada,9,10,2026-05-02T10:00:00-23:59,\n\
+             {item_id},ada,9,10,9999-12-31T23:59:59-10:00,\n"
+        );
+        let before = app.event_count().await;
+        let res = app.client.post(app.url(&format!("/api/courses/{BIO}/backfill")))
+            .bearer_auth(&app.registrar).header("content-type", "text/csv").body(csv).send().await.unwrap();
+        let status = res.status().as_u16();
+        let report: Value = res.json().await.unwrap();
+        assert_eq!(status, 200, "{report}");
+        assert_eq!(report["accepted"], 0, "{report}");
+        let reasons: Vec<(&Value, &Value)> = report["rejections"].as_array().unwrap().iter().map(|r| (&r["line"], &r["reason"])).collect();
+        assert_eq!(reasons, [(&json!(2), &json!("invalid_timestamp")), (&json!(3), &json!("invalid_timestamp"))], "{report}");
+        assert_eq!(app.event_count().await, before, "a rejected row records nothing");
+        assert_eq!(
+            app.engine().post_score(&gradebook::domain::CourseId::parse(BIO).unwrap(), &gradebook::domain::LineItemId::parse(item_id).unwrap(), &user("ada"),
+                common::fixtures::post(Some("1"), "10", "2026-05-03T10:00:00+15:59"), &meta(Source::Ags)).await.unwrap(),
+            ScoreOutcome::Accepted
+        );
         app.stop().await;
     }
 }

@@ -83,6 +83,7 @@ impl ScorePost {
                 return Err(DomainError::MissingScoreMaximum);
             }
         }
+        crate::time::check(self.timestamp).map_err(DomainError::InvalidTimestamp)?;
         if let Some(c) = &self.comment {
             if c.chars().count() > MAX_COMMENT_CHARS {
                 return Err(DomainError::CommentTooLong(MAX_COMMENT_CHARS));
@@ -680,6 +681,31 @@ mod tests {
                 },
             ))
             .then_expect_events(vec![accepted(p(Some(dec!(5)), "2026-05-01T10:05:00Z"))]);
+    }
+
+    #[test]
+    fn a_timestamp_the_stores_cannot_hold_is_refused() {
+        use crate::time::TimeError;
+        let mut wide = p(Some(dec!(5)), T1);
+        wide.timestamp = DateTime::parse_from_rfc3339("2026-05-01T10:00:00-23:59").unwrap();
+        F::with(())
+            .given_no_previous_events()
+            .when(cmd(wide, OPEN))
+            .then_expect_error(DomainError::InvalidTimestamp(TimeError::Offset));
+        F::with(())
+            .given_no_previous_events()
+            .when(cmd(p(Some(dec!(5)), "0000-06-01T00:00:00Z"), OPEN))
+            .then_expect_error(DomainError::InvalidTimestamp(TimeError::Year));
+        assert_eq!(
+            DomainError::InvalidTimestamp(TimeError::Offset).code(),
+            "invalid_timestamp"
+        );
+        // The widest offset PostgreSQL takes is fine.
+        let edge = p(Some(dec!(5)), "2026-05-01T10:00:00+15:59");
+        F::with(())
+            .given_no_previous_events()
+            .when(cmd(edge.clone(), OPEN))
+            .then_expect_events(vec![accepted(edge)]);
     }
 
     #[test]
