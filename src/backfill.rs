@@ -606,28 +606,26 @@ pub fn check_row(view: &CourseView, line: u64, raw: RawRow) -> Result<CheckedRow
     }
     let given = number(line, "score_given", &raw.score_given)?;
     let maximum = number(line, "score_maximum", &raw.score_maximum)?;
-    if maximum <= Decimal::ZERO || maximum > Decimal::from(MAX_SCORE_MAXIMUM) {
+    if !gradebook_domain::line_item::maximum_in_range(maximum) {
         return Err(reject(
             line,
             "invalid_score",
             format!("score_maximum must be greater than 0 and at most {MAX_SCORE_MAXIMUM}"),
         ));
     }
-    if given < Decimal::ZERO || given > Decimal::from(MAX_SCORE_MAXIMUM) * Decimal::from(1000) {
+    if !gradebook_domain::score::score_given_in_range(given) {
         return Err(reject(
             line,
             "invalid_score",
-            "score_given must be a number of 0 or more",
+            format!(
+                "score_given must be a number from 0 to {}",
+                gradebook_domain::score::MAX_SCORE_GIVEN
+            ),
         ));
     }
     let ts = raw.timestamp.trim();
-    let timestamp = DateTime::parse_from_rfc3339(ts).map_err(|_| {
-        reject(
-            line,
-            "invalid_timestamp",
-            format!("timestamp {ts:?} is not RFC 3339, e.g. 2026-05-01T10:00:00Z"),
-        )
-    })?;
+    let timestamp = gradebook_domain::time::parse(ts)
+        .map_err(|e| reject(line, "invalid_timestamp", format!("timestamp {ts:?} {e}")))?;
     let comment = raw.comment.filter(|c| !c.trim().is_empty());
     if comment
         .as_ref()

@@ -803,8 +803,10 @@ on_both_stores! {
 
         // Not an active learner: recorded once.
         retried(essay.clone(), score_body("grace", json!(90), "2026-10-03T10:00:00Z"), (422, "user_not_enrolled"), 1).await;
-        // A timestamp far ahead of the engine's clock: never recorded.
-        retried(essay.clone(), score_body("ada", json!(90), "2999-01-01T00:00:00Z"), (400, "invalid_timestamp"), 0).await;
+        // A timestamp far ahead of the engine's clock, or one no store can
+        // hold: never recorded.
+        retried(essay.clone(), score_body("ada", json!(90), "2999-01-01T00:00:00Z"), (422, "invalid_timestamp"), 0).await;
+        retried(essay.clone(), score_body("ada", json!(90), "2026-10-03T10:00:00-23:59"), (400, "invalid_timestamp"), 0).await;
         // A locked course: recorded once; the same post lands after the unlock.
         app.engine().lock_course(&c, None, &meta(Source::Registrar)).await.unwrap();
         retried(essay.clone(), score_body("ada", json!(88), "2026-10-05T10:00:00Z"), (422, "course_locked"), 1).await;

@@ -3,6 +3,8 @@
 
 use thiserror::Error;
 
+use crate::time::TimeError;
+
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum DomainError {
     #[error("{what} must be 1 to 128 characters of letters, digits and - _ . ~ : @")]
@@ -23,9 +25,9 @@ pub enum DomainError {
     LineItemDeleted,
     #[error("{0}")]
     InvalidLineItem(String),
-    #[error("scoreMaximum must be a number greater than 0")]
+    #[error("scoreMaximum must be a number greater than 0 and at most 1000000000")]
     InvalidScoreMaximum,
-    #[error("scoreGiven must be a number of 0 or more")]
+    #[error("scoreGiven must be a number from 0 to 1000000000000")]
     InvalidScoreGiven,
     #[error("scoreMaximum is required when scoreGiven is sent")]
     MissingScoreMaximum,
@@ -41,6 +43,8 @@ pub enum DomainError {
     InvalidInput(String),
     #[error("the score's timestamp is more than an hour ahead of the platform's clock; check the tool's clock")]
     TimestampInFuture,
+    #[error("the score's timestamp {0}")]
+    InvalidTimestamp(TimeError),
 }
 
 impl DomainError {
@@ -64,7 +68,9 @@ impl DomainError {
             DomainError::NotEnrolled => "not_enrolled",
             DomainError::InvalidEnrollment(_) => "invalid_enrollment",
             DomainError::InvalidInput(_) => "invalid_input",
-            DomainError::TimestampInFuture => "invalid_timestamp",
+            DomainError::TimestampInFuture | DomainError::InvalidTimestamp(_) => {
+                "invalid_timestamp"
+            }
         }
     }
 

@@ -13,6 +13,7 @@ pub mod line_item;
 pub mod meta;
 pub mod policy;
 pub mod score;
+pub mod time;
 
 pub use error::DomainError;
 pub use ids::{CourseId, LineItemId, ToolId, UserId};

@@ -9,11 +9,19 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{CourseId, LineItemId, ToolId};
+use crate::policy::{weight_in_range, MAX_WEIGHT};
 use crate::{clean_text, DomainError};
 
-/// The largest score maximum we accept; far above any real gradebook
-/// column, low enough that scaled points never overflow a Decimal.
+/// The largest maximum a line item, or a score post's `scoreMaximum`, may
+/// have; far above any real gradebook column, low enough that the points
+/// of a course stay far inside a Decimal.
 pub const MAX_SCORE_MAXIMUM: i64 = 1_000_000_000;
+
+/// Whether `m` is a maximum the gradebook accepts: above 0, at most
+/// [`MAX_SCORE_MAXIMUM`].
+pub fn maximum_in_range(m: Decimal) -> bool {
+    m > Decimal::ZERO && m <= Decimal::from(MAX_SCORE_MAXIMUM)
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LineItemSpec {
@@ -63,9 +71,7 @@ impl LineItemSpec {
                 "label must not be empty".into(),
             ));
         }
-        if self.score_maximum <= Decimal::ZERO
-            || self.score_maximum > Decimal::from(MAX_SCORE_MAXIMUM)
-        {
+        if !maximum_in_range(self.score_maximum) {
             return Err(DomainError::InvalidScoreMaximum);
         }
         for (what, v) in [
@@ -93,10 +99,10 @@ impl LineItemSpec {
             }
         }
         if let Some(w) = self.weight {
-            if w < Decimal::ZERO || w > Decimal::from(1000) {
-                return Err(DomainError::InvalidLineItem(
-                    "weight must be between 0 and 1000".into(),
-                ));
+            if !weight_in_range(w) {
+                return Err(DomainError::InvalidLineItem(format!(
+                    "weight must be between 0 and {MAX_WEIGHT}"
+                )));
             }
         }
         Ok(self)
@@ -327,13 +333,34 @@ mod tests {
     }
 
     #[test]
-    fn a_score_maximum_must_be_positive() {
-        for max in [dec!(0), dec!(-1)] {
+    fn a_score_maximum_must_be_positive_and_at_most_the_bound() {
+        for max in [dec!(0), dec!(-1), dec!(1000000000.01), Decimal::MAX] {
             F::with(())
                 .given_no_previous_events()
                 .when(create_cmd(LineItemSpec::new("Quiz", max)))
                 .then_expect_error(DomainError::InvalidScoreMaximum);
         }
+    }
+
+    #[test]
+    fn a_weight_must_be_between_0_and_1000() {
+        for (weight, ok) in [
+            (dec!(0), true),
+            (dec!(1000), true),
+            (dec!(1000.01), false),
+            (Decimal::MAX, false),
+            (dec!(-0.5), false),
+        ] {
+            let mut spec = LineItemSpec::new("Quiz", dec!(10));
+            spec.weight = Some(weight);
+            assert_eq!(spec.validated().is_ok(), ok, "weight {weight}");
+        }
+        let mut top = LineItemSpec::new("Quiz", dec!(1000000000));
+        top.weight = Some(dec!(1000));
+        assert!(
+            top.validated().is_ok(),
+            "the bounds themselves are accepted"
+        );
     }
 
     #[test]

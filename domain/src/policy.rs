@@ -8,6 +8,16 @@ use std::collections::HashSet;
 
 use crate::DomainError;
 
+/// The largest weight a category or a line item may carry. Far above any
+/// real syllabus (weights are usually percents), low enough that the grade
+/// arithmetic's weighted sums stay far inside a decimal.
+pub const MAX_WEIGHT: i64 = 1000;
+
+/// Whether `w` is a weight the gradebook accepts: 0 to [`MAX_WEIGHT`].
+pub fn weight_in_range(w: Decimal) -> bool {
+    w >= Decimal::ZERO && w <= Decimal::from(MAX_WEIGHT)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(tag = "scheme", rename_all = "snake_case")]
 pub enum Scheme {
@@ -58,7 +68,8 @@ impl Scheme {
         }
     }
 
-    /// Categories with unique, non-empty names and non-negative weights.
+    /// Categories with unique, non-empty names and weights from 0 to
+    /// [`MAX_WEIGHT`].
     pub fn validate(&self) -> Result<(), DomainError> {
         if let Scheme::Weighted { categories } = self {
             let mut seen = HashSet::new();
@@ -74,9 +85,9 @@ impl Scheme {
                         "category {name:?} appears twice"
                     )));
                 }
-                if c.weight.is_sign_negative() && !c.weight.is_zero() {
+                if !weight_in_range(c.weight) {
                     return Err(DomainError::InvalidGrading(format!(
-                        "category {name:?} has a negative weight"
+                        "category {name:?} needs a weight between 0 and {MAX_WEIGHT}"
                     )));
                 }
             }
@@ -138,6 +149,29 @@ mod tests {
             }
         );
         assert_eq!(p.missing, MissingPolicy::Exclude);
+    }
+
+    #[test]
+    fn weights_above_the_bound_are_refused() {
+        let weighted = |weight| Scheme::Weighted {
+            categories: vec![Category {
+                name: "Exams".into(),
+                weight,
+            }],
+        };
+        assert!(weighted(dec!(1000)).validate().is_ok());
+        assert!(weighted(dec!(0)).validate().is_ok());
+        assert!(weighted(dec!(0.0000000000000000000000000001))
+            .validate()
+            .is_ok());
+        for too_big in [dec!(1000.0000000001), Decimal::MAX] {
+            assert_eq!(
+                weighted(too_big).validate(),
+                Err(DomainError::InvalidGrading(
+                    "category \"Exams\" needs a weight between 0 and 1000".into()
+                ))
+            );
+        }
     }
 
     #[test]

@@ -14,8 +14,18 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{CourseId, LineItemId, UserId};
-use crate::line_item::MAX_SCORE_MAXIMUM;
+use crate::line_item::maximum_in_range;
 use crate::DomainError;
+
+/// The largest `scoreGiven` a post may carry: a thousand times the largest
+/// maximum, room for any extra credit.
+pub const MAX_SCORE_GIVEN: i64 = 1_000_000_000_000;
+
+/// Whether `g` is a `scoreGiven` the gradebook accepts: 0 to
+/// [`MAX_SCORE_GIVEN`].
+pub fn score_given_in_range(g: Decimal) -> bool {
+    g >= Decimal::ZERO && g <= Decimal::from(MAX_SCORE_GIVEN)
+}
 
 /// Longest comment kept on a score.
 pub const MAX_COMMENT_CHARS: usize = 4000;
@@ -61,20 +71,19 @@ pub struct ScorePost {
 impl ScorePost {
     fn validate(&self) -> Result<(), DomainError> {
         if let Some(max) = self.score_maximum {
-            if max <= Decimal::ZERO || max > Decimal::from(MAX_SCORE_MAXIMUM) {
+            if !maximum_in_range(max) {
                 return Err(DomainError::InvalidScoreMaximum);
             }
         }
         if let Some(given) = self.score_given {
-            if given < Decimal::ZERO
-                || given > Decimal::from(MAX_SCORE_MAXIMUM) * Decimal::from(1000)
-            {
+            if !score_given_in_range(given) {
                 return Err(DomainError::InvalidScoreGiven);
             }
             if self.score_maximum.is_none() {
                 return Err(DomainError::MissingScoreMaximum);
             }
         }
+        crate::time::check(self.timestamp).map_err(DomainError::InvalidTimestamp)?;
         if let Some(c) = &self.comment {
             if c.chars().count() > MAX_COMMENT_CHARS {
                 return Err(DomainError::CommentTooLong(MAX_COMMENT_CHARS));
@@ -684,6 +693,38 @@ mod tests {
     }
 
     #[test]
+    fn scores_and_maxima_beyond_the_bounds_are_refused() {
+        for given in [dec!(1000000000000.01), Decimal::MAX] {
+            F::with(())
+                .given_no_previous_events()
+                .when(cmd(p(Some(given), T1), OPEN))
+                .then_expect_error(DomainError::InvalidScoreGiven);
+        }
+        for max in [dec!(1000000000.5), Decimal::MAX] {
+            let mut post = p(Some(dec!(1)), T1);
+            post.score_maximum = Some(max);
+            F::with(())
+                .given_no_previous_events()
+                .when(cmd(post, OPEN))
+                .then_expect_error(DomainError::InvalidScoreMaximum);
+        }
+        // The bounds themselves are accepted.
+        let mut top = p(Some(Decimal::from(MAX_SCORE_GIVEN)), T1);
+        top.score_maximum = Some(Decimal::from(crate::line_item::MAX_SCORE_MAXIMUM));
+        F::with(())
+            .given_no_previous_events()
+            .when(cmd(top.clone(), OPEN))
+            .then_expect_events(vec![accepted(top)]);
+        // The messages say the bounds.
+        assert!(DomainError::InvalidScoreGiven
+            .to_string()
+            .contains(&MAX_SCORE_GIVEN.to_string()));
+        assert!(DomainError::InvalidScoreMaximum
+            .to_string()
+            .contains(&crate::line_item::MAX_SCORE_MAXIMUM.to_string()));
+    }
+
+    #[test]
     fn a_timestamp_far_ahead_of_the_engine_clock_is_refused() {
         let received = Some("2026-05-01T10:00:00Z".parse().unwrap());
         F::with(())
@@ -707,6 +748,31 @@ mod tests {
                 },
             ))
             .then_expect_events(vec![accepted(p(Some(dec!(5)), "2026-05-01T10:05:00Z"))]);
+    }
+
+    #[test]
+    fn a_timestamp_the_stores_cannot_hold_is_refused() {
+        use crate::time::TimeError;
+        let mut wide = p(Some(dec!(5)), T1);
+        wide.timestamp = DateTime::parse_from_rfc3339("2026-05-01T10:00:00-23:59").unwrap();
+        F::with(())
+            .given_no_previous_events()
+            .when(cmd(wide, OPEN))
+            .then_expect_error(DomainError::InvalidTimestamp(TimeError::Offset));
+        F::with(())
+            .given_no_previous_events()
+            .when(cmd(p(Some(dec!(5)), "0000-06-01T00:00:00Z"), OPEN))
+            .then_expect_error(DomainError::InvalidTimestamp(TimeError::Year));
+        assert_eq!(
+            DomainError::InvalidTimestamp(TimeError::Offset).code(),
+            "invalid_timestamp"
+        );
+        // The widest offset PostgreSQL takes is fine.
+        let edge = p(Some(dec!(5)), "2026-05-01T10:00:00+15:59");
+        F::with(())
+            .given_no_previous_events()
+            .when(cmd(edge.clone(), OPEN))
+            .then_expect_events(vec![accepted(edge)]);
     }
 
     #[test]

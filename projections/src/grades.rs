@@ -8,7 +8,7 @@ use gradebook_domain::enrollment::EnrollmentStatus;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Serialize;
 
-use crate::grading::{self, CellScore, GradeStatus, ItemSpec, ItemState};
+use crate::grading::{self, CellScore, GradeStatus, ItemResult, ItemSpec, ItemState};
 use crate::view::CourseView;
 
 /// Decimals leave the engine as strings with two places, rounded half away
@@ -33,12 +33,18 @@ pub struct CourseGrades {
 pub struct StudentRow {
     pub user_id: String,
     pub name: Option<String>,
-    pub points_earned: String,
-    pub points_possible: String,
+    /// Null only when the grade is not computable.
+    pub points_earned: Option<String>,
+    /// Null only when the grade is not computable.
+    pub points_possible: Option<String>,
     pub percent: Option<String>,
     pub letter: Option<String>,
     pub status: GradeStatus,
     pub items: Vec<ItemRow>,
+    /// Why the grade has no points, percent or letter: a number it needs
+    /// does not fit a decimal (see [`grading`]). Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_computable: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -89,7 +95,16 @@ pub fn cell_scores(view: &CourseView, user_id: &str) -> HashMap<String, CellScor
         .collect()
 }
 
-fn reason(state: ItemState, item: &ItemSpec, score: Option<&CellScore>) -> String {
+fn reason(result: &ItemResult, item: &ItemSpec, score: Option<&CellScore>) -> String {
+    let why = state_reason(result.state, item, score);
+    if result.overflow {
+        format!("{why}; its points (scoreGiven / scoreMaximum × the item's maximum) are beyond the 28 digits a decimal holds")
+    } else {
+        why
+    }
+}
+
+fn state_reason(state: ItemState, item: &ItemSpec, score: Option<&CellScore>) -> String {
     match (state, score) {
         (ItemState::Missing, _) => "no score received".into(),
         (ItemState::Counted, _) if item.completion_only => "completed and fully graded".into(),
@@ -119,8 +134,8 @@ pub fn course_grades(view: &CourseView, as_of: Option<DateTime<Utc>>) -> CourseG
             StudentRow {
                 user_id: e.user_id.clone(),
                 name: e.name.clone(),
-                points_earned: fmt2(g.points_earned),
-                points_possible: fmt2(g.points_possible),
+                points_earned: g.points_earned.map(fmt2),
+                points_possible: g.points_possible.map(fmt2),
                 percent: g.percent.map(fmt2),
                 letter: g.letter,
                 status: g.status,
@@ -135,9 +150,10 @@ pub fn course_grades(view: &CourseView, as_of: Option<DateTime<Utc>>) -> CourseG
                         maximum: fmt2(r.maximum),
                         state: r.state,
                         counted: r.counted,
-                        reason: reason(r.state, spec, scores.get(&r.line_item_id)),
+                        reason: reason(r, spec, scores.get(&r.line_item_id)),
                     })
                     .collect(),
+                not_computable: g.not_computable.as_ref().map(grading::Overflow::message),
             }
         })
         .collect();

@@ -8,7 +8,7 @@
 //! * **Scaling.** A tool scores on its own scale, so a score is rescaled onto the
 //!   line item: `points = score_given / score_maximum × item.maximum`. Points are
 //!   never rounded here (28 significant digits are plenty); a `score_maximum` of
-//!   0 gives 0 points, and arithmetic overflow saturates instead of panicking.
+//!   0 gives 0 points.
 //! * **Item state.** No score → `Missing`. A completion-only item is `Counted`
 //!   only when the activity is `Completed` *and* grading is `FullyGraded`;
 //!   `PendingManual` grading → `PendingManual`; anything else → `Provisional`.
@@ -37,6 +37,17 @@
 //!   `min_percent` not above it, whatever the order of the scale.
 //! * **Status.** `Final` when there is at least one item and every item is
 //!   counted; otherwise `Provisional`.
+//! * **Overflow.** Every sum, product and ratio is checked; none saturates,
+//!   wraps or panics. A decimal holds about ±7.9 × 10^28, which the input
+//!   bounds (weights up to 1000, maxima up to 10^9, scores up to 10^12) keep
+//!   sums far from, but a ratio of a large score to a tiny `score_maximum`,
+//!   or a log written before the bounds, can leave that range. An item whose
+//!   points do not fit has no `score` and is marked `overflow`. When anything
+//!   the grade needs does not fit (an included item's points, a point total,
+//!   a bucket's or the course's percent, the weighted sum), the grade is *not
+//!   computable*: no points, percent or letter, and
+//!   [`StudentGrade::not_computable`] says which number it was. Its items and
+//!   status are still reported.
 //! * Items in the result keep the input order; scores for line items that are
 //!   not in the item list are ignored. A course-total item in the points scheme
 //!   is just another item.
@@ -103,43 +114,79 @@ pub struct ItemResult {
     pub line_item_id: String,
     pub label: String,
     /// Points on the item's own maximum, unrounded; present whenever a score
-    /// exists, counted or not.
+    /// exists, counted or not, and its points fit a decimal.
     pub score: Option<Decimal>,
     pub maximum: Decimal,
     pub state: ItemState,
     pub counted: bool,
+    /// A score exists but its points do not fit a decimal, so `score` is none.
+    #[serde(default)]
+    pub overflow: bool,
+}
+
+/// The number of a grade that did not fit a decimal (see the module doc).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Overflow {
+    /// The points of the included item with this id.
+    ItemPoints(String),
+    /// The sum of earned or of possible points.
+    PointTotals,
+    /// A points ratio (a bucket's or the course's percent) or the weighted
+    /// sum of the percents.
+    Percent,
+}
+
+impl Overflow {
+    /// What did not fit, in a registrar's words.
+    pub fn message(&self) -> String {
+        let what = match self {
+            Overflow::ItemPoints(id) => {
+                format!("the points of {id} (scoreGiven / scoreMaximum × the item's maximum)")
+            }
+            Overflow::PointTotals => "the sum of the earned or possible points".into(),
+            Overflow::Percent => "the percent (a points ratio or the weighted average)".into(),
+        };
+        format!(
+            "no grade can be computed: {what} is beyond the 28 digits a decimal holds; check the item maxima, weights and scores"
+        )
+    }
 }
 
 /// A student's course grade.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StudentGrade {
-    /// Unrounded; callers format it.
-    pub points_earned: Decimal,
-    /// Unrounded; callers format it.
-    pub points_possible: Decimal,
+    /// Unrounded; callers format it. None when not computable.
+    pub points_earned: Option<Decimal>,
+    /// Unrounded; callers format it. None when not computable.
+    pub points_possible: Option<Decimal>,
     /// Already rounded with [`round_percent`].
     pub percent: Option<Decimal>,
     pub letter: Option<String>,
     pub status: GradeStatus,
     pub items: Vec<ItemResult>,
+    /// Why the grade has no numbers, when something it needs did not fit a
+    /// decimal; none for a computable grade.
+    pub not_computable: Option<Overflow>,
 }
 
 const HUNDRED: Decimal = Decimal::ONE_HUNDRED;
 
 /// Rescales a tool's score onto a line item's maximum.
 ///
-/// Returns 0 when `score_maximum` is 0 and saturates on overflow.
+/// Returns 0 when `score_maximum` is 0, and none when the points do not fit
+/// a decimal.
 pub fn scale_points(
     score_given: Decimal,
     score_maximum: Decimal,
     item_maximum: Decimal,
-) -> Decimal {
+) -> Option<Decimal> {
     if score_maximum.is_zero() {
-        return Decimal::ZERO;
+        return Some(Decimal::ZERO);
     }
     // Same scale: no arithmetic, so no rounding can creep in.
     if score_maximum == item_maximum {
-        return score_given;
+        return Some(score_given);
     }
     mul_div(score_given, item_maximum, score_maximum)
 }
@@ -163,13 +210,15 @@ pub fn item_state(item: &ItemSpec, score: Option<&CellScore>) -> ItemState {
 /// One item's line of a grade: its state and its points on its own maximum.
 pub fn item_result(item: &ItemSpec, score: Option<&CellScore>) -> ItemResult {
     let state = item_state(item, score);
+    let points = score.map(|s| scale_points(s.score_given, s.score_maximum, item.maximum));
     ItemResult {
         line_item_id: item.line_item_id.clone(),
         label: item.label.clone(),
-        score: score.map(|s| scale_points(s.score_given, s.score_maximum, item.maximum)),
+        score: points.flatten(),
         maximum: item.maximum,
         state,
         counted: state == ItemState::Counted,
+        overflow: matches!(points, Some(None)),
     }
 }
 
@@ -178,12 +227,15 @@ pub fn round_percent(p: Decimal) -> Decimal {
     p.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
 }
 
-/// Unrounded `earned / possible × 100`; none when nothing is possible.
-pub fn percent_of(earned: Decimal, possible: Decimal) -> Option<Decimal> {
+/// Unrounded `earned / possible × 100`: `Ok(None)` when nothing is
+/// possible, an error when the ratio does not fit a decimal.
+pub fn percent_of(earned: Decimal, possible: Decimal) -> Result<Option<Decimal>, Overflow> {
     if possible.is_zero() {
-        None
+        Ok(None)
     } else {
-        Some(mul_div(earned, HUNDRED, possible))
+        mul_div(earned, HUNDRED, possible)
+            .map(Some)
+            .ok_or(Overflow::Percent)
     }
 }
 
@@ -213,7 +265,43 @@ pub fn student_grade(
         .iter()
         .map(|item| item_result(item, scores.get(&item.line_item_id)))
         .collect();
+    let status = if !results.is_empty() && results.iter().all(|r| r.counted) {
+        GradeStatus::Final
+    } else {
+        GradeStatus::Provisional
+    };
+    match numbers(policy, items, &results) {
+        Ok((total, percent)) => {
+            let percent = percent.map(round_percent);
+            StudentGrade {
+                points_earned: Some(total.earned),
+                points_possible: Some(total.possible),
+                percent,
+                letter: percent.and_then(|p| letter_for(p, &policy.scale)),
+                status,
+                items: results,
+                not_computable: None,
+            }
+        }
+        Err(overflow) => StudentGrade {
+            points_earned: None,
+            points_possible: None,
+            percent: None,
+            letter: None,
+            status,
+            items: results,
+            not_computable: Some(overflow),
+        },
+    }
+}
 
+/// The point totals and the unrounded percent of a grade, or the first
+/// number (in line item id order) that does not fit a decimal.
+fn numbers(
+    policy: &GradingPolicy,
+    items: &[ItemSpec],
+    results: &[ItemResult],
+) -> Result<(Tally, Option<Decimal>), Overflow> {
     // Decimal addition rounds past 28 digits, so sums are taken in line item
     // id order to keep the grade independent of the order of `items`.
     let mut order: Vec<usize> = (0..items.len()).collect();
@@ -226,7 +314,8 @@ pub fn student_grade(
         let Some(earned) = included_points(policy.missing, result) else {
             continue;
         };
-        total.add(earned, result.maximum);
+        let earned = earned?;
+        total.add(earned, result.maximum)?;
         if let Scheme::Weighted { categories } = &policy.scheme {
             if let Some((key, weight)) = bucket_of(&items[i], categories) {
                 buckets
@@ -236,40 +325,34 @@ pub fn student_grade(
                         tally: Tally::default(),
                     })
                     .tally
-                    .add(earned, result.maximum);
+                    .add(earned, result.maximum)?;
             }
         }
     }
 
     let percent = match policy.scheme {
-        Scheme::Points => percent_of(total.earned, total.possible),
-        Scheme::Weighted { .. } => weighted_percent(buckets.values()),
-    }
-    .map(round_percent);
-    let letter = percent.and_then(|p| letter_for(p, &policy.scale));
-    let status = if !results.is_empty() && results.iter().all(|r| r.counted) {
-        GradeStatus::Final
-    } else {
-        GradeStatus::Provisional
+        Scheme::Points => percent_of(total.earned, total.possible)?,
+        Scheme::Weighted { .. } => weighted_percent(buckets.values())?,
     };
-
-    StudentGrade {
-        points_earned: total.earned,
-        points_possible: total.possible,
-        percent,
-        letter,
-        status,
-        items: results,
-    }
+    Ok((total, percent))
 }
 
-/// Points an item adds to the grade, or none when it is left out.
-fn included_points(missing: MissingPolicy, result: &ItemResult) -> Option<Decimal> {
+/// Points an item adds to the grade, or none when it is left out; an error
+/// when it is included but its points do not fit a decimal.
+fn included_points(
+    missing: MissingPolicy,
+    result: &ItemResult,
+) -> Option<Result<Decimal, Overflow>> {
     if result.counted {
-        Some(result.score.unwrap_or(Decimal::ZERO))
+        // A counted item has a score, so no points means they overflowed.
+        Some(
+            result
+                .score
+                .ok_or_else(|| Overflow::ItemPoints(result.line_item_id.clone())),
+        )
     } else {
         match missing {
-            MissingPolicy::Zero => Some(Decimal::ZERO),
+            MissingPolicy::Zero => Some(Ok(Decimal::ZERO)),
             MissingPolicy::Exclude => None,
         }
     }
@@ -282,9 +365,16 @@ struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, earned: Decimal, possible: Decimal) {
-        self.earned = self.earned.saturating_add(earned);
-        self.possible = self.possible.saturating_add(possible);
+    fn add(&mut self, earned: Decimal, possible: Decimal) -> Result<(), Overflow> {
+        self.earned = self
+            .earned
+            .checked_add(earned)
+            .ok_or(Overflow::PointTotals)?;
+        self.possible = self
+            .possible
+            .checked_add(possible)
+            .ok_or(Overflow::PointTotals)?;
+        Ok(())
     }
 }
 
@@ -318,54 +408,65 @@ fn bucket_of(item: &ItemSpec, categories: &[Category]) -> Option<(BucketKey, Dec
 }
 
 /// `Σ(bucket% × weight) / Σ weight` over the buckets that can contribute.
-fn weighted_percent<'a>(buckets: impl Iterator<Item = &'a Bucket>) -> Option<Decimal> {
-    let contributing: Vec<(Decimal, Decimal)> = buckets
-        .filter(|b| b.weight > Decimal::ZERO)
-        .filter_map(|b| percent_of(b.tally.earned, b.tally.possible).map(|p| (p, b.weight)))
-        .collect();
+fn weighted_percent<'a>(
+    buckets: impl Iterator<Item = &'a Bucket>,
+) -> Result<Option<Decimal>, Overflow> {
+    let mut contributing: Vec<(Decimal, Decimal)> = Vec::new();
+    for b in buckets.filter(|b| b.weight > Decimal::ZERO) {
+        if let Some(percent) = percent_of(b.tally.earned, b.tally.possible)? {
+            contributing.push((percent, b.weight));
+        }
+    }
     match contributing.as_slice() {
-        [] => None,
+        [] => Ok(None),
         // Renormalising a single bucket is the identity; skipping the
         // multiply and divide keeps it exactly equal to the points scheme.
-        [(percent, _)] => Some(*percent),
+        [(percent, _)] => Ok(Some(*percent)),
         many => {
-            let (weighted, weights) = many.iter().fold(
-                (Decimal::ZERO, Decimal::ZERO),
-                |(sum, weights), (percent, weight)| {
-                    (
-                        sum.saturating_add(percent.saturating_mul(*weight)),
-                        weights.saturating_add(*weight),
-                    )
-                },
-            );
-            if weights.is_zero() {
-                None
-            } else {
-                Some(mul_div(weighted, Decimal::ONE, weights))
+            // Weights all below 1 are shifted up by a power of ten, which
+            // is exact and leaves the average alone, so that a product with
+            // a weight near 10^-28 keeps its digits.
+            let largest = many.iter().map(|(_, w)| *w).max().unwrap_or(Decimal::ONE);
+            let mut shift = Decimal::ONE;
+            while largest * shift < Decimal::ONE {
+                shift *= Decimal::TEN;
             }
+            let mut weighted = Decimal::ZERO;
+            let mut weights = Decimal::ZERO;
+            for (percent, weight) in many {
+                let weight = weight.checked_mul(shift).ok_or(Overflow::Percent)?;
+                weighted = percent
+                    .checked_mul(weight)
+                    .and_then(|p| weighted.checked_add(p))
+                    .ok_or(Overflow::Percent)?;
+                weights = weights.checked_add(weight).ok_or(Overflow::Percent)?;
+            }
+            // Positive weights never sum to 0.
+            weighted
+                .checked_div(weights)
+                .map(Some)
+                .ok_or(Overflow::Percent)
         }
     }
 }
 
-/// `a × b / c` without panicking: multiplies first for exactness, divides
-/// first when the product would overflow, and saturates when the result does.
-/// A zero divisor gives 0.
-fn mul_div(a: Decimal, b: Decimal, c: Decimal) -> Decimal {
-    if a.is_zero() || b.is_zero() || c.is_zero() {
-        return Decimal::ZERO;
+/// `a × b / c`, or none when the result does not fit a decimal or `c` is 0.
+/// Multiplies first for exactness; when only the product is too large, the
+/// larger factor is divided first (the smaller one would lose its digits).
+fn mul_div(a: Decimal, b: Decimal, c: Decimal) -> Option<Decimal> {
+    if c.is_zero() {
+        return None;
     }
-    a.checked_mul(b)
-        .and_then(|p| p.checked_div(c))
-        .or_else(|| a.checked_div(c).and_then(|q| q.checked_mul(b)))
-        .or_else(|| b.checked_div(c).and_then(|q| q.checked_mul(a)))
-        .unwrap_or_else(|| {
-            let negative = a.is_sign_negative() ^ b.is_sign_negative() ^ c.is_sign_negative();
-            if negative {
-                Decimal::MIN
-            } else {
-                Decimal::MAX
-            }
-        })
+    if a.is_zero() || b.is_zero() {
+        return Some(Decimal::ZERO);
+    }
+    match a.checked_mul(b) {
+        Some(product) => product.checked_div(c),
+        None => {
+            let (large, small) = if a.abs() >= b.abs() { (a, b) } else { (b, a) };
+            large.checked_div(c)?.checked_mul(small)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -531,8 +632,8 @@ mod tests {
         assert_eq!(grade.letter.as_deref(), Some("B+"));
         assert_eq!(grade.status, GradeStatus::Final);
         // 175 + 44 + 18 = 237 of 270, shown but not what the percent is made of.
-        assert_eq!(grade.points_earned, dec!(237));
-        assert_eq!(grade.points_possible, dec!(270));
+        assert_eq!(grade.points_earned, Some(dec!(237)));
+        assert_eq!(grade.points_possible, Some(dec!(270)));
     }
 
     #[test]
@@ -554,8 +655,8 @@ mod tests {
         assert_eq!(grade.percent, Some(dec!(86.00)));
         assert_eq!(grade.letter.as_deref(), Some("B"));
         assert_eq!(grade.status, GradeStatus::Provisional);
-        assert_eq!(grade.points_earned, dec!(125));
-        assert_eq!(grade.points_possible, dec!(150));
+        assert_eq!(grade.points_earned, Some(dec!(125)));
+        assert_eq!(grade.points_possible, Some(dec!(150)));
         assert_eq!(state_of(&grade, "final"), ItemState::Missing);
         let final_exam = &grade.items[1];
         assert_eq!(final_exam.score, None);
@@ -584,8 +685,8 @@ mod tests {
         );
         assert_eq!(grade.percent, Some(dec!(55.70)));
         assert_eq!(grade.letter.as_deref(), Some("F"));
-        assert_eq!(grade.points_earned, dec!(125));
-        assert_eq!(grade.points_possible, dec!(270));
+        assert_eq!(grade.points_earned, Some(dec!(125)));
+        assert_eq!(grade.points_possible, Some(dec!(270)));
         // Zeroed items keep their real state and are not marked counted.
         assert_eq!(state_of(&grade, "hw-4"), ItemState::Missing);
         assert!(!grade.items[5].counted);
@@ -629,8 +730,8 @@ mod tests {
                 ),
             ]),
         );
-        assert_eq!(grade.points_earned, dec!(8));
-        assert_eq!(grade.points_possible, dec!(30));
+        assert_eq!(grade.points_earned, Some(dec!(8)));
+        assert_eq!(grade.points_possible, Some(dec!(30)));
         assert_eq!(grade.percent, Some(dec!(26.67)));
         assert_eq!(grade.items[1].state, ItemState::PendingManual);
         assert_eq!(grade.items[1].score, Some(dec!(9)));
@@ -692,8 +793,8 @@ mod tests {
             ]),
         );
         assert_eq!(grade.percent, Some(dec!(90.00)));
-        assert_eq!(grade.points_earned, dec!(95));
-        assert_eq!(grade.points_possible, dec!(105));
+        assert_eq!(grade.points_earned, Some(dec!(95)));
+        assert_eq!(grade.points_possible, Some(dec!(105)));
         assert_eq!(grade.items.last().unwrap().state, ItemState::Counted);
     }
 
@@ -735,8 +836,8 @@ mod tests {
             ]),
         );
         assert_eq!(grade.items[0].score, Some(dec!(20)));
-        assert_eq!(grade.points_earned, dec!(76));
-        assert_eq!(grade.points_possible, dec!(90));
+        assert_eq!(grade.points_earned, Some(dec!(76)));
+        assert_eq!(grade.points_possible, Some(dec!(90)));
         assert_eq!(grade.percent, Some(dec!(84.44)));
         assert_eq!(grade.letter.as_deref(), Some("B"));
         assert_eq!(grade.status, GradeStatus::Final);
@@ -763,7 +864,7 @@ mod tests {
     #[test]
     fn a_score_of_36_out_of_40_on_a_50_point_item_is_45_points() {
         // 36 / 40 × 50 = 45
-        assert_eq!(scale_points(dec!(36), dec!(40), dec!(50)), dec!(45));
+        assert_eq!(scale_points(dec!(36), dec!(40), dec!(50)), Some(dec!(45)));
         let grade = student_grade(
             &points_policy(),
             &[item("essay", dec!(50))],
@@ -776,21 +877,136 @@ mod tests {
     #[test]
     fn scaling_keeps_thirds_unrounded_and_a_zero_maximum_gives_zero_points() {
         // 1/3 of 10 pts is 3.333… to 28 digits, not 3.33.
-        let third = scale_points(dec!(1), dec!(3), dec!(10));
+        let third = scale_points(dec!(1), dec!(3), dec!(10)).unwrap();
         assert!(third > dec!(3.3333333333) && third < dec!(3.3333333334));
-        assert_eq!(scale_points(dec!(5), dec!(0), dec!(10)), Decimal::ZERO);
+        assert_eq!(
+            scale_points(dec!(5), dec!(0), dec!(10)),
+            Some(Decimal::ZERO)
+        );
     }
 
     #[test]
-    fn scaling_saturates_instead_of_overflowing() {
+    fn scaling_that_does_not_fit_a_decimal_gives_no_points_not_a_saturated_number() {
+        assert_eq!(scale_points(Decimal::MAX, dec!(0.0001), Decimal::MAX), None);
+        assert_eq!(scale_points(Decimal::MIN, dec!(0.5), Decimal::MAX), None);
         assert_eq!(
-            scale_points(Decimal::MAX, dec!(0.0001), Decimal::MAX),
-            Decimal::MAX
+            scale_points(
+                dec!(1000000000000),
+                dec!(0.0000000000000000000000000001),
+                dec!(1000000000)
+            ),
+            None
+        );
+        // Only the product is too large: the larger factor is divided first.
+        assert_eq!(
+            scale_points(Decimal::MAX, Decimal::MAX, dec!(2)),
+            Some(dec!(2))
         );
         assert_eq!(
-            scale_points(Decimal::MIN, dec!(0.5), Decimal::MAX),
-            Decimal::MIN
+            scale_points(dec!(3), dec!(4), Decimal::MAX),
+            Some(Decimal::MAX / dec!(4) * dec!(3))
         );
+    }
+
+    #[test]
+    fn a_counted_item_whose_points_do_not_fit_makes_the_grade_not_computable() {
+        let items = [item("quiz", dec!(1000000000)), item("essay", dec!(10))];
+        let grade = student_grade(
+            &points_policy(),
+            &items,
+            &scores(&[
+                (
+                    "quiz",
+                    graded(dec!(1000000000000), dec!(0.0000000000000000000000000001)),
+                ),
+                ("essay", graded(dec!(5), dec!(10))),
+            ]),
+        );
+        assert_eq!(
+            grade.not_computable,
+            Some(Overflow::ItemPoints("quiz".into()))
+        );
+        assert_eq!(
+            (grade.points_earned, grade.points_possible, grade.percent),
+            (None, None, None)
+        );
+        assert_eq!(grade.letter, None);
+        assert_eq!(grade.status, GradeStatus::Final, "the status is still told");
+        assert!(grade.items[0].overflow && grade.items[0].score.is_none());
+        assert_eq!(grade.items[1].score, Some(dec!(5)));
+        assert!(grade.not_computable.unwrap().message().contains("quiz"));
+    }
+
+    #[test]
+    fn an_item_left_out_of_the_grade_does_not_stop_it_even_if_its_points_do_not_fit() {
+        let mut pending = graded(Decimal::MAX, dec!(0.5));
+        pending.grading_progress = GradingProgress::Pending;
+        let grade = student_grade(
+            &points_policy(),
+            &[item("quiz", dec!(100)), item("essay", dec!(10))],
+            &scores(&[("quiz", pending), ("essay", graded(dec!(5), dec!(10)))]),
+        );
+        assert_eq!(grade.not_computable, None);
+        assert_eq!(grade.percent, Some(dec!(50.00)));
+        assert!(grade.items[0].overflow && grade.items[0].score.is_none());
+    }
+
+    #[test]
+    fn point_totals_and_weighted_sums_that_do_not_fit_are_named() {
+        let items = [item("a", Decimal::MAX), item("b", Decimal::MAX)];
+        let grade = student_grade(
+            &points_policy(),
+            &items,
+            &scores(&[
+                ("a", graded(dec!(1), dec!(2))),
+                ("b", graded(dec!(1), dec!(2))),
+            ]),
+        );
+        assert_eq!(grade.not_computable, Some(Overflow::PointTotals));
+
+        // The tester's course: two categories of weight Decimal::MAX.
+        let policy = GradingPolicy {
+            scheme: weighted(&[("exams", Decimal::MAX), ("homework", Decimal::MAX)]),
+            ..points_policy()
+        };
+        let items = [
+            in_category("midterm", dec!(100), "exams"),
+            in_category("hw", dec!(10), "homework"),
+        ];
+        let grade = student_grade(
+            &policy,
+            &items,
+            &scores(&[
+                ("midterm", graded(dec!(80), dec!(100))),
+                ("hw", graded(dec!(9), dec!(10))),
+            ]),
+        );
+        assert_eq!(grade.not_computable, Some(Overflow::Percent));
+        assert_eq!(grade.percent, None);
+    }
+
+    #[test]
+    fn tiny_weights_keep_their_digits() {
+        // 87.5% and 50% at equal weights of 10^-28 is 68.75%, as at 1 and 1.
+        let tiny = dec!(0.0000000000000000000000000001);
+        for w in [tiny, dec!(1)] {
+            let policy = GradingPolicy {
+                scheme: weighted(&[("exams", w), ("homework", w)]),
+                ..points_policy()
+            };
+            let grade = student_grade(
+                &policy,
+                &[
+                    in_category("midterm", dec!(8), "exams"),
+                    in_category("hw", dec!(10), "homework"),
+                ],
+                &scores(&[
+                    ("midterm", graded(dec!(7), dec!(8))),
+                    ("hw", graded(dec!(5), dec!(10))),
+                ]),
+            );
+            assert_eq!(grade.percent, Some(dec!(68.75)), "weights {w}");
+        }
     }
 
     #[test]
@@ -898,7 +1114,7 @@ mod tests {
         );
         assert_eq!(grade.items[0].state, ItemState::Counted);
         assert_eq!(grade.items[0].score, Some(Decimal::ZERO));
-        assert_eq!(grade.points_possible, dec!(10));
+        assert_eq!(grade.points_possible, Some(dec!(10)));
         assert_eq!(grade.percent, Some(dec!(0.00)));
         assert_eq!(grade.letter.as_deref(), Some("F"));
         assert_eq!(grade.status, GradeStatus::Final);
@@ -910,7 +1126,7 @@ mod tests {
         assert_eq!(grade.percent, None);
         assert_eq!(grade.letter, None);
         assert_eq!(grade.status, GradeStatus::Provisional);
-        assert_eq!(grade.points_possible, Decimal::ZERO);
+        assert_eq!(grade.points_possible, Some(Decimal::ZERO));
 
         let empty = student_grade(&points_policy(), &[], &HashMap::new());
         assert_eq!(empty.percent, None);
@@ -936,7 +1152,7 @@ mod tests {
             .map(|r| r.line_item_id.as_str())
             .collect();
         assert_eq!(ids, ["b", "a"]);
-        assert_eq!(grade.points_possible, dec!(20));
+        assert_eq!(grade.points_possible, Some(dec!(20)));
         assert_eq!(grade.percent, Some(dec!(75.00)));
     }
 
@@ -1248,7 +1464,7 @@ mod tests {
             given in any_decimal(),
             maximum in any_decimal().prop_filter("non-zero maximum", |m| !m.is_zero()),
         ) {
-            prop_assert_eq!(scale_points(given, maximum, maximum), given);
+            prop_assert_eq!(scale_points(given, maximum, maximum), Some(given));
         }
 
         #[test]
@@ -1324,6 +1540,25 @@ mod tests {
             let policy = GradingPolicy { scheme, scale: scale.clone(), missing };
             let grade = student_grade(&policy, &items, &map);
             prop_assert_eq!(grade.items.len(), items.len());
+            // Either every number or none, and then a reason.
+            match &grade.not_computable {
+                Some(_) => {
+                    prop_assert_eq!(grade.points_earned, None);
+                    prop_assert_eq!(grade.points_possible, None);
+                    prop_assert_eq!(grade.percent, None);
+                    prop_assert_eq!(&grade.letter, &None);
+                }
+                None => {
+                    prop_assert!(grade.points_earned.is_some() && grade.points_possible.is_some());
+                    // A counted item always has its points in a computable grade.
+                    for r in grade.items.iter().filter(|r| r.counted) {
+                        prop_assert!(r.score.is_some() && !r.overflow, "{:?}", r);
+                    }
+                }
+            }
+            for r in &grade.items {
+                prop_assert!(!(r.overflow && r.score.is_some()));
+            }
             let _ = round_percent(loose);
             let _ = letter_for(loose, &scale);
             let _ = scale_points(loose, weights[0], weights[1]);

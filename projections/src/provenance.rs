@@ -48,11 +48,16 @@ pub struct EnrollmentNow {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GradeSummary {
-    pub points_earned: String,
-    pub points_possible: String,
+    /// Null only when the grade is not computable.
+    pub points_earned: Option<String>,
+    /// Null only when the grade is not computable.
+    pub points_possible: Option<String>,
     pub percent: Option<String>,
     pub letter: Option<String>,
     pub status: crate::grading::GradeStatus,
+    /// Why there are no numbers, as in the grade report; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_computable: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -150,7 +155,8 @@ pub struct PostEvent {
     pub reason: Option<&'static str>,
     /// For a stale post: the timestamp of the score that was kept instead.
     pub kept_timestamp: Option<String>,
-    /// The sent score on the line item's maximum at the time, 2 places.
+    /// The sent score on the line item's maximum at the time, 2 places;
+    /// none without a score, or when the points do not fit a decimal.
     pub points: Option<String>,
     #[serde(flatten)]
     pub post: PostView,
@@ -283,7 +289,7 @@ pub fn provenance(view: &CourseView, events: &[Envelope], user_id: &str) -> Prov
                     specs.get(item_id.as_str()),
                 ) {
                     (Some(g), Some(m), Some(spec)) => {
-                        Some(fmt2(scale_points(g, m, spec.score_maximum)))
+                        scale_points(g, m, spec.score_maximum).map(fmt2)
                     }
                     _ => None,
                 };
@@ -345,6 +351,7 @@ pub fn provenance(view: &CourseView, events: &[Envelope], user_id: &str) -> Prov
             percent: r.percent.clone(),
             letter: r.letter.clone(),
             status: r.status,
+            not_computable: r.not_computable.clone(),
         }),
         grade_note,
         items,

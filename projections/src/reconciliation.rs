@@ -13,11 +13,18 @@
 //!    (never enrolled, not a learner, dropped or inactive).
 //! 2. `rejected`: the latest post for the cell was refused.
 //! 3. `stale`: the latest post was ignored as older than the kept score.
-//! 4. `over_maximum`: the kept points are above the item's maximum.
+//! 4. `over_maximum`: the kept points are above the item's maximum, or too
+//!    large to compute (beyond what a decimal holds; see [`crate::grading`]).
 //! 5. `missing`: no score is kept (never posted, or cleared).
 //! 6. `provisional`: a score is kept but does not count yet (not
 //!    FullyGraded, PendingManual, or a completion-only item not completed).
 //! 7. `in_sync`: a counted score, nothing else to say.
+//!
+//! No number here panics, saturates or wraps: a cell whose points do not fit
+//! a decimal has no `score` (and is `over_maximum`), a weight sum that does
+//! not fit has no `sum`, and a learner whose grade (or whose comparison with
+//! a tool's course total) needs a number that does not fit is listed in the
+//! `grades_not_computable` finding.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -165,9 +172,13 @@ pub enum Finding {
         other_items: Vec<String>,
         message: String,
     },
-    /// Weighted scheme whose category (and own item) weights do not sum to 100.
+    /// Weighted scheme whose category (and own item) weights do not sum to
+    /// 100. `sum` is null when the sum does not fit a decimal.
     #[serde(rename = "weights_do_not_sum_to_100")]
-    WeightsDoNotSumTo100 { sum: String, message: String },
+    WeightsDoNotSumTo100 {
+        sum: Option<String>,
+        message: String,
+    },
     /// Weighted scheme items that belong to no known category and carry no
     /// weight of their own: they never move the percent.
     ItemsWithoutCategory { items: Vec<String>, message: String },
@@ -190,6 +201,19 @@ pub enum Finding {
         students: Vec<Mismatch>,
         message: String,
     },
+    /// Learners whose grade, or whose comparison with a tool's course total,
+    /// needs a number beyond what a decimal holds: the grade report shows
+    /// them without points, percent or letter.
+    GradesNotComputable {
+        students: Vec<NotComputable>,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NotComputable {
+    pub user_id: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -240,8 +264,10 @@ fn cell_facts(
         has_posts: row.is_some_and(|r| r.posts > 0),
         active_learner,
         last_outcome: row.map(|r| r.last_outcome),
+        // Points too large to compute are above any maximum worth checking.
         kept_over_maximum: score.as_ref().is_some_and(|s| {
-            scale_points(s.score_given, s.score_maximum, spec.maximum) > spec.maximum
+            scale_points(s.score_given, s.score_maximum, spec.maximum)
+                .is_none_or(|p| p > spec.maximum)
         }),
         state: Some(grading::item_state(spec, score)),
     }
@@ -271,10 +297,20 @@ pub fn reconcile(view: &CourseView, refusals: &[Envelope], threshold: Decimal) -
 
     let mut rows = Vec::new();
     let mut orphans = Vec::new();
+    let mut not_computable = Vec::new();
     for user in &people {
         let enrollment = view.enrollments.get(user);
         let active = is_active_learner(view, user);
         let scores = cell_scores(view, user);
+        // The learners the grade report has a row for.
+        if enrollment.is_some_and(|e| e.is_learner() && e.status != EnrollmentStatus::Dropped) {
+            if let Some(o) = grading::student_grade(&view.policy, &specs, &scores).not_computable {
+                not_computable.push(NotComputable {
+                    user_id: user.clone(),
+                    reason: o.message(),
+                });
+            }
+        }
         let mut cells = Vec::new();
         for spec in &specs {
             let row = view.scores.get(&(spec.line_item_id.clone(), user.clone()));
@@ -296,11 +332,7 @@ pub fn reconcile(view: &CourseView, refusals: &[Envelope], threshold: Decimal) -
                     .map(CellStatus::as_str)
                     .collect(),
                 score: kept.and_then(|p| {
-                    Some(fmt2(scale_points(
-                        p.score_given?,
-                        p.score_maximum?,
-                        spec.maximum,
-                    )))
+                    scale_points(p.score_given?, p.score_maximum?, spec.maximum).map(fmt2)
                 }),
                 maximum: fmt2(spec.maximum),
                 last_reason: row.and_then(|r| r.last_reason).map(RejectReason::code),
@@ -323,10 +355,20 @@ pub fn reconcile(view: &CourseView, refusals: &[Envelope], threshold: Decimal) -
     }
 
     let mut findings = Vec::new();
-    course_total_findings(view, threshold, &mut findings);
+    course_total_findings(view, threshold, &mut findings, &mut not_computable);
     weight_findings(view, &mut findings);
     deleted_item_findings(view, refusals, &mut findings);
     locked_findings(view, refusals, &mut findings);
+    if !not_computable.is_empty() {
+        not_computable.sort_by(|a, b| (&a.user_id, &a.reason).cmp(&(&b.user_id, &b.reason)));
+        findings.push(Finding::GradesNotComputable {
+            message: format!(
+                "{} grade(s) or course-total comparison(s) need a number beyond the 28 digits a decimal holds and are shown without it; check the item maxima, weights and scores",
+                not_computable.len()
+            ),
+            students: not_computable,
+        });
+    }
 
     Reconciliation {
         course_id: view.course_id.clone(),
@@ -340,7 +382,12 @@ pub fn reconcile(view: &CourseView, refusals: &[Envelope], threshold: Decimal) -
     }
 }
 
-fn course_total_findings(view: &CourseView, threshold: Decimal, out: &mut Vec<Finding>) {
+fn course_total_findings(
+    view: &CourseView,
+    threshold: Decimal,
+    out: &mut Vec<Finding>,
+    not_computable: &mut Vec<NotComputable>,
+) {
     let specs = item_specs(view);
     let (totals, others): (Vec<_>, Vec<_>) = specs.iter().cloned().partition(|s| s.course_total);
     if totals.is_empty() || others.is_empty() {
@@ -363,20 +410,43 @@ fn course_total_findings(view: &CourseView, threshold: Decimal, out: &mut Vec<Fi
             .filter(|e| e.is_learner() && e.status == EnrollmentStatus::Active)
         {
             let scores = cell_scores(view, &e.user_id);
-            let Some(tool) = scores.get(&total.line_item_id).and_then(|s| {
-                percent_of(
-                    scale_points(s.score_given, s.score_maximum, total.maximum),
-                    total.maximum,
-                )
-            }) else {
+            let Some(s) = scores.get(&total.line_item_id) else {
                 continue;
             };
-            let tool = round_percent(tool);
-            let Some(computed) = grading::student_grade(&view.policy, &others, &scores).percent
-            else {
+            let beyond = |what: &str| {
+                NotComputable {
+                user_id: e.user_id.clone(),
+                reason: format!(
+                    "{what} of course total {} is beyond the 28 digits a decimal holds; it is not compared",
+                    total.line_item_id
+                ),
+            }
+            };
+            let tool = match scale_points(s.score_given, s.score_maximum, total.maximum)
+                .map(|points| percent_of(points, total.maximum))
+            {
+                Some(Ok(Some(p))) => round_percent(p),
+                Some(Ok(None)) => continue,
+                None | Some(Err(_)) => {
+                    not_computable.push(beyond("the tool's percent"));
+                    continue;
+                }
+            };
+            let grade = grading::student_grade(&view.policy, &others, &scores);
+            let computed = match (grade.percent, grade.not_computable) {
+                (Some(p), _) => p,
+                (None, None) => continue,
+                (None, Some(_)) => {
+                    not_computable.push(beyond(
+                        "the grade from the items other than the course total",
+                    ));
+                    continue;
+                }
+            };
+            let Some(diff) = tool.checked_sub(computed).map(|d| d.abs()) else {
+                not_computable.push(beyond("the difference from the computed grade"));
                 continue;
             };
-            let diff = (tool - computed).abs();
             if diff > threshold {
                 students.push(Mismatch {
                     user_id: e.user_id.clone(),
@@ -405,15 +475,20 @@ fn weight_findings(view: &CourseView, out: &mut Vec<Finding>) {
         return;
     };
     let specs = item_specs(view);
-    let sum: Decimal = categories.iter().map(|c| c.weight).sum::<Decimal>()
-        + specs.iter().filter_map(|s| s.weight).sum::<Decimal>();
-    if sum != Decimal::ONE_HUNDRED {
+    let sum = categories
+        .iter()
+        .map(|c| c.weight)
+        .chain(specs.iter().filter_map(|s| s.weight))
+        .try_fold(Decimal::ZERO, |sum, w| sum.checked_add(w));
+    if sum != Some(Decimal::ONE_HUNDRED) {
+        let sum = sum.map(|s| s.normalize().to_string());
         out.push(Finding::WeightsDoNotSumTo100 {
-            sum: sum.normalize().to_string(),
             message: format!(
                 "category and item weights sum to {}, not 100; percents are renormalised over what is graded",
-                sum.normalize()
+                sum.as_deref()
+                    .unwrap_or("more than the 28 digits a decimal holds")
             ),
+            sum,
         });
     }
     let homeless: Vec<String> = specs
@@ -628,7 +703,7 @@ mod tests {
         let kind = |f: Finding| serde_json::to_value(f).unwrap()["kind"].clone();
         assert_eq!(
             kind(Finding::WeightsDoNotSumTo100 {
-                sum: "90".into(),
+                sum: Some("90".into()),
                 message: String::new()
             }),
             "weights_do_not_sum_to_100"
@@ -647,6 +722,13 @@ mod tests {
                 message: String::new()
             }),
             "items_without_category"
+        );
+        assert_eq!(
+            kind(Finding::GradesNotComputable {
+                students: vec![],
+                message: String::new()
+            }),
+            "grades_not_computable"
         );
     }
 

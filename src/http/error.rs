@@ -110,7 +110,9 @@ impl From<DomainError> for ApiError {
             ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
         };
         let status = match e {
-            DomainError::InvalidId { .. } => StatusCode::BAD_REQUEST,
+            DomainError::InvalidId { .. } | DomainError::InvalidTimestamp(_) => {
+                StatusCode::BAD_REQUEST
+            }
             _ => status,
         };
         ApiError::new(status, e.code(), e.to_string())

@@ -20,15 +20,11 @@ pub struct GradesQuery {
     pub as_of: Option<String>,
 }
 
+/// An `as_of` within what the engine's times can be (see
+/// [`gradebook_domain::time`]), or 400 `invalid_as_of`.
 pub fn parse_as_of(s: &str) -> Result<DateTime<Utc>, ApiError> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|d| d.with_timezone(&Utc))
-        .map_err(|_| {
-            ApiError::bad_request(
-                "invalid_as_of",
-                "as_of must be an RFC 3339 date-time such as 2026-05-01T00:00:00Z",
-            )
-        })
+    gradebook_domain::time::parse_utc(s)
+        .map_err(|e| ApiError::bad_request("invalid_as_of", format!("as_of {e}")))
 }
 
 /// One row per learner: points, percent, letter and each item's state.
@@ -36,6 +32,7 @@ pub fn parse_as_of(s: &str) -> Result<DateTime<Utc>, ApiError> {
     params(("course_id" = String, Path, description = "The SIS course id"),
            ("as_of" = Option<String>, Query, description = "RFC 3339; the grades as the engine held them then")),
     responses((status = 200, description = "The course grades", body = Object),
+              (status = 400, description = "invalid_id or invalid_as_of", body = super::api::openapi::ErrorBody),
               (status = 404, description = "course_not_found", body = super::api::openapi::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn course_grades(

@@ -2,7 +2,7 @@
 //! dates, a page at a time, through the REST audit handler.
 
 use axum::extract::{Query, State};
-use chrono::{Days, NaiveDate};
+use chrono::{Datelike, Days, NaiveDate};
 use maud::{html, Markup};
 use serde::Deserialize;
 
@@ -33,19 +33,28 @@ fn nonempty(s: &Option<String>) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
+/// The start of the day (or of the next day, for `next`) as an RFC 3339
+/// bound; `to` on 9999-12-31 runs to the end of time, so it is no bound.
 fn day(name: &str, s: Option<String>, next: bool) -> UiResult<Option<String>> {
-    s.map(|s| {
-        let d = NaiveDate::parse_from_str(&s, "%Y-%m-%d").map_err(|_| {
-            UiError::bad_input(format!("{name} must be a date such as 2026-05-01."))
-        })?;
-        let d = if next {
-            d.checked_add_days(Days::new(1)).unwrap_or(d)
-        } else {
-            d
-        };
-        Ok(format!("{}T00:00:00Z", d.format("%Y-%m-%d")))
-    })
-    .transpose()
+    let Some(s) = s else { return Ok(None) };
+    let bad = || {
+        UiError::bad_input(format!(
+            "{name} must be a date from 0001-01-01 to 9999-12-31, such as 2026-05-01."
+        ))
+    };
+    let d = NaiveDate::parse_from_str(&s, "%Y-%m-%d").map_err(|_| bad())?;
+    if !gradebook_domain::time::YEARS.contains(&d.year()) {
+        return Err(bad());
+    }
+    let d = if next {
+        match d.checked_add_days(Days::new(1)) {
+            Some(n) if gradebook_domain::time::YEARS.contains(&n.year()) => n,
+            _ => return Ok(None),
+        }
+    } else {
+        d
+    };
+    Ok(Some(format!("{}T00:00:00Z", d.format("%Y-%m-%d"))))
 }
 
 pub async fn page(
@@ -133,4 +142,40 @@ pub async fn page(
             }
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bound(s: &str, next: bool) -> Option<Option<String>> {
+        day("From", Some(s.to_string()), next).ok()
+    }
+
+    #[test]
+    fn days_become_bounds_within_the_years_the_engine_holds() {
+        assert_eq!(
+            bound("2026-05-01", false),
+            Some(Some("2026-05-01T00:00:00Z".into()))
+        );
+        assert_eq!(
+            bound("2026-05-01", true),
+            Some(Some("2026-05-02T00:00:00Z".into()))
+        );
+        assert_eq!(
+            bound("0001-01-01", false),
+            Some(Some("0001-01-01T00:00:00Z".into()))
+        );
+        // Up to the end of 9999 is no bound at all.
+        assert_eq!(bound("9999-12-31", true), Some(None));
+        for bad in [
+            "0000-01-01",
+            "10000-01-01",
+            "+10000-01-01",
+            "-0001-01-01",
+            "May",
+        ] {
+            assert_eq!(bound(bad, false), None, "{bad}");
+        }
+    }
 }

@@ -242,9 +242,10 @@ fn matrix_table(
                                         @if let Some(s) = person.enrollment_status { @if s != "active" { " · " (s) } }
                                         @if person.enrollment_status.is_none() { " · not enrolled" } }
                                 }
-                                td.num.percent { @match grade.and_then(|g| g.percent.clone()) {
-                                    Some(p) => { (p) "%" },
-                                    None => span.muted { "—" },
+                                td.num.percent { @match grade.map(|g| (&g.percent, &g.not_computable)) {
+                                    Some((Some(p), _)) => { (p) "%" },
+                                    Some((None, Some(why))) => span.muted title=(why) { "not computable" },
+                                    _ => span.muted { "—" },
                                 } }
                                 td.letter { @match grade.and_then(|g| g.letter.clone()) {
                                     Some(l) => strong { (l) },

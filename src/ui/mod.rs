@@ -259,11 +259,16 @@ pub fn when(t: &str) -> String {
 }
 
 /// Reads a `datetime-local` field (`2026-05-01T10:00[:05]`, taken as UTC)
-/// or a full RFC 3339 time.
+/// or a full RFC 3339 time; none for anything else, and for a time outside
+/// what the engine's times can be ([`gradebook_domain::time`]: offsets up
+/// to ±15:59, years 0001 to 9999).
 pub fn parse_local_time(s: &str) -> Option<DateTime<Utc>> {
+    use gradebook_domain::time;
     let s = s.trim();
-    if let Ok(d) = DateTime::parse_from_rfc3339(s) {
-        return Some(d.with_timezone(&Utc));
+    match time::parse_utc(s) {
+        Ok(t) => return Some(t),
+        Err(time::TimeError::NotRfc3339) => {}
+        Err(_) => return None,
     }
     [
         "%Y-%m-%dT%H:%M:%S%.f",
@@ -272,7 +277,7 @@ pub fn parse_local_time(s: &str) -> Option<DateTime<Utc>> {
     ]
     .iter()
     .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
-    .map(|n| n.and_utc())
+    .and_then(|n| time::check_utc(n.and_utc()).ok())
 }
 
 /// The value a `datetime-local` field shows for a moment.
@@ -420,5 +425,17 @@ mod tests {
         let t = parse_local_time("2026-05-01T10:00:05").unwrap();
         assert_eq!(local_time_value(t), "2026-05-01T10:00:05");
         assert!(parse_local_time("yesterday").is_none());
+        for out_of_range in [
+            "9999-12-31T23:59:59-23:59",
+            "2026-05-01T10:00:00+16:00",
+            "0000-01-01T00:00",
+            "10000-01-01T00:00",
+            "+10000-01-01T00:00",
+            "-0001-01-01T00:00",
+        ] {
+            assert!(parse_local_time(out_of_range).is_none(), "{out_of_range}");
+        }
+        assert!(parse_local_time("9999-12-31T23:59:59").is_some());
+        assert!(parse_local_time("2026-05-01T10:00:00+15:59").is_some());
     }
 }

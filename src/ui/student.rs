@@ -201,9 +201,10 @@ fn render(viewer: &Viewer, p: &Provenance, svg: Markup, series: &[chart::Point])
                     dl.summary #grade-summary {
                         div { dt { "Course percentage" } dd #percent { @match &g.percent { Some(x) => { (x) "%" }, None => "—" } } }
                         div { dt { "Letter" } dd #letter { (g.letter.clone().unwrap_or_else(|| "—".into())) } }
-                        div { dt { "Points" } dd { (g.points_earned) " / " (g.points_possible) } }
+                        div { dt { "Points" } dd { (g.points_earned.as_deref().unwrap_or("—")) " / " (g.points_possible.as_deref().unwrap_or("—")) } }
                         @if let Some(e) = &p.enrollment { div { dt { "Enrollment" } dd { (e.role) ", " (e.status) } } }
                     }
+                    @if let Some(why) = &g.not_computable { p.note #not-computable { (why) } }
                 },
                 None => p.note { (p.grade_note.clone().unwrap_or_default()) },
             }

@@ -356,9 +356,15 @@ async fn set_lock(
     // may be stalled).
     if now.summary.locked != lock {
         let (what, meanwhile) = if lock {
-            ("lock", "score posts are refused already, but grade reports still show the course unlocked")
+            (
+                "lock",
+                "score posts are refused already, but grade reports still show the course unlocked",
+            )
         } else {
-            ("unlock", "score posts are taken already, but grade reports still show the course locked")
+            (
+                "unlock",
+                "score posts are taken already, but grade reports still show the course locked",
+            )
         };
         return Err(ApiError::not_in_force(
             &format!("the {what} of course {course_id}"),

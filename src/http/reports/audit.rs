@@ -40,14 +40,8 @@ pub struct AuditAnswer {
 
 fn time(name: &'static str, s: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
     s.map(|s| {
-        DateTime::parse_from_rfc3339(s)
-            .map(|d| d.with_timezone(&Utc))
-            .map_err(|_| {
-                ApiError::bad_request(
-                    "invalid_time",
-                    format!("{name} must be an RFC 3339 date-time such as 2026-05-01T00:00:00Z"),
-                )
-            })
+        gradebook_domain::time::parse_utc(s)
+            .map_err(|e| ApiError::bad_request("invalid_time", format!("{name} {e}")))
     })
     .transpose()
 }

@@ -572,6 +572,9 @@ pub fn parse_score(o: &Map<String, Value>) -> ApiResult<(UserId, ScorePost)> {
         .and_then(Value::as_str)
         .and_then(parse_timestamp)
         .ok_or_else(|| malformed("timestamp is required, as ISO 8601 with a time zone offset"))?;
+    // The engine keeps the offset as sent: it must be one both stores hold.
+    let timestamp = gradebook_domain::time::check(timestamp)
+        .map_err(|e| ApiError::bad_request("invalid_timestamp", format!("timestamp {e}")))?;
     let comment = match o.get("comment") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
@@ -608,7 +611,7 @@ pub fn parse_score_body(body: &[u8]) -> ApiResult<(UserId, ScorePost)> {
     request_body(content = Object, content_type = "application/vnd.ims.lis.v1.score+json",
         description = "`userId`, `timestamp`, `activityProgress`, `gradingProgress` required; `scoreGiven`, `scoreMaximum`, `comment` optional"),
     responses((status = 200, description = "`{\"result\": \"accepted\" | \"cleared\" | \"unchanged\" | \"ignored_stale\", \"userId\", \"scoreOf\"}`", content_type = "application/json", body = Object),
-              (status = 400, description = "invalid_json or invalid_body", body = ErrorBody),
+              (status = 400, description = "invalid_json, invalid_body, or invalid_timestamp for a timestamp the store cannot hold (offset beyond ±15:59, year outside 0001 to 9999)", body = ErrorBody),
               (status = 401, description = "invalid_token: get a new access token", body = ErrorBody),
               (status = 403, description = "scope_not_granted", body = ErrorBody),
               (status = 404, description = "not_found: unknown or deleted line item", body = ErrorBody),
