@@ -996,11 +996,18 @@ on_both_stores! {
         setup(&app).await;
         let reg = app.registrar.clone();
         let lock = format!("/api/courses/{C}/lock");
-        // Score posts obey the read side's lock, which the projector cannot
-        // write: a 200 here would claim a lock that is not in force (before,
-        // 200 with "locked": false, "changed": true).
+        // The read side, which grade reports and the pages use, cannot show
+        // the lock: a 200 would claim what they do not show (before, 200
+        // with "locked": false, "changed": true). Score posts obey the lock
+        // already: they are decided on the score gates, not the read side.
         let b = sent_while_held(&app, ("rm_courses", "UPDATE"), ("POST", &lock, &reg, None)).await;
-        assert!(b["message"].as_str().unwrap().contains("not refused"), "{b}");
+        assert!(b["message"].as_str().unwrap().contains("score posts are refused already"), "{b}");
+        let outcome = app
+            .engine()
+            .post_score(&course(), &item("exam1"), &user("ada"), post(Some("90"), "100", "2026-10-01T10:00:00Z"), &meta(Source::Ags))
+            .await
+            .unwrap();
+        assert_eq!(outcome, ScoreOutcome::Rejected(RejectReason::CourseLocked));
         // Sending it again records nothing new and says the same.
         let events = app.event_count().await;
         let (st, b) = call(&app, "POST", &lock, Some(&reg), None).await;
