@@ -844,8 +844,9 @@ on_both_stores! {
         let results = results.as_array().unwrap();
         assert_eq!(results.len(), 2, "bob has no score: {results:?}");
         assert_eq!(results[0]["userId"], "ada");
-        assert_eq!(results[0]["resultScore"], json!(40.5));
-        assert_eq!(results[0]["resultMaximum"], json!(50));
+        // In the line item's scale: 40.5 of 50 is 81 of 100.
+        assert_eq!(results[0]["resultScore"], json!(81));
+        assert_eq!(results[0]["resultMaximum"], json!(100));
         assert_eq!(results[0]["comment"], "well done ada");
         assert_eq!(results[0]["scoreOf"], item["id"]);
         assert!(results[0]["id"].is_string());
@@ -857,6 +858,68 @@ on_both_stores! {
         let (_, headers, page) = send_full(&app, reqwest::Method::GET, &token, &format!("{item_path}/results?limit=1"), None).await;
         assert_eq!(page.as_array().unwrap().len(), 1);
         assert!(headers["link"].to_str().unwrap().contains("rel=\"next\""));
+        app.stop().await;
+    }
+}
+
+on_both_stores! {
+    /// Tools that read results back (Moodle, ltijs, pylti1p3) compare them
+    /// with the column they made: every result is in the line item's
+    /// scale, the maximum in force now, whoever sent the score.
+    async fn results_answer_in_the_line_items_scale_now(app: TestApp) {
+        let tool = ToolKit::register(&app, "full", full_roster()).await;
+        let c = open_course(&app, "HIST-101", &[&tool]).await;
+        for u in ["ada", "alan", "bob"] {
+            enroll(&app, &c, u, learner(u)).await;
+        }
+        let token = tool.token(&app, ALL_SCOPES).await;
+        let item = create_item(&app, &token, "HIST-101", json!({"label": "Essay", "scoreMaximum": 50})).await;
+        let item_path = path_of(&app, &item["id"]);
+        let mut b = score_body("ada", json!(17), "2026-10-01T10:00:00Z");
+        b["scoreMaximum"] = json!(20);
+        let (status, r) = post_json(&app, &token, &format!("{item_path}/scores"), &b).await;
+        assert_eq!(status, 200, "{r}");
+        // A pending score with a value is shown the same way.
+        let mut b = score_body("alan", json!(3), "2026-10-01T10:00:00Z");
+        b["scoreMaximum"] = json!(4);
+        b["gradingProgress"] = json!("Pending");
+        let (status, r) = post_json(&app, &token, &format!("{item_path}/scores"), &b).await;
+        assert_eq!(status, 200, "{r}");
+        // A backfilled score, in its own scale too.
+        let item_id = item_path.rsplit('/').next().unwrap();
+        let csv = format!("line_item_id,user_id,score_given,score_maximum,timestamp,comment\n{item_id},bob,9,10,2026-09-01T10:00:00Z,\n");
+        let res = app.client.post(app.url("/api/courses/HIST-101/backfill"))
+            .bearer_auth(&app.registrar).header("content-type", "text/csv").body(csv).send().await.unwrap();
+        let status = res.status().as_u16();
+        let report: Value = res.json().await.unwrap();
+        assert_eq!((status, &report["accepted"]), (200, &json!(1)), "{report}");
+
+        let read = |path: String| {
+            let (app, token) = (&app, &token);
+            async move {
+                let (status, results) = send(app, reqwest::Method::GET, token, &path, None).await;
+                assert_eq!(status, 200, "{results}");
+                results.as_array().unwrap().iter()
+                    .map(|r| (r["userId"].as_str().unwrap().to_string(), r["resultScore"].clone(), r["resultMaximum"].clone()))
+                    .collect::<Vec<_>>()
+            }
+        };
+        let results_path = format!("{item_path}/results");
+        assert_eq!(read(results_path.clone()).await, [
+            ("ada".to_string(), json!(42.5), json!(50)),
+            ("alan".to_string(), json!(37.5), json!(50)),
+            ("bob".to_string(), json!(45), json!(50)),
+        ]);
+
+        // The maximum changed after the scores: they read back on the new one.
+        let (status, changed) = send(&app, reqwest::Method::PUT, &token, &item_path, Some(&json!({"scoreMaximum": 30}))).await;
+        assert_eq!((status, &changed["scoreMaximum"]), (200, &json!(30)), "{changed}");
+        assert_eq!(read(results_path.clone()).await, [
+            ("ada".to_string(), json!(25.5), json!(30)),
+            ("alan".to_string(), json!(22.5), json!(30)),
+            ("bob".to_string(), json!(27), json!(30)),
+        ]);
+        assert_eq!(read(format!("{results_path}?user_id=bob")).await, [("bob".to_string(), json!(27), json!(30))]);
         app.stop().await;
     }
 }

@@ -15,6 +15,7 @@ use gradebook_domain::score::{
     ActivityProgress, GradingProgress, RejectReason, ScoreOutcome, ScorePost,
 };
 use gradebook_domain::{CourseId, DomainError, LineItemId, ToolId, UserId};
+use gradebook_projections::grading::scale_points;
 use gradebook_projections::post_facts::score_post_facts;
 use gradebook_projections::tool_reads::{self, LineItemEntry, LinkEntry};
 use serde_json::{json, Map, Value};
@@ -697,13 +698,13 @@ pub async fn post_score(
 
 // ---- results ----
 
-/// The results of a line item, paged.
+/// The results of a line item, paged, in the line item's scale.
 #[utoipa::path(get, path = "/lti/courses/{course_id}/lineitems/{line_item_id}/results", tag = "lti",
     params(("course_id" = String, Path, description = "The course id (the context id in launches)"), ("line_item_id" = String, Path, description = "The last segment of the line item URL"),
            ("user_id" = Option<String>, Query, description = "Only this user's result"),
            ("limit" = Option<u32>, Query, description = "Page size, default 100; more than 1000 counts as 1000"),
            ("cursor" = Option<String>, Query, description = "From a rel=\"next\" link")),
-    responses((status = 200, description = "An array of results", content_type = "application/vnd.ims.lis.v2.resultcontainer+json", body = Object,
+    responses((status = 200, description = "An array of results in the line item's scale: `resultMaximum` is the line item's `scoreMaximum` now, `resultScore` the kept score rescaled to it (left out if it does not fit a decimal)", content_type = "application/vnd.ims.lis.v2.resultcontainer+json", body = Object,
                headers(("Link" = String, description = "`<url>; rel=\"next\"` when there is a next page"))),
               (status = 400, description = "invalid_query", body = ErrorBody),
               (status = 401, description = "invalid_token: get a new access token", body = ErrorBody),
@@ -718,7 +719,9 @@ pub async fn results(
 ) -> ApiResult<Response> {
     caller.require(&[scope::RESULT_READONLY])?;
     let (course, item, v) = visible_item(&state, &caller, &course_id, &line_item_id).await?;
-    v.live(item.as_str())?;
+    // Results answer in the line item's scale, the maximum in force now,
+    // as other platforms do: tools compare them with the column they made.
+    let maximum = v.live(item.as_str())?.spec.score_maximum;
     let (limit, cursor) = wire::paging(
         q.get("limit").map(String::as_str),
         q.get("cursor").map(String::as_str),
@@ -746,9 +749,13 @@ pub async fn results(
                 "id": wire::with_query(&results_url, &[("user_id", r.user_id.clone())]),
                 "scoreOf": item_url,
                 "userId": r.user_id,
-                "resultScore": number(r.score_given),
-                "resultMaximum": number(r.score_maximum),
+                "resultMaximum": number(maximum),
             });
+            // A score too large to rescale (a log written before the
+            // bounds) is left out rather than shown wrong.
+            if let Some(points) = scale_points(r.score_given, r.score_maximum, maximum) {
+                o["resultScore"] = number(points);
+            }
             if let Some(c) = &r.comment {
                 o["comment"] = json!(c);
             }
