@@ -207,6 +207,25 @@ async fn create_item(app: &TestApp, token: &str, course: &str, body: Value) -> V
     item
 }
 
+/// A resource link of the tool in the course, added by the SIS.
+async fn add_link(app: &TestApp, c: &CourseId, tool: &ToolKit, link: &str) {
+    app.engine()
+        .add_resource_link(
+            c,
+            ResourceLink {
+                resource_link_id: ResourceLinkId::parse(link).unwrap(),
+                tool_id: ToolId::parse(tool.tool_id.clone()).unwrap(),
+                title: link.into(),
+                url: None,
+                custom: Default::default(),
+                line_item_id: None,
+            },
+            &meta(Source::Sis),
+        )
+        .await
+        .unwrap();
+}
+
 fn path_of(app: &TestApp, url: &Value) -> String {
     url.as_str()
         .unwrap()
@@ -563,7 +582,8 @@ on_both_stores! {
 on_both_stores! {
     async fn a_tool_creates_reads_updates_and_deletes_its_line_items(app: TestApp) {
         let tool = ToolKit::register(&app, "full", full_roster()).await;
-        open_course(&app, "HIST-101", &[&tool]).await;
+        let c = open_course(&app, "HIST-101", &[&tool]).await;
+        add_link(&app, &c, &tool, "rl-1").await;
         let token = tool.token(&app, ALL_SCOPES).await;
         let item = create_item(&app, &token, "HIST-101", json!({
             "label": "Essay", "scoreMaximum": 50, "resourceId": 42, "resourceLinkId": "rl-1",
@@ -617,9 +637,69 @@ on_both_stores! {
 }
 
 on_both_stores! {
+    /// A line item's resourceLinkId must name a resource link of the
+    /// course, and its start and end must be RFC 3339 date-times the
+    /// stores can hold; anything else is a 400 naming the field, and
+    /// nothing is recorded.
+    async fn line_item_links_and_dates_are_checked(app: TestApp) {
+        let tool = ToolKit::register(&app, "full", full_roster()).await;
+        let c = open_course(&app, "HIST-101", &[&tool]).await;
+        add_link(&app, &c, &tool, "rl-quiz").await;
+        let token = tool.token(&app, ALL_SCOPES).await;
+        let items = "/lti/courses/HIST-101/lineitems";
+        let item = create_item(&app, &token, "HIST-101", json!({"label": "Essay", "scoreMaximum": 10})).await;
+        let path = path_of(&app, &item["id"]);
+
+        let before = app.event_count().await;
+        let refused = [
+            ("resourceLinkId", json!({"resourceLinkId": "rl-nope"})),
+            ("resourceLinkId", json!({"resourceLinkId": "RL-QUIZ"})),
+            ("startDateTime", json!({"startDateTime": "tomorrow"})),
+            ("startDateTime", json!({"startDateTime": "2026-09-01"})),
+            ("endDateTime", json!({"endDateTime": "2026-12-01T00:00:00"})),
+            ("endDateTime", json!({"endDateTime": "2026-12-01T00:00:00+24:00"})),
+            ("endDateTime", json!({"endDateTime": "9999-12-31T23:59:59-10:00"})),
+        ];
+        for (field, extra) in &refused {
+            let mut body = json!({"label": "Quiz", "scoreMaximum": 10});
+            body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            let (status, err) = post_json(&app, &token, items, &body).await;
+            assert_eq!((status, err["error"].as_str()), (400, Some("invalid_body")), "POST {extra}: {err}");
+            assert!(err["message"].as_str().unwrap().starts_with(field), "POST {extra}: {err}");
+            let (status, err) = send(&app, reqwest::Method::PUT, &token, &path, Some(extra)).await;
+            assert_eq!((status, err["error"].as_str()), (400, Some("invalid_body")), "PUT {extra}: {err}");
+            assert!(err["message"].as_str().unwrap().starts_with(field), "PUT {extra}: {err}");
+        }
+        assert_eq!(app.event_count().await, before, "nothing recorded");
+        let (_, got) = send(&app, reqwest::Method::GET, &token, &path, None).await;
+        assert_eq!(got, item, "the line item is as it was");
+
+        // A known link and valid times are stored as sent.
+        let good = json!({
+            "label": "Quiz", "scoreMaximum": 10, "resourceLinkId": "rl-quiz",
+            "startDateTime": "2026-09-01T08:00:00+02:00", "endDateTime": "2026-12-01T23:59:59.5Z",
+        });
+        let (status, made) = post_json(&app, &token, items, &good).await;
+        assert_eq!(status, 201, "{made}");
+        for f in ["resourceLinkId", "startDateTime", "endDateTime"] {
+            assert_eq!(made[f], good[f], "{f}: {made}");
+        }
+        let change = json!({"resourceLinkId": "rl-quiz", "startDateTime": "2026-10-01T00:00:00Z", "endDateTime": null});
+        let (status, changed) = send(&app, reqwest::Method::PUT, &token, &path, Some(&change)).await;
+        assert_eq!(status, 200, "{changed}");
+        assert_eq!((&changed["resourceLinkId"], &changed["startDateTime"]), (&json!("rl-quiz"), &json!("2026-10-01T00:00:00Z")), "{changed}");
+        assert!(changed.get("endDateTime").is_none(), "{changed}");
+        let (_, got) = send(&app, reqwest::Method::GET, &token, &path, None).await;
+        assert_eq!(got, changed);
+        app.stop().await;
+    }
+}
+
+on_both_stores! {
     async fn the_line_item_container_pages_with_one_link_header_that_keeps_the_filters(app: TestApp) {
         let tool = ToolKit::register(&app, "full", full_roster()).await;
-        open_course(&app, "HIST-101", &[&tool]).await;
+        let c = open_course(&app, "HIST-101", &[&tool]).await;
+        add_link(&app, &c, &tool, "rl-final").await;
         let token = tool.token(&app, ALL_SCOPES).await;
         for i in 0..5 {
             create_item(&app, &token, "HIST-101", json!({"label": format!("Quiz {i}"), "scoreMaximum": 10, "tag": "quiz", "resourceId": i})).await;
@@ -1047,6 +1127,7 @@ on_both_stores! {
         let tool = ToolKit::register(&app, "full", full_roster()).await;
         let c = open_course(&app, "HIST-101", &[&tool]).await;
         enroll(&app, &c, "ada", learner("Ada")).await;
+        add_link(&app, &c, &tool, "rl-7").await;
         for run in 0..2 {
             let token = tool.token(&app, ALL_SCOPES).await;
             // List everything, find by tag/resourceId/resourceLinkId loosely, else create.
@@ -1294,7 +1375,8 @@ fn keys_rotate_is_a_command() {
 on_both_stores! {
     async fn racing_grade_syncs_still_make_one_line_item(app: TestApp) {
         let tool = ToolKit::register(&app, "full", full_roster()).await;
-        open_course(&app, "HIST-101", &[&tool]).await;
+        let c = open_course(&app, "HIST-101", &[&tool]).await;
+        add_link(&app, &c, &tool, "rl-7").await;
         let token = tool.token(&app, ALL_SCOPES).await;
         let body = json!({"label": "World History", "scoreMaximum": 100, "tag": "grade", "resourceId": 7, "resourceLinkId": "rl-7"});
         let posts = (0..4).map(|_| post_json(&app, &token, "/lti/courses/HIST-101/lineitems", &body));
