@@ -207,6 +207,25 @@ async fn create_item(app: &TestApp, token: &str, course: &str, body: Value) -> V
     item
 }
 
+/// A resource link of the tool in the course, added by the SIS.
+async fn add_link(app: &TestApp, c: &CourseId, tool: &ToolKit, link: &str) {
+    app.engine()
+        .add_resource_link(
+            c,
+            ResourceLink {
+                resource_link_id: ResourceLinkId::parse(link).unwrap(),
+                tool_id: ToolId::parse(tool.tool_id.clone()).unwrap(),
+                title: link.into(),
+                url: None,
+                custom: Default::default(),
+                line_item_id: None,
+            },
+            &meta(Source::Sis),
+        )
+        .await
+        .unwrap();
+}
+
 fn path_of(app: &TestApp, url: &Value) -> String {
     url.as_str()
         .unwrap()
@@ -563,7 +582,8 @@ on_both_stores! {
 on_both_stores! {
     async fn a_tool_creates_reads_updates_and_deletes_its_line_items(app: TestApp) {
         let tool = ToolKit::register(&app, "full", full_roster()).await;
-        open_course(&app, "HIST-101", &[&tool]).await;
+        let c = open_course(&app, "HIST-101", &[&tool]).await;
+        add_link(&app, &c, &tool, "rl-1").await;
         let token = tool.token(&app, ALL_SCOPES).await;
         let item = create_item(&app, &token, "HIST-101", json!({
             "label": "Essay", "scoreMaximum": 50, "resourceId": 42, "resourceLinkId": "rl-1",
@@ -617,9 +637,69 @@ on_both_stores! {
 }
 
 on_both_stores! {
+    /// A line item's resourceLinkId must name a resource link of the
+    /// course, and its start and end must be RFC 3339 date-times the
+    /// stores can hold; anything else is a 400 naming the field, and
+    /// nothing is recorded.
+    async fn line_item_links_and_dates_are_checked(app: TestApp) {
+        let tool = ToolKit::register(&app, "full", full_roster()).await;
+        let c = open_course(&app, "HIST-101", &[&tool]).await;
+        add_link(&app, &c, &tool, "rl-quiz").await;
+        let token = tool.token(&app, ALL_SCOPES).await;
+        let items = "/lti/courses/HIST-101/lineitems";
+        let item = create_item(&app, &token, "HIST-101", json!({"label": "Essay", "scoreMaximum": 10})).await;
+        let path = path_of(&app, &item["id"]);
+
+        let before = app.event_count().await;
+        let refused = [
+            ("resourceLinkId", json!({"resourceLinkId": "rl-nope"})),
+            ("resourceLinkId", json!({"resourceLinkId": "RL-QUIZ"})),
+            ("startDateTime", json!({"startDateTime": "tomorrow"})),
+            ("startDateTime", json!({"startDateTime": "2026-09-01"})),
+            ("endDateTime", json!({"endDateTime": "2026-12-01T00:00:00"})),
+            ("endDateTime", json!({"endDateTime": "2026-12-01T00:00:00+24:00"})),
+            ("endDateTime", json!({"endDateTime": "9999-12-31T23:59:59-10:00"})),
+        ];
+        for (field, extra) in &refused {
+            let mut body = json!({"label": "Quiz", "scoreMaximum": 10});
+            body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            let (status, err) = post_json(&app, &token, items, &body).await;
+            assert_eq!((status, err["error"].as_str()), (400, Some("invalid_body")), "POST {extra}: {err}");
+            assert!(err["message"].as_str().unwrap().starts_with(field), "POST {extra}: {err}");
+            let (status, err) = send(&app, reqwest::Method::PUT, &token, &path, Some(extra)).await;
+            assert_eq!((status, err["error"].as_str()), (400, Some("invalid_body")), "PUT {extra}: {err}");
+            assert!(err["message"].as_str().unwrap().starts_with(field), "PUT {extra}: {err}");
+        }
+        assert_eq!(app.event_count().await, before, "nothing recorded");
+        let (_, got) = send(&app, reqwest::Method::GET, &token, &path, None).await;
+        assert_eq!(got, item, "the line item is as it was");
+
+        // A known link and valid times are stored as sent.
+        let good = json!({
+            "label": "Quiz", "scoreMaximum": 10, "resourceLinkId": "rl-quiz",
+            "startDateTime": "2026-09-01T08:00:00+02:00", "endDateTime": "2026-12-01T23:59:59.5Z",
+        });
+        let (status, made) = post_json(&app, &token, items, &good).await;
+        assert_eq!(status, 201, "{made}");
+        for f in ["resourceLinkId", "startDateTime", "endDateTime"] {
+            assert_eq!(made[f], good[f], "{f}: {made}");
+        }
+        let change = json!({"resourceLinkId": "rl-quiz", "startDateTime": "2026-10-01T00:00:00Z", "endDateTime": null});
+        let (status, changed) = send(&app, reqwest::Method::PUT, &token, &path, Some(&change)).await;
+        assert_eq!(status, 200, "{changed}");
+        assert_eq!((&changed["resourceLinkId"], &changed["startDateTime"]), (&json!("rl-quiz"), &json!("2026-10-01T00:00:00Z")), "{changed}");
+        assert!(changed.get("endDateTime").is_none(), "{changed}");
+        let (_, got) = send(&app, reqwest::Method::GET, &token, &path, None).await;
+        assert_eq!(got, changed);
+        app.stop().await;
+    }
+}
+
+on_both_stores! {
     async fn the_line_item_container_pages_with_one_link_header_that_keeps_the_filters(app: TestApp) {
         let tool = ToolKit::register(&app, "full", full_roster()).await;
-        open_course(&app, "HIST-101", &[&tool]).await;
+        let c = open_course(&app, "HIST-101", &[&tool]).await;
+        add_link(&app, &c, &tool, "rl-final").await;
         let token = tool.token(&app, ALL_SCOPES).await;
         for i in 0..5 {
             create_item(&app, &token, "HIST-101", json!({"label": format!("Quiz {i}"), "scoreMaximum": 10, "tag": "quiz", "resourceId": i})).await;
@@ -844,8 +924,9 @@ on_both_stores! {
         let results = results.as_array().unwrap();
         assert_eq!(results.len(), 2, "bob has no score: {results:?}");
         assert_eq!(results[0]["userId"], "ada");
-        assert_eq!(results[0]["resultScore"], json!(40.5));
-        assert_eq!(results[0]["resultMaximum"], json!(50));
+        // In the line item's scale: 40.5 of 50 is 81 of 100.
+        assert_eq!(results[0]["resultScore"], json!(81));
+        assert_eq!(results[0]["resultMaximum"], json!(100));
         assert_eq!(results[0]["comment"], "well done ada");
         assert_eq!(results[0]["scoreOf"], item["id"]);
         assert!(results[0]["id"].is_string());
@@ -857,6 +938,68 @@ on_both_stores! {
         let (_, headers, page) = send_full(&app, reqwest::Method::GET, &token, &format!("{item_path}/results?limit=1"), None).await;
         assert_eq!(page.as_array().unwrap().len(), 1);
         assert!(headers["link"].to_str().unwrap().contains("rel=\"next\""));
+        app.stop().await;
+    }
+}
+
+on_both_stores! {
+    /// Tools that read results back (Moodle, ltijs, pylti1p3) compare them
+    /// with the column they made: every result is in the line item's
+    /// scale, the maximum in force now, whoever sent the score.
+    async fn results_answer_in_the_line_items_scale_now(app: TestApp) {
+        let tool = ToolKit::register(&app, "full", full_roster()).await;
+        let c = open_course(&app, "HIST-101", &[&tool]).await;
+        for u in ["ada", "alan", "bob"] {
+            enroll(&app, &c, u, learner(u)).await;
+        }
+        let token = tool.token(&app, ALL_SCOPES).await;
+        let item = create_item(&app, &token, "HIST-101", json!({"label": "Essay", "scoreMaximum": 50})).await;
+        let item_path = path_of(&app, &item["id"]);
+        let mut b = score_body("ada", json!(17), "2026-10-01T10:00:00Z");
+        b["scoreMaximum"] = json!(20);
+        let (status, r) = post_json(&app, &token, &format!("{item_path}/scores"), &b).await;
+        assert_eq!(status, 200, "{r}");
+        // A pending score with a value is shown the same way.
+        let mut b = score_body("alan", json!(3), "2026-10-01T10:00:00Z");
+        b["scoreMaximum"] = json!(4);
+        b["gradingProgress"] = json!("Pending");
+        let (status, r) = post_json(&app, &token, &format!("{item_path}/scores"), &b).await;
+        assert_eq!(status, 200, "{r}");
+        // A backfilled score, in its own scale too.
+        let item_id = item_path.rsplit('/').next().unwrap();
+        let csv = format!("line_item_id,user_id,score_given,score_maximum,timestamp,comment\n{item_id},bob,9,10,2026-09-01T10:00:00Z,\n");
+        let res = app.client.post(app.url("/api/courses/HIST-101/backfill"))
+            .bearer_auth(&app.registrar).header("content-type", "text/csv").body(csv).send().await.unwrap();
+        let status = res.status().as_u16();
+        let report: Value = res.json().await.unwrap();
+        assert_eq!((status, &report["accepted"]), (200, &json!(1)), "{report}");
+
+        let read = |path: String| {
+            let (app, token) = (&app, &token);
+            async move {
+                let (status, results) = send(app, reqwest::Method::GET, token, &path, None).await;
+                assert_eq!(status, 200, "{results}");
+                results.as_array().unwrap().iter()
+                    .map(|r| (r["userId"].as_str().unwrap().to_string(), r["resultScore"].clone(), r["resultMaximum"].clone()))
+                    .collect::<Vec<_>>()
+            }
+        };
+        let results_path = format!("{item_path}/results");
+        assert_eq!(read(results_path.clone()).await, [
+            ("ada".to_string(), json!(42.5), json!(50)),
+            ("alan".to_string(), json!(37.5), json!(50)),
+            ("bob".to_string(), json!(45), json!(50)),
+        ]);
+
+        // The maximum changed after the scores: they read back on the new one.
+        let (status, changed) = send(&app, reqwest::Method::PUT, &token, &item_path, Some(&json!({"scoreMaximum": 30}))).await;
+        assert_eq!((status, &changed["scoreMaximum"]), (200, &json!(30)), "{changed}");
+        assert_eq!(read(results_path.clone()).await, [
+            ("ada".to_string(), json!(25.5), json!(30)),
+            ("alan".to_string(), json!(22.5), json!(30)),
+            ("bob".to_string(), json!(27), json!(30)),
+        ]);
+        assert_eq!(read(format!("{results_path}?user_id=bob")).await, [("bob".to_string(), json!(27), json!(30))]);
         app.stop().await;
     }
 }
@@ -984,6 +1127,7 @@ on_both_stores! {
         let tool = ToolKit::register(&app, "full", full_roster()).await;
         let c = open_course(&app, "HIST-101", &[&tool]).await;
         enroll(&app, &c, "ada", learner("Ada")).await;
+        add_link(&app, &c, &tool, "rl-7").await;
         for run in 0..2 {
             let token = tool.token(&app, ALL_SCOPES).await;
             // List everything, find by tag/resourceId/resourceLinkId loosely, else create.
@@ -1231,7 +1375,8 @@ fn keys_rotate_is_a_command() {
 on_both_stores! {
     async fn racing_grade_syncs_still_make_one_line_item(app: TestApp) {
         let tool = ToolKit::register(&app, "full", full_roster()).await;
-        open_course(&app, "HIST-101", &[&tool]).await;
+        let c = open_course(&app, "HIST-101", &[&tool]).await;
+        add_link(&app, &c, &tool, "rl-7").await;
         let token = tool.token(&app, ALL_SCOPES).await;
         let body = json!({"label": "World History", "scoreMaximum": 100, "tag": "grade", "resourceId": 7, "resourceLinkId": "rl-7"});
         let posts = (0..4).map(|_| post_json(&app, &token, "/lti/courses/HIST-101/lineitems", &body));

@@ -332,6 +332,13 @@ def services(tool, launch, learner):
     posted = ags.put_grade(grade)
     results = ags.get_grades()
     check(any(r.get("userId") == learner for r in results), f"results {results!r}")
+    # Results come back in the line item's scale, as on other platforms.
+    maximum = next(i.get("scoreMaximum") for i in items if i.get("id") == mine.get_id())
+    check(
+        all(r.get("resultMaximum") == maximum for r in results)
+        and any(r.get("userId") == learner and r.get("resultScore") == 15 * maximum / 20 for r in results),
+        f"results {results!r} not in the scale of the line item's {maximum!r}",
+    )
     members = launch.get_nrps().get_members()
     check(any(m.get("user_id") == learner for m in members), f"members {members!r}")
     return {

@@ -15,6 +15,7 @@ use gradebook_domain::score::{
     ActivityProgress, GradingProgress, RejectReason, ScoreOutcome, ScorePost,
 };
 use gradebook_domain::{CourseId, DomainError, LineItemId, ToolId, UserId};
+use gradebook_projections::grading::scale_points;
 use gradebook_projections::post_facts::score_post_facts;
 use gradebook_projections::tool_reads::{self, LineItemEntry, LinkEntry};
 use serde_json::{json, Map, Value};
@@ -310,13 +311,54 @@ pub fn parse_line_item(body: &[u8], tool_id: ToolId) -> ApiResult<LineItemSpec> 
     spec.start_date_time = opt_text(&o, "startDateTime")?.flatten();
     spec.end_date_time = opt_text(&o, "endDateTime")?.flatten();
     spec.tool_id = Some(tool_id);
-    Ok(spec.validated()?)
+    let spec = spec.validated()?;
+    date_time("startDateTime", spec.start_date_time.as_deref())?;
+    date_time("endDateTime", spec.end_date_time.as_deref())?;
+    Ok(spec)
+}
+
+/// A line item's start or end, kept as sent: refused unless it is an
+/// RFC 3339 date-time the stores can hold, by the domain's one rule.
+fn date_time(name: &str, value: Option<&str>) -> ApiResult<()> {
+    match value {
+        Some(v) => gradebook_domain::time::parse(v)
+            .map(drop)
+            .map_err(|e| malformed(format!("{name} {e}"))),
+        None => Ok(()),
+    }
+}
+
+/// Refuses a `resourceLinkId` that names no resource link of the course.
+async fn known_resource_link(
+    state: &SharedState,
+    course: &CourseId,
+    link: Option<&str>,
+) -> ApiResult<()> {
+    let Some(link) = link else { return Ok(()) };
+    let listed = tool_reads::course_links(&state.engine.db, course.as_str()).await?;
+    if listed.iter().any(|l| l.resource_link_id == link) {
+        return Ok(());
+    }
+    // The read side may not show yet a link added a moment ago: the
+    // course's own stream decides (links are never removed).
+    let added = state
+        .engine
+        .course(course)
+        .await?
+        .is_some_and(|c| c.resource_links.keys().any(|k| k.as_str() == link));
+    if added {
+        Ok(())
+    } else {
+        Err(malformed(format!(
+            "resourceLinkId {link:?} names no resource link of course {course}"
+        )))
+    }
 }
 
 /// Reads a tool's change to a line item (the body of a PUT).
 pub fn parse_line_item_patch(body: &[u8]) -> ApiResult<LineItemPatch> {
     let o = body_object(body)?;
-    Ok(LineItemPatch {
+    let patch = LineItemPatch {
         label: match opt_text(&o, "label")? {
             Some(None) => return Err(malformed("label must not be null")),
             other => other.flatten(),
@@ -328,7 +370,16 @@ pub fn parse_line_item_patch(body: &[u8]) -> ApiResult<LineItemPatch> {
         start_date_time: opt_text(&o, "startDateTime")?,
         end_date_time: opt_text(&o, "endDateTime")?,
         ..LineItemPatch::default()
-    })
+    };
+    date_time(
+        "startDateTime",
+        patch.start_date_time.clone().flatten().as_deref(),
+    )?;
+    date_time(
+        "endDateTime",
+        patch.end_date_time.clone().flatten().as_deref(),
+    )?;
+    Ok(patch)
 }
 
 /// Creates a column; a repeat naming the same resource answers the column
@@ -339,7 +390,7 @@ pub fn parse_line_item_patch(body: &[u8]) -> ApiResult<LineItemPatch> {
         description = "`label` and `scoreMaximum` required; `resourceId`, `resourceLinkId`, `tag`, `startDateTime`, `endDateTime` optional; read as JSON whatever the Content-Type"),
     responses((status = 201, description = "The new line item", content_type = "application/vnd.ims.lis.v2.lineitem+json", body = Object),
               (status = 200, description = "The line item this tool made before for the same resource", content_type = "application/vnd.ims.lis.v2.lineitem+json", body = Object),
-              (status = 400, description = "invalid_json or invalid_body", body = ErrorBody),
+              (status = 400, description = "invalid_json, or invalid_body (also for a `resourceLinkId` that names no resource link of the course, and a `startDateTime` or `endDateTime` that is not an RFC 3339 date-time the store can hold)", body = ErrorBody),
               (status = 401, description = "invalid_token: get a new access token", body = ErrorBody),
               (status = 403, description = "scope_not_granted", body = ErrorBody),
               (status = 404, description = "not_found: no such course for this tool", body = ErrorBody),
@@ -356,6 +407,7 @@ pub async fn create_line_item(
     let tool_id = ToolId::parse(caller.tool.tool_id.clone())
         .map_err(|e| ApiError::internal(format!("tool id {e}")))?;
     let spec = parse_line_item(&body, tool_id)?;
+    known_resource_link(&state, &course, spec.resource_link_id.as_deref()).await?;
 
     let urls = Urls::of(&state);
     let v = Visible::load(&state, &course, &caller.tool.tool_id).await?;
@@ -474,7 +526,7 @@ pub async fn get_line_item(
     params(("course_id" = String, Path, description = "The course id (the context id in launches)"), ("line_item_id" = String, Path, description = "The last segment of the line item URL")),
     request_body(content = Object, content_type = "application/vnd.ims.lis.v2.lineitem+json"),
     responses((status = 200, description = "The changed line item", content_type = "application/vnd.ims.lis.v2.lineitem+json", body = Object),
-              (status = 400, description = "invalid_json or invalid_body", body = ErrorBody),
+              (status = 400, description = "invalid_json, or invalid_body (also for a `resourceLinkId` that names no resource link of the course, and a `startDateTime` or `endDateTime` that is not an RFC 3339 date-time the store can hold)", body = ErrorBody),
               (status = 401, description = "invalid_token: get a new access token", body = ErrorBody),
               (status = 403, description = "scope_not_granted", body = ErrorBody),
               (status = 404, description = "not_found", body = ErrorBody),
@@ -490,6 +542,8 @@ pub async fn put_line_item(
     let (course, item, v) = visible_item(&state, &caller, &course_id, &line_item_id).await?;
     v.live(item.as_str())?;
     let patch = parse_line_item_patch(&body)?;
+    let link = patch.resource_link_id.as_ref().and_then(Option::as_deref);
+    known_resource_link(&state, &course, link).await?;
     state
         .engine
         .update_line_item(&course, &item, patch, &caller.meta())
@@ -697,13 +751,13 @@ pub async fn post_score(
 
 // ---- results ----
 
-/// The results of a line item, paged.
+/// The results of a line item, paged, in the line item's scale.
 #[utoipa::path(get, path = "/lti/courses/{course_id}/lineitems/{line_item_id}/results", tag = "lti",
     params(("course_id" = String, Path, description = "The course id (the context id in launches)"), ("line_item_id" = String, Path, description = "The last segment of the line item URL"),
            ("user_id" = Option<String>, Query, description = "Only this user's result"),
            ("limit" = Option<u32>, Query, description = "Page size, default 100; more than 1000 counts as 1000"),
            ("cursor" = Option<String>, Query, description = "From a rel=\"next\" link")),
-    responses((status = 200, description = "An array of results", content_type = "application/vnd.ims.lis.v2.resultcontainer+json", body = Object,
+    responses((status = 200, description = "An array of results in the line item's scale: `resultMaximum` is the line item's `scoreMaximum` now, `resultScore` the kept score rescaled to it (left out if it does not fit a decimal)", content_type = "application/vnd.ims.lis.v2.resultcontainer+json", body = Object,
                headers(("Link" = String, description = "`<url>; rel=\"next\"` when there is a next page"))),
               (status = 400, description = "invalid_query", body = ErrorBody),
               (status = 401, description = "invalid_token: get a new access token", body = ErrorBody),
@@ -718,7 +772,9 @@ pub async fn results(
 ) -> ApiResult<Response> {
     caller.require(&[scope::RESULT_READONLY])?;
     let (course, item, v) = visible_item(&state, &caller, &course_id, &line_item_id).await?;
-    v.live(item.as_str())?;
+    // Results answer in the line item's scale, the maximum in force now,
+    // as other platforms do: tools compare them with the column they made.
+    let maximum = v.live(item.as_str())?.spec.score_maximum;
     let (limit, cursor) = wire::paging(
         q.get("limit").map(String::as_str),
         q.get("cursor").map(String::as_str),
@@ -746,9 +802,13 @@ pub async fn results(
                 "id": wire::with_query(&results_url, &[("user_id", r.user_id.clone())]),
                 "scoreOf": item_url,
                 "userId": r.user_id,
-                "resultScore": number(r.score_given),
-                "resultMaximum": number(r.score_maximum),
+                "resultMaximum": number(maximum),
             });
+            // A score too large to rescale (a log written before the
+            // bounds) is left out rather than shown wrong.
+            if let Some(points) = scale_points(r.score_given, r.score_maximum, maximum) {
+                o["resultScore"] = number(points);
+            }
             if let Some(c) = &r.comment {
                 o["comment"] = json!(c);
             }
