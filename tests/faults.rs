@@ -1493,63 +1493,91 @@ struct Raced {
     answer: Answer,
 }
 
-/// 32 writers posting new scores as fast as they are answered until `stop`:
-/// half on two hot cells, half spread over `users` and every item. Every
-/// post's number is unique and newer than the ones before it.
-fn racing_writers(
-    w: &World,
-    base: &str,
-    users: &[String],
-    counter: Arc<AtomicUsize>,
+/// 32 writers posting new scores as fast as they are answered: half on two
+/// hot cells, half spread over `users` and every item. Every post's number
+/// is unique and newer than the ones before it.
+struct Race {
     stop: Arc<AtomicBool>,
-) -> Vec<tokio::task::JoinHandle<Vec<Raced>>> {
-    (0..32)
-        .map(|t| {
-            let w = w.clone();
-            let users = users.to_vec();
-            let base = base.to_string();
-            let counter = counter.clone();
-            let stop = stop.clone();
-            tokio::spawn(async move {
-                let mut out = Vec::new();
-                let mut k = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    k += 1;
-                    let given = counter.fetch_add(1, Ordering::Relaxed) as u64 + 1;
-                    let (user, item) = if t < 16 {
-                        (&users[t % 2], &w.items[0])
-                    } else {
-                        (
-                            &users[(t + k) % users.len()],
-                            &w.items[(t + k) % w.items.len()],
-                        )
-                    };
-                    let post = Post {
-                        user: user.clone(),
-                        item: item.clone(),
-                        given,
-                    };
-                    let sent = Instant::now();
-                    let answer = w.post(&base, &post, Duration::from_secs(30)).await;
-                    out.push(Raced {
-                        post,
-                        sent,
-                        answered: Instant::now(),
-                        answer,
-                    });
-                }
-                out
-            })
-        })
-        .collect()
+    writers: Vec<tokio::task::JoinHandle<Vec<Raced>>>,
 }
 
-async fn join_writers(writers: Vec<tokio::task::JoinHandle<Vec<Raced>>>) -> Vec<Raced> {
-    let mut all = Vec::new();
-    for w in writers {
-        all.extend(w.await.unwrap());
+impl Race {
+    /// Starts the writers and returns once they are well under way (96
+    /// posts sent).
+    async fn start(w: &World, base: &str, users: &[String], counter: &Arc<AtomicUsize>) -> Race {
+        let stop = Arc::new(AtomicBool::new(false));
+        let start = counter.load(Ordering::Relaxed);
+        let writers = (0..32)
+            .map(|t| {
+                let w = w.clone();
+                let users = users.to_vec();
+                let base = base.to_string();
+                let counter = counter.clone();
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    let mut out = Vec::new();
+                    let mut k = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        k += 1;
+                        let given = counter.fetch_add(1, Ordering::Relaxed) as u64 + 1;
+                        let (user, item) = if t < 16 {
+                            (&users[t % 2], &w.items[0])
+                        } else {
+                            (
+                                &users[(t + k) % users.len()],
+                                &w.items[(t + k) % w.items.len()],
+                            )
+                        };
+                        let post = Post {
+                            user: user.clone(),
+                            item: item.clone(),
+                            given,
+                        };
+                        let sent = Instant::now();
+                        let answer = w.post(&base, &post, Duration::from_secs(30)).await;
+                        out.push(Raced {
+                            post,
+                            sent,
+                            answered: Instant::now(),
+                            answer,
+                        });
+                    }
+                    out
+                })
+            })
+            .collect();
+        let c = counter.clone();
+        wait_for("the writers", Duration::from_secs(30), || {
+            c.load(Ordering::Relaxed) > start + 96
+        })
+        .await;
+        Race { stop, writers }
     }
-    all
+
+    /// Lets the writers go on for `more`, then stops them: what each post
+    /// was told.
+    async fn finish(self, more: Duration) -> Vec<Raced> {
+        tokio::time::sleep(more).await;
+        self.stop.store(true, Ordering::Relaxed);
+        let mut all = Vec::new();
+        for w in self.writers {
+            all.extend(w.await.unwrap());
+        }
+        all
+    }
+}
+
+/// Asserts that every post sent after `done` for which `about` holds was
+/// told `refused`.
+fn refused_after(
+    raced: &[Raced],
+    done: Instant,
+    about: impl Fn(&Post) -> bool,
+    refused: impl Fn(&Answer) -> bool,
+) {
+    for r in raced.iter().filter(|r| r.sent > done && about(&r.post)) {
+        assert!(refused(&r.answer), "sent after the change answered: {r:?}");
+    }
 }
 
 /// The course's grades as a registrar reads them, without the moment they
@@ -1617,15 +1645,7 @@ async fn lock_race(db_url: &str, logs: &Path, two_nodes: bool) {
     let counter = Arc::new(AtomicUsize::new(0));
     let mut in_flight = 0;
     for round in 0..3 {
-        let stop = Arc::new(AtomicBool::new(false));
-        let start = counter.load(Ordering::Relaxed);
-        let writers = racing_writers(&w, &a.base, &w.users, counter.clone(), stop.clone());
-        // Lock once the writers are well under way.
-        let c = counter.clone();
-        wait_for("the writers", Duration::from_secs(30), || {
-            c.load(Ordering::Relaxed) > start + 96
-        })
-        .await;
+        let race = Race::start(&w, &a.base, &w.users, &counter).await;
         let lock_sent = Instant::now();
         let (status, body) = registrar_post(
             &w,
@@ -1638,9 +1658,7 @@ async fn lock_race(db_url: &str, logs: &Path, two_nodes: bool) {
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["locked"], true, "{body}");
         let at_lock = grades(&w, &a.base).await;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        stop.store(true, Ordering::Relaxed);
-        let raced = join_writers(writers).await;
+        let raced = race.finish(Duration::from_millis(500)).await;
         a.wait_caught_up(Duration::from_secs(30)).await;
         if let Some(b) = &b {
             b.wait_caught_up(Duration::from_secs(30)).await;
@@ -1660,14 +1678,12 @@ async fn lock_race(db_url: &str, logs: &Path, two_nodes: bool) {
             |_| true,
         )
         .await;
-        for r in &raced {
-            if r.sent > locked {
-                assert!(
-                    matches!(&r.answer, Answer::Status(422, c) if c == "course_locked"),
-                    "round {round}: sent after the lock's 200: {r:?}"
-                );
-            }
-        }
+        refused_after(
+            &raced,
+            locked,
+            |_| true,
+            |a| matches!(a, Answer::Status(422, c) if c == "course_locked"),
+        );
         every_acknowledged_post_is_in_the_log(&db, &raced).await;
         in_flight += raced
             .iter()
@@ -1737,14 +1753,7 @@ async fn drop_and_delete_race(db_url: &str, logs: &Path) {
     let deleted = w.items[0].clone();
 
     // The drop.
-    let stop = Arc::new(AtomicBool::new(false));
-    let start = counter.load(Ordering::Relaxed);
-    let writers = racing_writers(&w, &node.base, &w.users, counter.clone(), stop.clone());
-    let c = counter.clone();
-    wait_for("the writers", Duration::from_secs(30), || {
-        c.load(Ordering::Relaxed) > start + 96
-    })
-    .await;
+    let race = Race::start(&w, &node.base, &w.users, &counter).await;
     let (status, body) = call(
         &w.client,
         reqwest::Method::DELETE,
@@ -1756,9 +1765,7 @@ async fn drop_and_delete_race(db_url: &str, logs: &Path) {
     let done = Instant::now();
     assert_eq!(status, 200, "{body}");
     let at_drop = grades(&w, &node.base).await;
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    stop.store(true, Ordering::Relaxed);
-    let raced = join_writers(writers).await;
+    let raced = race.finish(Duration::from_millis(400)).await;
     node.wait_caught_up(Duration::from_secs(30)).await;
     let dropped_cell = |g: &Value| {
         g.as_array()
@@ -1786,27 +1793,17 @@ async fn drop_and_delete_race(db_url: &str, logs: &Path) {
         before > 0,
         "no score of the dropped learner was accepted before the drop"
     );
-    for r in raced
-        .iter()
-        .filter(|r| r.sent > done && r.post.user == dropped)
-    {
-        assert!(
-            matches!(&r.answer, Answer::Status(422, c) if c == "user_not_enrolled"),
-            "{r:?}"
-        );
-    }
+    refused_after(
+        &raced,
+        done,
+        |p| p.user == dropped,
+        |a| matches!(a, Answer::Status(422, c) if c == "user_not_enrolled"),
+    );
     every_acknowledged_post_is_in_the_log(&db, &raced).await;
 
     // The deletion, by the tool that owns the column.
-    let stop = Arc::new(AtomicBool::new(false));
     let active = w.users[1..].to_vec();
-    let start = counter.load(Ordering::Relaxed);
-    let writers = racing_writers(&w, &node.base, &active, counter.clone(), stop.clone());
-    let c = counter.clone();
-    wait_for("the writers", Duration::from_secs(30), || {
-        c.load(Ordering::Relaxed) > start + 96
-    })
-    .await;
+    let race = Race::start(&w, &node.base, &active, &counter).await;
     let res = w
         .client
         .delete(format!(
@@ -1819,9 +1816,7 @@ async fn drop_and_delete_race(db_url: &str, logs: &Path) {
         .unwrap();
     let done = Instant::now();
     assert!(res.status().is_success(), "{}", res.status());
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    stop.store(true, Ordering::Relaxed);
-    let raced = join_writers(writers).await;
+    let raced = race.finish(Duration::from_millis(400)).await;
     node.wait_caught_up(Duration::from_secs(30)).await;
     let column = format!("{COURSE}/{deleted}");
     let before = nothing_accepted_after(
@@ -1837,12 +1832,12 @@ async fn drop_and_delete_race(db_url: &str, logs: &Path) {
         before > 0,
         "no score on the deleted column was accepted before the deletion"
     );
-    for r in raced
-        .iter()
-        .filter(|r| r.sent > done && r.post.item == deleted)
-    {
-        assert!(matches!(&r.answer, Answer::Status(404, _)), "{r:?}");
-    }
+    refused_after(
+        &raced,
+        done,
+        |p| p.item == deleted,
+        |a| matches!(a, Answer::Status(404, _)),
+    );
     every_acknowledged_post_is_in_the_log(&db, &raced).await;
     close(db).await;
 }
