@@ -139,7 +139,7 @@ where
         metadata: HashMap<String, String>,
     ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
         let _queued = self.queue.turn(aggregate_id).await;
-        let mut context = self.load_context(aggregate_id).await?;
+        let (mut context, _) = self.load_context_and_gates(aggregate_id, &[]).await?;
         let gate_before = context.aggregate.lets_scores_through();
         let sink = EventSink::default();
         // The sink applies each event to the aggregate as it is written.
@@ -194,8 +194,8 @@ where
         let _queued = self.queue.turn(aggregate_id).await;
         let course = course_of(aggregate_id);
         for _ in 0..GATE_ATTEMPTS {
-            let mut context = self.load_context(aggregate_id).await?;
-            let open = read_gates(&self.db, gates, true).await?;
+            let (mut context, known) = self.load_context_and_gates(aggregate_id, gates).await?;
+            let open = resolve_gates(&self.db, gates, known, true).await?;
             let (events, answer) =
                 decide(&context.aggregate, &open).map_err(AggregateError::UserError)?;
             if events.is_empty() {
@@ -274,19 +274,41 @@ where
 
     /// The aggregate's current state.
     pub async fn load(&self, aggregate_id: &str) -> Result<A, AggregateError<A::Error>> {
-        Ok(self.load_context(aggregate_id).await?.aggregate)
+        Ok(self
+            .load_context_and_gates(aggregate_id, &[])
+            .await?
+            .0
+            .aggregate)
     }
 
     /// The aggregate as of its last event, from its snapshot and the events
     /// after it, read with one statement.
-    async fn load_context(
+    /// The score gates named in `gates` that have a row come back with it,
+    /// read by the same statement.
+    async fn load_context_and_gates(
         &self,
         aggregate_id: &str,
-    ) -> Result<EventStoreAggregateContext<A>, AggregateError<A::Error>> {
-        let rows = read_aggregate_rows(&self.db, A::TYPE, aggregate_id)
+        gates: &[String],
+    ) -> Result<(EventStoreAggregateContext<A>, HashMap<String, bool>), AggregateError<A::Error>>
+    {
+        let rows = read_aggregate_rows(&self.db, A::TYPE, aggregate_id, gates)
             .await
             .map_err(store_failure)?;
         let mut rows = rows.into_iter().peekable();
+        let mut known = HashMap::new();
+        while let Some(gate) = rows.next_if(|r| r.gate) {
+            known.insert(gate.event_type, gate.payload == serde_json::json!(1));
+        }
+        let context = self.context_from(aggregate_id, rows).await?;
+        Ok((context, known))
+    }
+
+    /// Folds a snapshot row, if any, and the event rows after it.
+    async fn context_from(
+        &self,
+        aggregate_id: &str,
+        mut rows: std::iter::Peekable<std::vec::IntoIter<AggregateRow>>,
+    ) -> Result<EventStoreAggregateContext<A>, AggregateError<A::Error>> {
         let mut context = match rows.next_if(|r| r.snapshot) {
             None => EventStoreAggregateContext {
                 aggregate_id: aggregate_id.to_string(),
@@ -363,8 +385,10 @@ fn serialize<A: Aggregate>(
         .collect::<Result<Vec<_>, _>>()?)
 }
 
-/// A snapshot row (`snapshot`) or an event row of one aggregate.
+/// A score gate's row (`gate`: its key in `event_type`, 1 or 0 in
+/// `payload`), a snapshot row (`snapshot`) or an event row of one aggregate.
 struct AggregateRow {
+    gate: bool,
     snapshot: bool,
     sequence: usize,
     version: usize,
@@ -374,14 +398,24 @@ struct AggregateRow {
     metadata: serde_json::Value,
 }
 
-/// The aggregate's snapshot, if any, then its events after it in order.
+/// The rows of `gates` that exist, then the aggregate's snapshot, if any,
+/// then its events after it in order.
 async fn read_aggregate_rows(
     db: &Db,
     aggregate_type: &str,
     aggregate_id: &str,
+    gates: &[String],
 ) -> Result<Vec<AggregateRow>, sqlx::Error> {
     // JSON comes back as text on both stores and is parsed here.
     let text = if db.is_postgres() { "::text" } else { "" };
+    let gate_rows = match (gates.is_empty(), db.is_postgres()) {
+        (true, _) => String::new(),
+        (false, true) => GATE_ROWS.replace("{gates}", "= ANY($3)"),
+        (false, false) => {
+            let params: Vec<String> = (3..3 + gates.len()).map(|n| format!("${n}")).collect();
+            GATE_ROWS.replace("{gates}", &format!("IN ({})", params.join(",")))
+        }
+    };
     let sql = format!(
         "WITH s AS (SELECT last_sequence, current_snapshot, payload FROM snapshots
                      WHERE aggregate_type = $1 AND aggregate_id = $2 LIMIT 1)
@@ -393,21 +427,30 @@ async fn read_aggregate_rows(
            FROM events
           WHERE aggregate_type = $1 AND aggregate_id = $2
             AND sequence > COALESCE((SELECT last_sequence FROM s), 0)
+         {gate_rows}
          ORDER BY 1 DESC, 2"
     );
     type Cols = (i32, i64, i64, String, String, String, String);
-    let rows: Vec<Cols> = gradebook_projections::with_db!(db, pool => {
-        sqlx::query_as(&sql)
-            .bind(aggregate_type)
-            .bind(aggregate_id)
-            .fetch_all(pool)
-            .await?
-    });
+    let rows: Vec<Cols> = match db {
+        Db::Postgres(pool) => {
+            let q = sqlx::query_as(&sql).bind(aggregate_type).bind(aggregate_id);
+            let q = if gates.is_empty() { q } else { q.bind(gates) };
+            q.fetch_all(pool).await?
+        }
+        Db::Sqlite(pool) => {
+            let mut q = sqlx::query_as(&sql).bind(aggregate_type).bind(aggregate_id);
+            for g in gates {
+                q = q.bind(g.as_str());
+            }
+            q.fetch_all(pool).await?
+        }
+    };
     let json = |s: &str| serde_json::from_str(s).map_err(|e| sqlx::Error::Decode(Box::new(e)));
     rows.into_iter()
         .map(
             |(snap, sequence, version, event_type, event_version, payload, metadata)| {
                 Ok(AggregateRow {
+                    gate: snap == 2,
                     snapshot: snap == 1,
                     sequence: usize::try_from(sequence).unwrap_or_default(),
                     version: usize::try_from(version).unwrap_or_default(),
@@ -420,6 +463,11 @@ async fn read_aggregate_rows(
         )
         .collect()
 }
+
+/// The score gates' rows, as rows of [`read_aggregate_rows`].
+const GATE_ROWS: &str = "UNION ALL
+         SELECT 2, 0, 0, gate, '', CASE WHEN open THEN '1' ELSE '0' END, '{}'
+           FROM score_gates WHERE gate {gates}";
 
 /// A database error as the store crates report it.
 fn store_failure<E: std::error::Error>(e: sqlx::Error) -> AggregateError<E> {
@@ -701,7 +749,17 @@ pub async fn read_gates<E: std::error::Error>(
         }
     }
     .map_err(store_failure)?;
-    let known: HashMap<String, bool> = rows.into_iter().collect();
+    resolve_gates(db, gates, rows.into_iter().collect(), fill).await
+}
+
+/// The values of `gates`, in order, from the rows read (`known`) and, for
+/// a gate without one, from its aggregate (see [`read_gates`]).
+async fn resolve_gates<E: std::error::Error>(
+    db: &Db,
+    gates: &[String],
+    known: HashMap<String, bool>,
+    fill: bool,
+) -> Result<Vec<bool>, AggregateError<E>> {
     let mut out = Vec::with_capacity(gates.len());
     for gate in gates {
         out.push(match known.get(gate) {

@@ -215,14 +215,18 @@ const SQLITE_COLUMNS: &str =
 /// `transaction` are 32-bit: running ids are matched with `xid(xid8)`,
 /// which is unambiguous since they span less than 2^31 ids. `datid` and
 /// `backend_xid` are shown to every role: no privilege is needed.
+///
+/// The two lists are uncorrelated `NOT IN` subqueries, which PostgreSQL
+/// reads once into a hash per statement; as correlated `NOT EXISTS` they
+/// were read again for every running transaction (one per writer in
+/// flight, under load).
 pub(crate) const PG_HORIZON: &str = "(SELECT COALESCE(
         (SELECT min(x) FROM pg_snapshot_xip(snap.s) AS x
-          WHERE NOT EXISTS (SELECT FROM pg_stat_activity a
-                             WHERE a.backend_xid = xid(x)
-                               AND a.datid <> (SELECT oid FROM pg_database WHERE datname = current_database()))
-            AND NOT EXISTS (SELECT FROM pg_prepared_xacts p
-                             WHERE p.transaction = xid(x)
-                               AND p.database <> current_database())),
+          WHERE xid(x) NOT IN (SELECT a.backend_xid FROM pg_stat_activity a
+                                WHERE a.backend_xid IS NOT NULL
+                                  AND a.datid <> (SELECT oid FROM pg_database WHERE datname = current_database()))
+            AND xid(x) NOT IN (SELECT p.transaction FROM pg_prepared_xacts p
+                                WHERE p.database <> current_database())),
         pg_snapshot_xmax(snap.s))
    FROM (SELECT pg_current_snapshot() AS s) AS snap)";
 
