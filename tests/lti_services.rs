@@ -459,6 +459,43 @@ on_both_stores! {
     }
 }
 
+on_both_stores! {
+    async fn a_deep_linking_message_without_its_own_url_goes_to_the_tools_target_link_uri(app: TestApp) {
+        // ltijs lists its messages without a target_link_uri each: the
+        // tool's own target_link_uri is then the one to use.
+        let register = |body: Value| {
+            let app = &app;
+            async move {
+                let (_, link) = post_json(app, &app.registrar, "/api/tools/dynamic-registration",
+                    &json!({"registration_url": "https://tool.example.edu/register"})).await;
+                let url = reqwest::Url::parse(link["url"].as_str().unwrap()).unwrap();
+                let token = url.query_pairs().find(|(k, _)| k == "registration_token").unwrap().1.into_owned();
+                let (status, reg) = register_raw(app, &token, &body.to_string()).await;
+                assert_eq!(status, 200, "{reg}");
+                let (_, all) = app.get_json("/api/tools").await;
+                let listed = all["tools"].as_array().unwrap().iter().find(|t| t["client_id"] == reg["client_id"]).cloned().unwrap();
+                let (status, tool) = app.get_json(&format!("/api/tools/{}", listed["tool_id"].as_str().unwrap())).await;
+                assert_eq!(status, 200, "{tool}");
+                tool
+            }
+        };
+        let config = "https://purl.imsglobal.org/spec/lti-tool-configuration";
+        let mut ltijs = moodle_registration();
+        ltijs["client_name"] = json!("ltijs tool");
+        ltijs[config]["target_link_uri"] = json!("https://tool.example.edu/");
+        ltijs[config]["messages"] = json!([{"type": "LtiResourceLinkRequest"}, {"type": "LtiDeepLinkingRequest"}]);
+        let tool = register(ltijs.clone()).await;
+        assert_eq!(tool["launch_url"], "https://tool.example.edu/", "{tool}");
+        assert_eq!(tool["deep_linking_url"], "https://tool.example.edu/", "{tool}");
+
+        // No deep-linking message: no deep linking.
+        ltijs[config]["messages"] = json!([{"type": "LtiResourceLinkRequest"}]);
+        let tool = register(ltijs).await;
+        assert!(tool["deep_linking_url"].is_null(), "{tool}");
+        app.stop().await;
+    }
+}
+
 #[test]
 fn registration_scopes_are_read_from_the_spec_string_and_the_moodle_array() {
     let mut reg = moodle_registration();

@@ -497,17 +497,22 @@ async fn register_inner(
         .map(|u| http_url("target_link_uri", u))
         .transpose()
         .map_err(reg_error)?;
-    let deep_linking_url = config
+    // A tool offers deep linking by listing the message; one without its
+    // own target_link_uri (ltijs sends none) goes to the tool's
+    // target_link_uri, the default of LTI Dynamic Registration.
+    let deep_linking = config
         .get("messages")
         .and_then(Value::as_array)
         .and_then(|ms| {
             ms.iter()
                 .find(|m| m.get("type").and_then(Value::as_str) == Some("LtiDeepLinkingRequest"))
-        })
-        .and_then(|m| str_field(m, "target_link_uri"))
-        .map(|u| http_url("the deep-linking message's target_link_uri", u))
-        .transpose()
-        .map_err(reg_error)?;
+        });
+    let deep_linking_url = match deep_linking.and_then(|m| str_field(m, "target_link_uri")) {
+        Some(u) => {
+            Some(http_url("the deep-linking message's target_link_uri", u).map_err(reg_error)?)
+        }
+        None => deep_linking.and(launch_url.clone()),
+    };
     let domain = str_field(config, "domain");
     let name = str_field(&reg, "client_name")
         .unwrap_or("LTI tool")
