@@ -1737,6 +1737,13 @@ async fn a_lock_on_one_node_stops_every_post_in_flight_on_the_other_postgres(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_on_one_node_stops_every_post_in_flight_on_the_other_sqlite() {
+    // Two processes on one SQLite file: one writer at a time, across them.
+    let dir = tempfile::tempdir().unwrap();
+    lock_race(&sqlite_url(dir.path()), dir.path(), true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lock_that_answered_stops_every_post_in_flight_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     lock_race(&sqlite_url(dir.path()), dir.path(), false).await;
