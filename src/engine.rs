@@ -41,6 +41,50 @@ pub enum EngineError {
     Contended,
     #[error("internal error: {0}")]
     Internal(String),
+    /// Recorded, but the read side (grade reports, rosters, the pages, the
+    /// tool checks that read it) does not show it yet: the projector is
+    /// behind. Not "does not exist", and not to be sent again.
+    #[error(transparent)]
+    NotYetVisible(NotYetVisible),
+}
+
+/// A write the log holds and the read side does not show yet.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{what} is recorded, but the read side has not applied it yet, and {meanwhile} until it does"
+)]
+pub struct NotYetVisible {
+    /// What was written.
+    pub what: String,
+    /// What holds until the read side shows it.
+    pub meanwhile: String,
+    /// Where it will show.
+    pub shown_in: Shown,
+}
+
+/// Where a write shows once the read side has applied it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shown {
+    Course(CourseId),
+    Enrollments(CourseId),
+}
+
+/// What a write recorded, and whether the read side shows it yet.
+#[derive(Debug)]
+pub struct Written<E> {
+    pub events: Vec<E>,
+    pub visible: bool,
+}
+
+impl<E> Written<E> {
+    /// The events, once the read side shows them; else what to say.
+    fn shown(self, not_yet: impl FnOnce() -> NotYetVisible) -> Result<Vec<E>, EngineError> {
+        if self.visible {
+            Ok(self.events)
+        } else {
+            Err(EngineError::NotYetVisible(not_yet()))
+        }
+    }
 }
 
 impl From<QueryError> for EngineError {
@@ -153,25 +197,50 @@ impl Engine {
         &self.projection
     }
 
-    /// Runs a command with retries and waits for the projector to apply
-    /// the result. Returns the events it recorded.
+    /// Runs a command with retries and waits (bounded) for the projector to
+    /// apply the aggregate as the command left it. Returns the events it
+    /// recorded and whether the read side shows them yet.
     async fn exec<A>(
         &self,
         store: &AggStore<A>,
         id: &str,
         command: A::Command,
         meta: &CommandMeta,
-    ) -> Result<Vec<A::Event>, EngineError>
+    ) -> Result<Written<A::Event>, EngineError>
     where
         A: Aggregate<Services = (), Error = DomainError> + ScoreGate + Send + Sync,
         A::Command: Clone,
     {
         let metadata = meta.to_map();
-        let committed = self
+        let done = self
             .retrying(id, || store.execute(id, command.clone(), metadata.clone()))
             .await?;
-        self.wait_committed(id, &committed).await?;
-        Ok(committed.into_iter().map(|e| e.payload).collect())
+        let visible = self.wait_shown::<A>(id, &done).await?;
+        Ok(Written {
+            events: done.events.into_iter().map(|e| e.payload).collect(),
+            visible,
+        })
+    }
+
+    /// Waits (bounded) until the read side has applied the aggregate up to
+    /// where the command left it: its own events, or, when it recorded
+    /// nothing, whatever came before (a repeated lock must not be answered
+    /// from a read side that does not show the first one yet).
+    async fn wait_shown<A: Aggregate>(
+        &self,
+        id: &str,
+        done: &crate::store::Executed<A>,
+    ) -> Result<bool, EngineError> {
+        if !done.events.is_empty() {
+            return self.wait_committed(id, &done.events).await;
+        }
+        if done.version == 0 {
+            return Ok(true);
+        }
+        match checkpoint_of(&self.db, A::TYPE, id, done.version as i64).await? {
+            Some(at) => Ok(self.projection.wait_for(at, READ_YOUR_WRITE_WAIT).await),
+            None => Ok(true),
+        }
     }
 
     /// Runs `attempt` again while another writer got to the same aggregate
@@ -199,25 +268,27 @@ impl Engine {
     }
 
     /// Waits (bounded) for the projector to apply the last of `committed`,
-    /// so the caller reads its own write.
+    /// so the caller reads its own write; false when it did not in time
+    /// (the events are committed either way).
     async fn wait_committed<A: Aggregate>(
         &self,
         id: &str,
         committed: &[cqrs_es::EventEnvelope<A>],
-    ) -> Result<(), EngineError> {
-        if let Some(last) = committed.last() {
-            // Waiting wakes the projector (once the waiter is registered).
-            if !self
-                .wait_applied(A::TYPE, id, last.sequence as i64, READ_YOUR_WRITE_WAIT)
-                .await?
-            {
-                tracing::warn!(
-                    aggregate = id,
-                    "projector did not catch up in time; answering anyway"
-                );
-            }
+    ) -> Result<bool, EngineError> {
+        let Some(last) = committed.last() else {
+            return Ok(true);
+        };
+        // Waiting wakes the projector (once the waiter is registered).
+        let applied = self
+            .wait_applied(A::TYPE, id, last.sequence as i64, READ_YOUR_WRITE_WAIT)
+            .await?;
+        if !applied {
+            tracing::warn!(
+                aggregate = id,
+                "projector did not catch up in time; answering anyway"
+            );
         }
-        Ok(())
+        Ok(applied)
     }
 
     /// Waits until the projector has applied event `sequence` of the
@@ -271,7 +342,12 @@ impl Engine {
             tool_ids,
         };
         self.exec(&self.courses, &aggregate_id::course(course_id), cmd, meta)
-            .await
+            .await?
+            .shown(|| NotYetVisible {
+                what: format!("course {course_id}"),
+                meanwhile: "it cannot be read yet (it was created: creating it again answers course_exists)".into(),
+                shown_in: Shown::Course(course_id.clone()),
+            })
             .map(drop)
     }
 
@@ -289,7 +365,12 @@ impl Engine {
             missing,
         };
         self.exec(&self.courses, &aggregate_id::course(course_id), cmd, meta)
-            .await
+            .await?
+            .shown(|| NotYetVisible {
+                what: format!("the grading of course {course_id}"),
+                meanwhile: "grade reports use the policy before it".into(),
+                shown_in: Shown::Course(course_id.clone()),
+            })
             .map(drop)
     }
 
@@ -299,9 +380,19 @@ impl Engine {
         tool_ids: Vec<ToolId>,
         meta: &CommandMeta,
     ) -> Result<(), EngineError> {
+        let listed = tool_ids
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
         let cmd = CourseCommand::AllowTools { tool_ids };
         self.exec(&self.courses, &aggregate_id::course(course_id), cmd, meta)
-            .await
+            .await?
+            .shown(|| NotYetVisible {
+                what: format!("the deployment of {listed} in course {course_id}"),
+                meanwhile: "launches and posts of a tool not deployed before are refused".into(),
+                shown_in: Shown::Course(course_id.clone()),
+            })
             .map(drop)
     }
 
@@ -314,7 +405,13 @@ impl Engine {
     ) -> Result<bool, EngineError> {
         let cmd = CourseCommand::Lock { reason };
         self.exec(&self.courses, &aggregate_id::course(course_id), cmd, meta)
-            .await
+            .await?
+            .shown(|| NotYetVisible {
+                what: format!("the lock of course {course_id}"),
+                // Score posts are decided on the score gates, not the read side.
+                meanwhile: "score posts are refused already, but grade reports still show the course unlocked".into(),
+                shown_in: Shown::Course(course_id.clone()),
+            })
             .map(|e| !e.is_empty())
     }
 
@@ -327,7 +424,14 @@ impl Engine {
     ) -> Result<bool, EngineError> {
         let cmd = CourseCommand::Unlock { reason };
         self.exec(&self.courses, &aggregate_id::course(course_id), cmd, meta)
-            .await
+            .await?
+            .shown(|| NotYetVisible {
+                what: format!("the unlock of course {course_id}"),
+                meanwhile:
+                    "score posts are taken already, but grade reports still show the course locked"
+                        .into(),
+                shown_in: Shown::Course(course_id.clone()),
+            })
             .map(|e| !e.is_empty())
     }
 
@@ -367,14 +471,14 @@ impl Engine {
         self.require_course(course_id).await?;
         let id = aggregate_id::enrollment(course_id, user_id);
         let existing = self.enrollments.load(&id).await.map_err(store_error)?;
+        let not_yet = || Self::enrollment_not_shown(course_id, user_id, Some(&person));
+        let update = EnrollmentCommand::Update {
+            person: person.clone(),
+        };
         if existing.person.is_some() {
-            self.exec(
-                &self.enrollments,
-                &id,
-                EnrollmentCommand::Update { person },
-                meta,
-            )
-            .await?;
+            self.exec(&self.enrollments, &id, update, meta)
+                .await?
+                .shown(not_yet)?;
             return Ok(false);
         }
         let cmd = EnrollmentCommand::Enroll {
@@ -383,16 +487,12 @@ impl Engine {
             person: person.clone(),
         };
         match self.exec(&self.enrollments, &id, cmd, meta).await {
-            Ok(_) => Ok(true),
+            Ok(written) => written.shown(not_yet).map(|_| true),
             // Someone enrolled them a moment ago: this PUT replaces that.
             Err(EngineError::Domain(DomainError::AlreadyEnrolled)) => {
-                self.exec(
-                    &self.enrollments,
-                    &id,
-                    EnrollmentCommand::Update { person },
-                    meta,
-                )
-                .await?;
+                self.exec(&self.enrollments, &id, update, meta)
+                    .await?
+                    .shown(not_yet)?;
                 Ok(false)
             }
             Err(e) => Err(e),
@@ -408,8 +508,27 @@ impl Engine {
         self.require_course(course_id).await?;
         let id = aggregate_id::enrollment(course_id, user_id);
         self.exec(&self.enrollments, &id, EnrollmentCommand::Drop, meta)
-            .await
+            .await?
+            .shown(|| Self::enrollment_not_shown(course_id, user_id, None))
             .map(drop)
+    }
+
+    /// Score posts follow an enrollment change from its commit (the score
+    /// gates); rosters and grade reports follow the read side.
+    fn enrollment_not_shown(
+        course_id: &CourseId,
+        user_id: &UserId,
+        person: Option<&Person>,
+    ) -> NotYetVisible {
+        let what = match person {
+            Some(p) => format!("{}, {}", p.role.name(), p.status.as_str()),
+            None => "dropped".to_string(),
+        };
+        NotYetVisible {
+            what: format!("the enrollment of {user_id} in {course_id} ({what})"),
+            meanwhile: "score posts follow it already, but rosters and grade reports show the enrollment before it".into(),
+            shown_in: Shown::Enrollments(course_id.clone()),
+        }
     }
 
     pub async fn record_launch(

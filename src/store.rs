@@ -54,6 +54,14 @@ pub fn gate_key(aggregate_type: &str, aggregate_id: &str) -> String {
     format!("{aggregate_type}:{aggregate_id}")
 }
 
+/// What a command did to its aggregate: the events it recorded (none when
+/// it changed nothing) and the aggregate's sequence after it, which is what
+/// the read side must have applied to show the command's effect.
+pub struct Executed<A: Aggregate> {
+    pub events: Vec<EventEnvelope<A>>,
+    pub version: usize,
+}
+
 pub struct AggStore<A: Aggregate> {
     db: Db,
     store: Store<A>,
@@ -137,7 +145,7 @@ where
         aggregate_id: &str,
         command: A::Command,
         metadata: HashMap<String, String>,
-    ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
+    ) -> Result<Executed<A>, AggregateError<A::Error>> {
         let _queued = self.queue.turn(aggregate_id).await;
         let (mut context, _) = self.load_context_and_gates(aggregate_id, &[]).await?;
         let gate_before = context.aggregate.lets_scores_through();
@@ -150,8 +158,12 @@ where
             .map_err(AggregateError::UserError)?;
         let events = sink.collect().await;
         if events.is_empty() {
-            return Ok(vec![]);
+            return Ok(Executed {
+                events: vec![],
+                version: context.current_sequence,
+            });
         }
+        let version = context.current_sequence + events.len();
         let gate_after = context.aggregate.lets_scores_through();
         let gate_change = (A::IS_GATE && gate_after != gate_before).then_some(gate_after);
         // Only the append waits its turn: the load needs no lock, and a
@@ -164,17 +176,22 @@ where
             commit_gate_change::<A>(&self.db, &serialized, course_of(aggregate_id), &gate, open)
                 .await
                 .map_err(store_failure)?;
-            return Ok(envelopes);
+            return Ok(Executed {
+                events: envelopes,
+                version,
+            });
         }
-        if snapshot_due(context.current_sequence, events.len()) {
-            return match &self.store {
-                Store::Postgres(s) => s.commit(events, context, metadata).await,
-                Store::Sqlite(s) => s.commit(events, context, metadata).await,
-            };
-        }
-        let envelopes = envelopes(aggregate_id, context.current_sequence, events, &metadata);
-        insert_events::<A>(&self.db, &serialize(&envelopes)?).await?;
-        Ok(envelopes)
+        let events = if snapshot_due(context.current_sequence, events.len()) {
+            match &self.store {
+                Store::Postgres(s) => s.commit(events, context, metadata).await?,
+                Store::Sqlite(s) => s.commit(events, context, metadata).await?,
+            }
+        } else {
+            let envelopes = envelopes(aggregate_id, context.current_sequence, events, &metadata);
+            insert_events::<A>(&self.db, &serialize(&envelopes)?).await?;
+            envelopes
+        };
+        Ok(Executed { events, version })
     }
 
     /// Runs a command whose outcome rests on score gates (a score post):

@@ -8,7 +8,7 @@ use gradebook_domain::error::ErrorKind;
 use gradebook_domain::DomainError;
 use serde::Serialize;
 
-use crate::engine::EngineError;
+use crate::engine::{EngineError, Shown};
 
 tokio::task_local! {
     /// The id of the request being served, set by the request-id middleware.
@@ -68,16 +68,6 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "not_yet_visible", message)
     }
 
-    /// [`Self::not_yet_visible`] for a change that is recorded but not yet
-    /// in force: `what` it is, what holds `meanwhile`, and the path to `GET`
-    /// to see when it has landed.
-    pub fn not_in_force(what: &str, meanwhile: &str, check: &str) -> Self {
-        Self::not_yet_visible(format!(
-            "{what} is recorded, but the read side has not applied it yet, and {meanwhile} \
-             until it does; check with GET {check} shortly (sending it again is safe)"
-        ))
-    }
-
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         let request_id = current_request_id();
         tracing::error!(%cause, request_id, "internal error");
@@ -133,6 +123,15 @@ impl From<EngineError> for ApiError {
                 "too many concurrent changes to the same record; nothing was changed, retry",
             ),
             EngineError::Internal(cause) => ApiError::internal(cause),
+            EngineError::NotYetVisible(n) => {
+                let check = match &n.shown_in {
+                    Shown::Course(c) => format!("/api/courses/{c}"),
+                    Shown::Enrollments(c) => format!("/api/courses/{c}/enrollments"),
+                };
+                ApiError::not_yet_visible(format!(
+                    "{n}; check with GET {check} shortly (sending it again is safe)"
+                ))
+            }
         }
     }
 }

@@ -61,31 +61,6 @@ async fn entry(
         })
 }
 
-/// The enrollment as the read side shows it, once it shows `status` (and
-/// `role`, when given): score posts check those there, so until the
-/// projector has applied the change the answer says it is recorded but not
-/// in force, rather than "not enrolled" or the state before.
-async fn entry_showing(
-    state: &SharedState,
-    course_id: &CourseId,
-    user_id: &UserId,
-    role: Option<&str>,
-    status: EnrollmentStatus,
-) -> ApiResult<EnrollmentEntry> {
-    match management::enrollment(&state.engine.db, course_id.as_str(), user_id.as_str()).await? {
-        Some(e) if role.is_none_or(|r| e.role == r) && e.status == status.as_str() => Ok(e),
-        _ => Err(ApiError::not_in_force(
-            &format!(
-                "the enrollment of {user_id} in {course_id} ({}{})",
-                role.map(|r| format!("{r}, ")).unwrap_or_default(),
-                status.as_str()
-            ),
-            "score posts follow it already, but rosters and grade reports show the enrollment before it",
-            &format!("/api/courses/{course_id}/enrollments"),
-        )),
-    }
-}
-
 /// Enrolls a person, or replaces their enrollment.
 #[utoipa::path(put, path = "/api/courses/{course_id}/enrollments/{user_id}", tag = "registrar", request_body = PersonBody,
     params(("course_id" = String, Path, description = "The SIS course id"), ("user_id" = String, Path, description = "The SIS person id; also the LTI `sub`")),
@@ -111,12 +86,11 @@ pub async fn put(
         name: body.name,
         email: body.email,
     };
-    let (role, status) = (person.role.name().to_string(), person.status);
     let new = state
         .engine
         .put_enrollment(&course_id, &user_id, person, &meta(&caller, Source::Sis))
         .await?;
-    let entry = entry_showing(&state, &course_id, &user_id, Some(&role), status).await?;
+    let entry = entry(&state, &course_id, &user_id).await?;
     let code = if new {
         StatusCode::CREATED
     } else {
@@ -142,16 +116,7 @@ pub async fn drop(
         .engine
         .drop_enrollment(&course_id, &user_id, &meta(&caller, Source::Sis))
         .await?;
-    Ok(JsonOut(
-        entry_showing(
-            &state,
-            &course_id,
-            &user_id,
-            None,
-            EnrollmentStatus::Dropped,
-        )
-        .await?,
-    ))
+    Ok(JsonOut(entry(&state, &course_id, &user_id).await?))
 }
 
 /// Everyone in a course, dropped people included with their status.
