@@ -15,7 +15,7 @@ use gradebook_domain::policy::{MissingPolicy, ScaleEntry, Scheme};
 use gradebook_domain::score::{Score, ScoreCommand, ScoreFacts, ScoreOutcome, ScorePost};
 use gradebook_domain::{CommandMeta, CourseId, DomainError, LineItemId, ToolId, UserId};
 use gradebook_projections::db::Db;
-use gradebook_projections::events::checkpoint_of;
+use gradebook_projections::events::{checkpoint_of, ReadError};
 use gradebook_projections::projector::{ProjectionHandle, Projector};
 use gradebook_projections::queries::{self, QueryError, ScoreContext};
 
@@ -90,9 +90,15 @@ impl<E> Written<E> {
 impl From<QueryError> for EngineError {
     fn from(e: QueryError) -> Self {
         match e {
-            QueryError::Db(e) => db_error(e),
+            QueryError::Db(e) | QueryError::Read(ReadError::Db(e)) => db_error(e),
             other => EngineError::Internal(other.to_string()),
         }
+    }
+}
+
+impl From<ReadError> for EngineError {
+    fn from(e: ReadError) -> Self {
+        QueryError::from(e).into()
     }
 }
 
@@ -131,16 +137,23 @@ fn unstorable(e: &sqlx::Error) -> bool {
 }
 
 fn db_error(e: sqlx::Error) -> EngineError {
-    if store_unreachable(&e) {
-        EngineError::Unavailable(e.to_string())
-    } else if unstorable(&e) {
-        tracing::warn!(error = %e, "refused a value the database cannot store");
+    classify(&e, e.to_string())
+}
+
+/// The one reading of a database error: the store is away (retry later),
+/// the request holds what it cannot store (the caller's data, a 4xx), or
+/// our fault. `text` is what to say of it.
+fn classify(e: &sqlx::Error, text: String) -> EngineError {
+    if store_unreachable(e) {
+        EngineError::Unavailable(text)
+    } else if unstorable(e) {
+        tracing::warn!(error = %text, "refused a value the database cannot store");
         DomainError::InvalidInput(
             "the request holds a character that cannot be stored (such as NUL)".into(),
         )
         .into()
     } else {
-        EngineError::Internal(e.to_string())
+        EngineError::Internal(text)
     }
 }
 
@@ -151,17 +164,8 @@ pub(crate) fn store_error(e: AggregateError<DomainError>) -> EngineError {
         AggregateError::AggregateConflict => EngineError::Contended,
         AggregateError::DatabaseConnectionError(e) => EngineError::Unavailable(e.to_string()),
         AggregateError::UnexpectedError(e) => match e.downcast_ref::<sqlx::Error>() {
-            Some(sqlx_error) if store_unreachable(sqlx_error) => {
-                EngineError::Unavailable(e.to_string())
-            }
-            Some(sqlx_error) if unstorable(sqlx_error) => {
-                tracing::warn!(error = %e, "refused a value the database cannot store");
-                DomainError::InvalidInput(
-                    "the request holds a character that cannot be stored (such as NUL)".into(),
-                )
-                .into()
-            }
-            _ => EngineError::Internal(e.to_string()),
+            Some(sqlx_error) => classify(sqlx_error, e.to_string()),
+            None => EngineError::Internal(e.to_string()),
         },
         other => EngineError::Internal(other.to_string()),
     }

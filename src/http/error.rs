@@ -136,6 +136,18 @@ impl From<EngineError> for ApiError {
     }
 }
 
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        EngineError::from(e).into()
+    }
+}
+
+impl From<gradebook_projections::events::ReadError> for ApiError {
+    fn from(e: gradebook_projections::events::ReadError) -> Self {
+        EngineError::from(e).into()
+    }
+}
+
 impl From<gradebook_projections::queries::QueryError> for ApiError {
     fn from(e: gradebook_projections::queries::QueryError) -> Self {
         EngineError::from(e).into()

@@ -8,7 +8,6 @@ use gradebook_projections::audit::{self, AuditFilter, AuditPage, Cursor};
 use serde::{Deserialize, Serialize};
 use utoipa::IntoParams;
 
-use crate::engine::EngineError;
 use crate::http::api::openapi::ErrorBody;
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, ApiResult};
@@ -117,8 +116,6 @@ pub async fn audit(
             })
         })
         .transpose()?;
-    let page = audit::page(&state.engine.db, &filter, after, limit)
-        .await
-        .map_err(|e| ApiError::from(EngineError::from(e)))?;
+    let page = audit::page(&state.engine.db, &filter, after, limit).await?;
     Ok(Json(AuditAnswer { limit, page }))
 }

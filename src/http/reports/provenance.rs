@@ -9,7 +9,6 @@ use gradebook_projections::audit::read_student_events;
 use gradebook_projections::provenance::{knows_student, provenance as build, Provenance};
 use gradebook_projections::queries;
 
-use crate::engine::EngineError;
 use crate::http::api::openapi::ErrorBody;
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, ApiResult};
@@ -34,9 +33,7 @@ pub async fn provenance(
     let user_id = UserId::parse(user_id)?;
     let db = &state.engine.db;
     let view = super::report_view(db, &course_id, queries::People::One(user_id.as_str())).await?;
-    let events = read_student_events(db, course_id.as_str(), user_id.as_str())
-        .await
-        .map_err(|e| ApiError::from(EngineError::from(queries::QueryError::from(e))))?;
+    let events = read_student_events(db, course_id.as_str(), user_id.as_str()).await?;
     if !knows_student(&events, user_id.as_str()) {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,

@@ -13,7 +13,6 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::engine::EngineError;
 use crate::http::api::openapi::ErrorBody;
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, ApiResult};
@@ -62,9 +61,7 @@ pub async fn reconciliation(
     let threshold = parse_threshold(q.threshold.as_deref())?;
     let db = &state.engine.db;
     let view = super::report_view(db, &course_id, queries::People::All).await?;
-    let refusals = read_locks_and_refusals(db, course_id.as_str())
-        .await
-        .map_err(|e| ApiError::from(EngineError::from(queries::QueryError::from(e))))?;
+    let refusals = read_locks_and_refusals(db, course_id.as_str()).await?;
     Ok(Json(reconcile(&view, &refusals, threshold)))
 }
 

@@ -115,7 +115,7 @@ async fn authorize(state: &SharedState, p: Params) -> Response {
             )
             .into_response()
         }
-        Err(e) => return ApiError::from(EngineError::from(e)).into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
     };
     let Some(redirect_uri) = param("redirect_uri") else {
         return ApiError::bad_request("invalid_request", "redirect_uri is missing").into_response();
