@@ -37,6 +37,30 @@ function check (cond, message) {
 
 const show = (v) => JSON.stringify(v)
 
+// --- HTTP: node's own client, so that every Set-Cookie line comes apart
+// (the fetch of some node builds joins them into one) ---------------------
+
+function httpRequest (url, { method = 'GET', headers = {}, body } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method, headers }, (res) => {
+      const chunks = []
+      res.on('data', (c) => chunks.push(c))
+      res.on('end', () => resolve({
+        status: res.statusCode,
+        headers: res.headers,
+        text: Buffer.concat(chunks).toString('utf8')
+      }))
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.setTimeout(30000, () => req.destroy(new Failure(`${method} ${url}: no answer in 30 s`)))
+    if (body !== undefined) req.write(body)
+    req.end()
+  })
+}
+
+const isRedirect = (res) => res.status >= 300 && res.status < 400 && res.headers.location
+
 // --- a browser: cookies per origin, redirects followed by hand --------------
 
 class Browser {
@@ -52,10 +76,7 @@ class Browser {
 
   keep (url, res) {
     const jar = this.jar(url)
-    const lines = typeof res.headers.getSetCookie === 'function'
-      ? res.headers.getSetCookie()
-      : (res.headers.get('set-cookie') ? [res.headers.get('set-cookie')] : [])
-    for (const line of lines) {
+    for (const line of res.headers['set-cookie'] || []) {
       const [pair, ...attrs] = line.split(';')
       const eq = pair.indexOf('=')
       const name = pair.slice(0, eq).trim()
@@ -73,7 +94,7 @@ class Browser {
     const cookies = [...this.jar(url)].map(([k, v]) => `${k}=${v}`).join('; ')
     const headers = { ...(init.headers || {}) }
     if (cookies) headers.cookie = cookies
-    const res = await fetch(url, { ...init, headers, redirect: 'manual' })
+    const res = await httpRequest(url, { ...init, headers })
     this.keep(url, res)
     return res
   }
@@ -82,8 +103,8 @@ class Browser {
   async get (url, init = {}) {
     for (let hops = 0; hops < 10; hops++) {
       const res = await this.request(url, init)
-      if (res.status >= 300 && res.status < 400 && res.headers.get('location')) {
-        url = new URL(res.headers.get('location'), url).toString()
+      if (isRedirect(res)) {
+        url = new URL(res.headers.location, url).toString()
         continue
       }
       return { res, url }
@@ -98,9 +119,7 @@ class Browser {
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams(fields).toString()
     })
-    if (res.status >= 300 && res.status < 400 && res.headers.get('location')) {
-      return this.get(new URL(res.headers.get('location'), url).toString())
-    }
+    if (isRedirect(res)) return this.get(new URL(res.headers.location, url).toString())
     return { res, url }
   }
 }
@@ -122,16 +141,15 @@ function readForm (html) {
 
 // --- the platform's registrar and SIS faces ------------------------------------
 
+const parse = (text) => { try { return JSON.parse(text) } catch (_) { return null } }
+
 async function api (cfg, token, method, path, body) {
-  const res = await fetch(cfg.base + path, {
+  const res = await httpRequest(cfg.base + path, {
     method,
     headers: { authorization: 'Bearer ' + token, 'content-type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body)
   })
-  const text = await res.text()
-  let json = null
-  try { json = JSON.parse(text) } catch (_) {}
-  return { status: res.status, json, text }
+  return { status: res.status, json: parse(res.text), text: res.text }
 }
 
 async function apiOk (cfg, token, method, path, body, want) {
@@ -227,7 +245,7 @@ async function registerDynamically (cfg, tool) {
   // The registrar's browser opens the tool's registration page.
   const browser = new Browser()
   const { res } = await browser.get(start.url)
-  const page = await res.text()
+  const page = res.text
   check(res.status === 200, () => `ltijs /register: ${res.status} ${page}`)
   const closes = page.includes('org.imsglobal.lti.close')
   // ltijs registered the platform by its issuer.
@@ -295,12 +313,12 @@ async function launch (cfg, reg, user, kind, resourceLinkId) {
   const browser = new Browser()
   // ltijs's /login answers with a redirect to the platform's authorize endpoint.
   const toAuth = await browser.request(loginUrl)
-  const authUrl = toAuth.headers.get('location')
+  const authUrl = toAuth.headers.location
   check(toAuth.status === 302 && authUrl && authUrl.startsWith(cfg.base + '/lti/authorize?'),
     () => `ltijs login: ${toAuth.status} ${authUrl}`)
   const auth = Object.fromEntries(new URL(authUrl).searchParams)
   const { res: authRes } = await browser.get(authUrl)
-  const authPage = await authRes.text()
+  const authPage = authRes.text
   check(authRes.status === 200, () => `authorize: ${authRes.status} ${authPage}`)
   const form = readForm(authPage)
   check(form.action === login.target_link_uri, () => `the form posts to ${form.action}, not ${login.target_link_uri}`)
@@ -308,9 +326,8 @@ async function launch (cfg, reg, user, kind, resourceLinkId) {
 
   // The form post: ltijs validates the id_token, then redirects with an ltik.
   const { res, url } = await browser.postForm(form.action, form.fields)
-  const text = await res.text()
-  check(res.status === 200, () => `ltijs refused the launch at ${url}: ${res.status} ${text}`)
-  const { ltik } = JSON.parse(text)
+  check(res.status === 200, () => `ltijs refused the launch at ${url}: ${res.status} ${res.text}`)
+  const { ltik } = JSON.parse(res.text)
   const seen = landed.get(ltik)
   check(seen, `no launch landed for ${ltik}`)
   const c = seen.token.platformContext
@@ -362,12 +379,12 @@ async function deepLink (cfg, reg, tool) {
     headers: { authorization: 'Bearer ' + dl.ltik, 'content-type': 'application/json' },
     body: JSON.stringify({ items })
   })
-  const formPage = await picked.text()
+  const formPage = picked.text
   check(picked.status === 200, () => `ltijs deep-link form: ${picked.status} ${formPage}`)
   const form = readForm(formPage)
   check(form.action === settings.deep_link_return_url, `ltijs posts to ${form.action}`)
   const { res } = await dl.browser.postForm(form.action, form.fields)
-  const page = await res.text()
+  const page = res.text
   check(res.status === 200, () => `deep-linking return: ${res.status} ${page}`)
   const again = await dl.browser.postForm(form.action, form.fields)
   return {
@@ -380,7 +397,7 @@ async function deepLink (cfg, reg, tool) {
     custom_id: customId,
     quiz_url: tool.url + '/quiz',
     replay_status: again.res.status,
-    replay_body: await again.res.json().catch(() => null)
+    replay_body: parse(again.res.text)
   }
 }
 
