@@ -14,6 +14,7 @@ pub mod engine;
 pub mod http;
 pub mod lti;
 pub mod metrics;
+pub mod reads;
 pub mod store;
 pub mod ui;
 

@@ -21,6 +21,16 @@ impl Caller {
         format!("token:{}", self.token_id)
     }
 
+    /// Who, from where, in which request and when: what a command records.
+    pub fn meta(&self, source: gradebook_domain::Source) -> gradebook_domain::CommandMeta {
+        gradebook_domain::CommandMeta::new(
+            self.actor(),
+            source,
+            super::error::current_request_id(),
+            chrono::Utc::now(),
+        )
+    }
+
     /// Refuses with 403 unless the caller holds one of `roles`.
     pub fn require(&self, roles: &[ApiRole]) -> Result<(), ApiError> {
         if roles.contains(&self.role) {

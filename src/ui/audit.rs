@@ -1,5 +1,5 @@
 //! `/ui/audit`: the event log filtered by course, student, line item and
-//! dates, a page at a time, through the REST audit handler.
+//! dates, a page at a time: the page the REST audit endpoint answers.
 
 use axum::extract::{Query, State};
 use chrono::{Datelike, Days, NaiveDate};
@@ -8,9 +8,9 @@ use serde::Deserialize;
 
 use super::session::Viewer;
 use super::{layout, when, Nav, UiError, UiResult};
-use crate::http::extract::Query as ApiQuery;
-use crate::http::reports::audit::{audit, AuditQuery};
 use crate::http::SharedState;
+use gradebook_domain::{CourseId, LineItemId, UserId};
+use gradebook_projections::audit::{AuditFilter, Cursor};
 
 /// Events per page.
 const PAGE: i64 = 50;
@@ -35,7 +35,11 @@ fn nonempty(s: &Option<String>) -> Option<String> {
 
 /// The start of the day (or of the next day, for `next`) as an RFC 3339
 /// bound; `to` on 9999-12-31 runs to the end of time, so it is no bound.
-fn day(name: &str, s: Option<String>, next: bool) -> UiResult<Option<String>> {
+fn day(
+    name: &str,
+    s: Option<String>,
+    next: bool,
+) -> UiResult<Option<chrono::DateTime<chrono::Utc>>> {
     let Some(s) = s else { return Ok(None) };
     let bad = || {
         UiError::bad_input(format!(
@@ -54,7 +58,7 @@ fn day(name: &str, s: Option<String>, next: bool) -> UiResult<Option<String>> {
     } else {
         d
     };
-    Ok(Some(format!("{}T00:00:00Z", d.format("%Y-%m-%d"))))
+    Ok(Some(d.and_time(chrono::NaiveTime::MIN).and_utc()))
 }
 
 pub async fn page(
@@ -62,19 +66,33 @@ pub async fn page(
     viewer: Viewer,
     Query(p): Query<AuditParams>,
 ) -> UiResult<Markup> {
-    let q = AuditQuery {
-        course_id: nonempty(&p.course_id),
-        user_id: nonempty(&p.user_id),
-        line_item_id: nonempty(&p.line_item_id),
+    viewer.caller.require_read()?;
+    let filter = AuditFilter {
+        course_id: nonempty(&p.course_id)
+            .map(CourseId::parse)
+            .transpose()?
+            .map(String::from),
+        user_id: nonempty(&p.user_id)
+            .map(UserId::parse)
+            .transpose()?
+            .map(String::from),
+        line_item_id: nonempty(&p.line_item_id)
+            .map(LineItemId::parse)
+            .transpose()?
+            .map(String::from),
         from: day("From", nonempty(&p.from), false)?,
         to: day("To", nonempty(&p.to), true)?,
-        cursor: nonempty(&p.cursor),
-        limit: Some(PAGE.to_string()),
     };
-    let answer = audit(State(state), viewer.caller.clone(), ApiQuery(q))
-        .await?
-        .0;
-    let page = answer.page;
+    let after = nonempty(&p.cursor)
+        .map(|c| {
+            Cursor::decode(&c).ok_or_else(|| {
+                UiError::bad_input(
+                    "That page link is not one this server made; start again from the first page.",
+                )
+            })
+        })
+        .transpose()?;
+    let page = state.engine.audit_page(&filter, after, PAGE).await?;
     let filters: Vec<(&str, String)> = [
         ("course_id", nonempty(&p.course_id)),
         ("user_id", nonempty(&p.user_id)),
@@ -149,7 +167,9 @@ mod tests {
     use super::*;
 
     fn bound(s: &str, next: bool) -> Option<Option<String>> {
-        day("From", Some(s.to_string()), next).ok()
+        day("From", Some(s.to_string()), next)
+            .ok()
+            .map(|b| b.map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)))
     }
 
     #[test]

@@ -1,15 +1,16 @@
 //! `/ui/courses/{id}/backfill`: upload a CSV of past grades, see the dry
 //! run (what would be accepted, what is already recorded, what is refused
-//! and why, line by line), then confirm. Both steps run the REST backfill
-//! handler with the session's caller; the confirmed file travels back in
+//! and why, line by line), then confirm. Both steps run the backfill the
+//! REST endpoint runs, as the session's caller; the confirmed file travels back in
 //! the confirmation form, so nothing is kept between the two steps.
 
-use axum::body::Bytes;
 use axum::extract::{Form, Multipart, State};
-use axum::http::{header, HeaderMap, HeaderValue};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use gradebook_domain::CourseId;
+
+use crate::backfill::{Batch, CsvRows};
+use crate::http::error::{current_request_id, ApiError};
 use maud::{html, Markup};
 use serde::Deserialize;
 
@@ -18,8 +19,7 @@ use super::{csrf_field, layout, Nav, UiError, UiResult};
 use crate::auth::ApiRole;
 use crate::backfill::Report;
 use crate::http::auth::RegistrarCaller;
-use crate::http::extract::{Path as ApiPath, Query as ApiQuery};
-use crate::http::reports::backfill::{backfill, BackfillQuery};
+use crate::http::extract::Path as ApiPath;
 use crate::http::SharedState;
 
 const HEADER_LINE: &str = "line_item_id,user_id,score_given,score_maximum,timestamp,comment";
@@ -31,13 +31,7 @@ pub async fn form(
 ) -> UiResult<Markup> {
     viewer.require(&[ApiRole::Registrar])?;
     let course_id = CourseId::parse(course_id)?;
-    let detail = crate::http::api::courses::detail(
-        State(state),
-        viewer.caller.clone(),
-        ApiPath(course_id.to_string()),
-    )
-    .await?
-    .0;
+    let detail = state.engine.course_detail(&course_id).await?;
     Ok(page(
         &viewer,
         &course_id,
@@ -85,20 +79,14 @@ async fn run(
     csv: Vec<u8>,
     dry_run: bool,
 ) -> UiResult<Report> {
-    let mut headers = HeaderMap::new();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv"));
-    Ok(backfill(
-        State(state.clone()),
-        caller.clone(),
-        ApiPath(course_id.to_string()),
-        ApiQuery(BackfillQuery {
-            dry_run: Some(dry_run.to_string()),
-        }),
-        headers,
-        Ok(Bytes::from(csv)),
+    let mut batch = Batch::new(course_id.clone(), caller.0.actor(), current_request_id());
+    batch.dry_run = dry_run;
+    let mut rows = CsvRows::new(&csv[..]).map_err(ApiError::from)?;
+    Ok(
+        crate::backfill::run(&state.engine, &batch, &mut rows, &mut |_| {})
+            .await
+            .map_err(ApiError::from)?,
     )
-    .await?
-    .0)
 }
 
 fn report_tables(r: &Report) -> Markup {

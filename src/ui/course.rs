@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 
 use axum::extract::{Form, Query, State};
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderName, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
 use gradebook_domain::CourseId;
@@ -28,7 +28,6 @@ use super::session::Viewer;
 use super::{csrf_field, layout, local_time_value, parse_local_time, Nav, UiError, UiResult};
 use crate::auth::ApiRole;
 use crate::engine::EngineError;
-use crate::http::api::courses as api;
 use crate::http::auth::RegistrarCaller;
 use crate::http::error::ApiError;
 use crate::http::extract::Path as ApiPath;
@@ -349,13 +348,7 @@ async fn confirm(
 ) -> UiResult<Markup> {
     viewer.require(&[ApiRole::Registrar])?;
     let course_id = CourseId::parse(course_id)?;
-    let detail = api::detail(
-        State(state),
-        viewer.caller.clone(),
-        ApiPath(course_id.to_string()),
-    )
-    .await?
-    .0;
+    let detail = state.engine.course_detail(&course_id).await?;
     let verb = if lock { "Lock" } else { "Unlock" };
     let base = format!("/ui/courses/{course_id}");
     Ok(layout(
@@ -428,19 +421,14 @@ async fn set_lock(
         .reason
         .map(|r| r.trim().to_string())
         .filter(|r| !r.is_empty());
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    let body = serde_json::to_vec(&serde_json::json!({ "reason": reason }))
-        .unwrap_or_default()
-        .into();
-    let path = ApiPath(course_id.to_string());
+    let meta = caller.0.meta(gradebook_domain::Source::Registrar);
     if lock {
-        let _state = api::lock(State(state), caller, path, headers, body).await?;
+        state.engine.lock_course(&course_id, reason, &meta).await?;
     } else {
-        let _state = api::unlock(State(state), caller, path, headers, body).await?;
+        state
+            .engine
+            .unlock_course(&course_id, reason, &meta)
+            .await?;
     }
     Ok(Redirect::to(&format!("/ui/courses/{course_id}")).into_response())
 }

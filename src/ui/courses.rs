@@ -9,10 +9,7 @@ use serde::Deserialize;
 
 use super::session::Viewer;
 use super::{layout, Nav, UiResult};
-use crate::http::api::courses::{self, ListQuery};
 use crate::http::auth::Caller;
-use crate::http::extract::{Path as ApiPath, Query as ApiQuery};
-use crate::http::reports::reconciliation::{self, ReconciliationQuery};
 use crate::http::SharedState;
 
 #[derive(Deserialize, Default)]
@@ -56,14 +53,8 @@ pub async fn list(
 ) -> UiResult<Markup> {
     let term = p.term.clone().filter(|t| !t.trim().is_empty());
     // All terms for the filter, then this term's courses.
-    let all = courses::list(
-        State(state.clone()),
-        viewer.caller.clone(),
-        ApiQuery(ListQuery { term: None }),
-    )
-    .await?
-    .0
-    .courses;
+    viewer.caller.require_read()?;
+    let all = state.engine.courses(None).await?;
     let mut terms: Vec<String> = all.iter().map(|c| c.term.clone()).collect();
     terms.sort();
     terms.dedup();
@@ -155,20 +146,18 @@ pub async fn list(
     ))
 }
 
-/// The reconciliation report, through the REST handler.
+/// The reconciliation report, as the REST endpoint gives it.
 pub async fn findings(
     state: &SharedState,
     caller: &Caller,
     course_id: &str,
 ) -> UiResult<gradebook_projections::reconciliation::Reconciliation> {
-    Ok(reconciliation::reconciliation(
-        State(state.clone()),
-        caller.clone(),
-        ApiPath(CourseId::parse(course_id.to_string())?.to_string()),
-        ApiQuery(ReconciliationQuery { threshold: None }),
-    )
-    .await?
-    .0)
+    caller.require_read()?;
+    let course_id = CourseId::parse(course_id.to_string())?;
+    Ok(state
+        .engine
+        .reconciliation(&course_id, crate::reads::DEFAULT_THRESHOLD)
+        .await?)
 }
 
 fn query_with(p: &ListParams, sort: &str, dir: &str) -> String {

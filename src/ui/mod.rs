@@ -172,6 +172,12 @@ impl IntoResponse for UiError {
     }
 }
 
+impl From<crate::engine::EngineError> for UiError {
+    fn from(e: crate::engine::EngineError) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
 impl From<gradebook_domain::DomainError> for UiError {
     fn from(e: gradebook_domain::DomainError) -> Self {
         ApiError::from(e).into()

@@ -6,14 +6,13 @@ use std::str::FromStr;
 
 use axum::body::Bytes;
 use axum::http::HeaderMap;
-use chrono::Utc;
 use gradebook_domain::{CommandMeta, Source};
 use rust_decimal::Decimal;
 use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer};
 
 use crate::http::auth::Caller;
-use crate::http::error::{current_request_id, ApiError};
+use crate::http::error::ApiError;
 
 /// A decimal read from `"83.25"` or `83.25`. Numbers go through their
 /// shortest decimal text, so `0.1` is exactly 0.1; NaN, infinities and
@@ -96,7 +95,7 @@ pub fn optional_json<T: DeserializeOwned + Default>(
 
 /// The metadata every event of this request carries.
 pub fn meta(caller: &Caller, source: Source) -> CommandMeta {
-    CommandMeta::new(caller.actor(), source, current_request_id(), Utc::now())
+    caller.meta(source)
 }
 
 #[cfg(test)]

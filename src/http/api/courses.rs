@@ -6,12 +6,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json as JsonOut;
 use gradebook_domain::policy::{Category, MissingPolicy, ScaleEntry, Scheme};
 use gradebook_domain::{CourseId, DomainError, Source, ToolId};
-use gradebook_projections::management::{self, CourseDetail, CourseSummary};
+use gradebook_projections::management::{CourseDetail, CourseSummary};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::body::{meta, optional_json, Dec};
 use crate::auth::ApiRole;
+use crate::engine::EngineError;
 use crate::http::api::openapi::ErrorBody;
 use crate::http::auth::{Caller, RegistrarCaller, SisCaller, SisOrRegistrarCaller};
 use crate::http::error::{ApiError, ApiResult};
@@ -120,9 +121,12 @@ pub(super) async fn detail_of(
     state: &SharedState,
     course_id: &CourseId,
 ) -> ApiResult<CourseDetail> {
-    management::course_detail(&state.engine.db, course_id.as_str())
-        .await?
-        .ok_or_else(|| course_not_found(course_id.as_str()))
+    match state.engine.course_detail(course_id).await {
+        Err(EngineError::Domain(DomainError::CourseNotFound)) => {
+            Err(course_not_found(course_id.as_str()))
+        }
+        other => Ok(other?),
+    }
 }
 
 /// Refuses tool ids that are not registered or were revoked.
@@ -184,7 +188,7 @@ pub async fn list(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<JsonOut<CourseList>> {
     caller.require_read()?;
-    let courses = management::list_courses(&state.engine.db, q.term.as_deref()).await?;
+    let courses = state.engine.courses(q.term.as_deref()).await?;
     Ok(JsonOut(CourseList { courses }))
 }
 

@@ -116,6 +116,6 @@ pub async fn audit(
             })
         })
         .transpose()?;
-    let page = audit::page(&state.engine.db, &filter, after, limit).await?;
+    let page = state.engine.audit_page(&filter, after, limit).await?;
     Ok(Json(AuditAnswer { limit, page }))
 }

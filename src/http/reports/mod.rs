@@ -5,8 +5,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use gradebook_domain::CourseId;
-use gradebook_projections::db::Db;
-use gradebook_projections::queries::{self, People};
+use gradebook_projections::queries::People;
 use gradebook_projections::view::CourseView;
 
 use crate::http::error::{ApiError, ApiResult};
@@ -39,14 +38,27 @@ pub fn routes() -> Router<SharedState> {
 
 /// The course as a report reads it (all people, or one), or 404
 /// `course_not_found`.
-async fn report_view(db: &Db, course_id: &CourseId, people: People<'_>) -> ApiResult<CourseView> {
-    queries::load_report_view(db, course_id.as_str(), people)
-        .await?
-        .ok_or_else(|| {
+async fn report_view(
+    engine: &crate::engine::Engine,
+    course_id: &CourseId,
+    people: People<'_>,
+) -> ApiResult<CourseView> {
+    engine
+        .report_view(course_id, people)
+        .await
+        .map_err(|e| not_found_as(e, course_id))
+}
+
+/// A report's answer for a course that does not exist names it.
+fn not_found_as(e: crate::engine::EngineError, course_id: &CourseId) -> ApiError {
+    match e {
+        crate::engine::EngineError::Domain(gradebook_domain::DomainError::CourseNotFound) => {
             ApiError::new(
                 axum::http::StatusCode::NOT_FOUND,
                 "course_not_found",
                 format!("course {course_id} does not exist"),
             )
-        })
+        }
+        e => e.into(),
+    }
 }

@@ -32,7 +32,12 @@ pub async fn provenance(
     let course_id = CourseId::parse(course_id)?;
     let user_id = UserId::parse(user_id)?;
     let db = &state.engine.db;
-    let view = super::report_view(db, &course_id, queries::People::One(user_id.as_str())).await?;
+    let view = super::report_view(
+        &state.engine,
+        &course_id,
+        queries::People::One(user_id.as_str()),
+    )
+    .await?;
     let events = read_student_events(db, course_id.as_str(), user_id.as_str()).await?;
     if !knows_student(&events, user_id.as_str()) {
         return Err(ApiError::new(

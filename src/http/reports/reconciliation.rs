@@ -6,9 +6,7 @@ use std::str::FromStr;
 use axum::extract::State;
 use axum::Json;
 use gradebook_domain::CourseId;
-use gradebook_projections::audit::read_locks_and_refusals;
-use gradebook_projections::queries;
-use gradebook_projections::reconciliation::{reconcile, Reconciliation};
+use gradebook_projections::reconciliation::Reconciliation;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -30,7 +28,7 @@ pub struct ReconciliationQuery {
 
 fn parse_threshold(s: Option<&str>) -> Result<Decimal, ApiError> {
     let Some(s) = s else {
-        return Ok(Decimal::ONE);
+        return Ok(crate::reads::DEFAULT_THRESHOLD);
     };
     Decimal::from_str(s.trim())
         .ok()
@@ -59,10 +57,13 @@ pub async fn reconciliation(
     caller.require_read()?;
     let course_id = CourseId::parse(course_id)?;
     let threshold = parse_threshold(q.threshold.as_deref())?;
-    let db = &state.engine.db;
-    let view = super::report_view(db, &course_id, queries::People::All).await?;
-    let refusals = read_locks_and_refusals(db, course_id.as_str()).await?;
-    Ok(Json(reconcile(&view, &refusals, threshold)))
+    Ok(Json(
+        state
+            .engine
+            .reconciliation(&course_id, threshold)
+            .await
+            .map_err(|e| super::not_found_as(e, &course_id))?,
+    ))
 }
 
 #[cfg(test)]

@@ -1,0 +1,64 @@
+//! The read side's answers that more than one face gives (the JSON API and
+//! the pages): each face asks the engine here and shapes the answer its own
+//! way, so no face calls another's handlers.
+
+use gradebook_domain::{CourseId, DomainError};
+use gradebook_projections::audit::{self, read_locks_and_refusals, AuditFilter, AuditPage, Cursor};
+use gradebook_projections::management::{self, CourseDetail, CourseSummary};
+use gradebook_projections::queries::{self, People};
+use gradebook_projections::reconciliation::{reconcile, Reconciliation};
+use gradebook_projections::view::CourseView;
+use rust_decimal::Decimal;
+
+use crate::engine::{Engine, EngineError};
+
+/// Points of difference between a tool's course total and the computed
+/// grade that reconciliation lets pass unless asked otherwise.
+pub const DEFAULT_THRESHOLD: Decimal = Decimal::ONE;
+
+impl Engine {
+    /// One course: policy, tools, lock state and counts.
+    pub async fn course_detail(&self, course_id: &CourseId) -> Result<CourseDetail, EngineError> {
+        management::course_detail(&self.db, course_id.as_str())
+            .await?
+            .ok_or(EngineError::Domain(DomainError::CourseNotFound))
+    }
+
+    /// Courses with their term, lock state and counts; one term's, or all.
+    pub async fn courses(&self, term: Option<&str>) -> Result<Vec<CourseSummary>, EngineError> {
+        Ok(management::list_courses(&self.db, term).await?)
+    }
+
+    /// A course's items, people and scores as the grade reports read them.
+    pub async fn report_view(
+        &self,
+        course_id: &CourseId,
+        people: People<'_>,
+    ) -> Result<CourseView, EngineError> {
+        queries::load_report_view(&self.db, course_id.as_str(), people)
+            .await?
+            .ok_or(EngineError::Domain(DomainError::CourseNotFound))
+    }
+
+    /// Where the tool's course total and the computed grade part by more
+    /// than `threshold` points, and what else needs a registrar's eye.
+    pub async fn reconciliation(
+        &self,
+        course_id: &CourseId,
+        threshold: Decimal,
+    ) -> Result<Reconciliation, EngineError> {
+        let view = self.report_view(course_id, People::All).await?;
+        let refusals = read_locks_and_refusals(&self.db, course_id.as_str()).await?;
+        Ok(reconcile(&view, &refusals, threshold))
+    }
+
+    /// One page of the event log, oldest first, after `after`.
+    pub async fn audit_page(
+        &self,
+        filter: &AuditFilter,
+        after: Option<Cursor>,
+        limit: i64,
+    ) -> Result<AuditPage, EngineError> {
+        Ok(audit::page(&self.db, filter, after, limit).await?)
+    }
+}
