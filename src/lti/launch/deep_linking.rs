@@ -328,7 +328,7 @@ async fn receive(
         .course(&course_id)
         .await?
         .ok_or_else(|| super::course_not_found(course_id.as_str()))?;
-    if !course.tools.contains(&tool_id) {
+    if !tool.reaches(course_id.as_str(), course.tools.contains(&tool_id)) {
         return Err(super::course_not_found(course_id.as_str()));
     }
     if !state::consume_deep_link(db, data, &tool.tool_id, nonce, now)

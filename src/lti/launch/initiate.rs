@@ -160,7 +160,7 @@ pub(crate) async fn checked_target(
         .await?
         .ok_or_else(|| course_not_found(course_id.as_str()))?;
     let tool_id = ToolId::parse(tool.tool_id.clone())?;
-    if !course.tools.contains(&tool_id) {
+    if !tool.reaches(course_id.as_str(), course.tools.contains(&tool_id)) {
         return Err(course_not_found(course_id.as_str()));
     }
     let person = active_person(state, course_id, user_id).await?;

@@ -94,11 +94,11 @@ pub async fn create_resource_link(
         .course(&course_id)
         .await?
         .ok_or_else(|| course_not_found(course_id.as_str()))?;
-    if !course.tools.contains(&tool_id) {
+    if !tool.reaches(course_id.as_str(), course.tools.contains(&tool_id)) {
         return Err(ApiError::unprocessable(
             "tool_not_deployed",
             format!(
-                "tool {:?} is not deployed in {course_id}; allow it in the course first",
+                "tool {:?} does not reach {course_id}; deploy it in the course, or add the course to the tool's courses",
                 tool.tool_id
             ),
         ));
