@@ -255,7 +255,7 @@ impl Tool {
             Err("url cannot be checked: the tool's registration names no host of its own".into())
         } else {
             Err(format!(
-                "url {url:?} is not on the tool's registered host{} ({})",
+                "url {url} is not on the tool's registered host{} ({})",
                 if hosts.len() == 1 { "" } else { "s" },
                 hosts.join(", ")
             ))
