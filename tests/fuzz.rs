@@ -299,9 +299,21 @@ fn content_items() -> impl Strategy<Value = Vec<Value>> {
 
 #[test]
 fn deep_linking_content_items_of_any_shape_never_panic() {
+    // A tool whose registered host the fuzzed urls may or may not be on.
+    let mut tool = gradebook::lti::tools::new_tool(
+        "Fuzzed".into(),
+        gradebook::lti::tools::Grading::Full,
+        gradebook::lti::tools::Roster {
+            access: false,
+            hide_names: false,
+            hide_emails: false,
+        },
+        "manual",
+    );
+    tool.launch_url = Some("https://tool.example/launch".into());
     fuzz("deep linking content items", content_items(), |items| {
-        let _ = plan_items(&items, true);
-        let _ = plan_items(&items, false);
+        let _ = plan_items(&items, true, &tool);
+        let _ = plan_items(&items, false, &tool);
         Ok(())
     });
 }

@@ -504,3 +504,115 @@ on_both_stores! {
         app.stop().await;
     }
 }
+
+/// A resource-link launch whose tool answers at `redirect` (one of its
+/// registered redirect URIs) wherever the target is: the login's
+/// `target_link_uri` and the verified id_token's claims.
+async fn launch_link(app: &common::TestApp, t: &TestTool, link: &str) -> (String, Value) {
+    let login = initiate(app, &t.tool.tool_id, "ada", "resource_link", Some(link)).await;
+    let redirect = format!("{TOOL_BASE}/enrol/lti/launch.php");
+    let (status, _, html) = authorize(app, &auth_request(&login, &redirect, "nonce-url")).await;
+    assert_eq!(status, 200, "{html}");
+    let token = form_field(&html, "id_token").expect("an id_token field");
+    let claims = verify_id_token(app, &token, &t.tool.client_id).await.0;
+    (login["target_link_uri"].clone(), claims)
+}
+
+on_both_stores! {
+    async fn a_deep_linked_link_launches_at_its_own_url(app: TestApp) {
+        let t = setup(&app, Grading::Full, roster(true, false, false)).await;
+        let data = deep_linking_data(&app, &t).await;
+        // As LTI-PHP's tools send it: the activity's own URL on the tool's host.
+        let quiz_url = format!("{TOOL_BASE}/mod/quiz/view.php?id=7");
+        let items = json!([
+            {"type": "ltiResourceLink", "title": "Quiz 7", "url": quiz_url},
+            {"type": "ltiResourceLink", "title": "Reading"},
+        ]);
+        let jwt = deep_linking_response(&t, json!(app.base.as_str()), &data, items);
+        let (s, page) = post_deep_linking(&app, &jwt).await;
+        assert_eq!(s, 200, "{page}");
+        let course = app.engine().course(&CourseId::parse(COURSE).unwrap()).await.unwrap().unwrap();
+        let id_of = |title: &str| course.resource_links.values().find(|l| l.title == title).unwrap().resource_link_id.as_str().to_string();
+
+        let (target, claims) = launch_link(&app, &t, &id_of("Quiz 7")).await;
+        assert_eq!(target, quiz_url, "the login carries the link's url");
+        assert_eq!(claim(&claims, "target_link_uri"), quiz_url.as_str(), "and so does the id_token");
+        // A link without a url of its own launches at the registration's.
+        let (target, claims) = launch_link(&app, &t, &id_of("Reading")).await;
+        let launch_php = t.tool.launch_url.clone().unwrap();
+        assert_eq!((target.as_str(), claim(&claims, "target_link_uri")), (launch_php.as_str(), &json!(launch_php)));
+        app.stop().await;
+    }
+}
+
+on_both_stores! {
+    async fn a_deep_linking_response_with_a_url_off_the_tools_hosts_creates_nothing(app: TestApp) {
+        let t = setup(&app, Grading::Full, roster(true, false, false)).await;
+        let data = deep_linking_data(&app, &t).await;
+        let aud = json!(app.base.as_str());
+        let before = app.event_count().await;
+        let tables = app.tables().await;
+        for url in ["https://elsewhere.example/mod/quiz/view.php?id=7", "https://tool.example.edu.elsewhere.example/x", "ftp://tool.example.edu/x"] {
+            let items = json!([
+                {"type": "ltiResourceLink", "title": "Fine", "url": format!("{TOOL_BASE}/ok"), "lineItem": {"scoreMaximum": 5}},
+                {"type": "ltiResourceLink", "title": "Elsewhere", "url": url},
+            ]);
+            let (s, body) = post_deep_linking(&app, &deep_linking_response(&t, aud.clone(), &data, items)).await;
+            let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+            assert_eq!((s, body["error"].as_str()), (400, Some("invalid_content_item")), "{url}: {body}");
+            assert!(body["message"].as_str().unwrap().starts_with("content item 2: url"), "{body}");
+        }
+        assert_eq!(app.event_count().await, before, "nothing was recorded");
+        assert_eq!(app.tables().await, tables, "nothing was created");
+        // The request is still open: a response on the tool's host lands.
+        let items = json!([{"type": "ltiResourceLink", "title": "Fine", "url": format!("{TOOL_BASE}/ok")}]);
+        assert_eq!(post_deep_linking(&app, &deep_linking_response(&t, aud, &data, items)).await.0, 200);
+        app.stop().await;
+    }
+}
+
+on_both_stores! {
+    async fn a_deep_linking_response_for_a_course_the_tool_left_creates_nothing(app: TestApp) {
+        let t = setup(&app, Grading::Full, roster(true, false, false)).await;
+        let data = deep_linking_data(&app, &t).await;
+        // Narrowed to no course while the instructor was picking content.
+        let res = app.client.patch(app.url(&format!("/api/tools/{}", t.tool.tool_id))).bearer_auth(&app.registrar)
+            .json(&json!({"courses": []})).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 200);
+        let before = app.event_count().await;
+        let tables = app.tables().await;
+        let (s, body) = post_deep_linking(&app, &deep_linking_response(&t, json!(app.base.as_str()), &data, moodle_items())).await;
+        let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        assert_eq!((s, body["error"].as_str()), (404, Some("course_not_found")), "{body}");
+        assert_eq!(app.event_count().await, before);
+        assert_eq!(app.tables().await, tables);
+        app.stop().await;
+    }
+}
+
+on_both_stores! {
+    async fn a_link_the_sis_makes_launches_at_the_tools_url_unless_given_its_own(app: TestApp) {
+        let t = setup(&app, Grading::Full, roster(true, false, false)).await;
+        let path = format!("/api/courses/{COURSE}/resource-links");
+        let (s, plain) = post_sis(&app, &path, json!({"resource_link_id": "plain", "tool_id": t.tool.tool_id, "title": "Plain"})).await;
+        assert_eq!((s, &plain["url"]), (201, &Value::Null), "{plain}");
+        let own = format!("{TOOL_BASE}/mod/assign/view.php?id=3");
+        let (s, body) = post_sis(&app, &path, json!({"resource_link_id": "own", "tool_id": t.tool.tool_id, "title": "Own", "url": own})).await;
+        assert_eq!((s, body["url"].as_str()), (201, Some(own.as_str())), "{body}");
+
+        let (target, claims) = launch_link(&app, &t, "plain").await;
+        assert_eq!(target, t.tool.launch_url.clone().unwrap());
+        assert_eq!(claim(&claims, "target_link_uri"), &json!(target));
+        let (target, claims) = launch_link(&app, &t, "own").await;
+        assert_eq!((target.as_str(), claim(&claims, "target_link_uri")), (own.as_str(), &json!(own)));
+
+        let before = app.event_count().await;
+        for url in ["https://elsewhere.example/x", "not a url", ""] {
+            let (s, b) = post_sis(&app, &path, json!({"resource_link_id": "bad", "tool_id": t.tool.tool_id, "title": "Bad", "url": url, "line_item": {"label": "Bad", "score_maximum": 5}})).await;
+            assert_eq!((s, b["error"].as_str()), (422, Some("invalid_body")), "{url}: {b}");
+            assert!(b["message"].as_str().unwrap().starts_with("url"), "{b}");
+        }
+        assert_eq!(app.event_count().await, before, "no link and no column");
+        app.stop().await;
+    }
+}

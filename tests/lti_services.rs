@@ -1484,3 +1484,308 @@ on_both_stores! {
         app.stop().await;
     }
 }
+
+// ---- the courses a tool reaches ----
+
+impl ToolKit {
+    /// Registers a tool with full rights and the given `courses`.
+    async fn register_for(app: &TestApp, courses: Value) -> ToolKit {
+        let key = PlatformKey::generate().unwrap();
+        let (status, body) = post_json(
+            app,
+            &app.registrar,
+            "/api/tools",
+            &json!({
+                "name": "Moodle (whole college)", "issuer": "https://moodle.example.edu",
+                "launch_url": "https://moodle.example.edu/enrol/lti/launch.php",
+                "login_url": "https://moodle.example.edu/enrol/lti/login.php",
+                "redirect_uris": ["https://moodle.example.edu/enrol/lti/launch.php"],
+                "public_jwk": key.public_jwk,
+                "deep_linking_url": "https://moodle.example.edu/enrol/lti/launch_deeplink.php",
+                "grading": "full", "roster": full_roster(), "courses": courses,
+            }),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        ToolKit {
+            key,
+            tool_id: body["tool_id"].as_str().unwrap().to_string(),
+            client_id: body["client_id"].as_str().unwrap().to_string(),
+        }
+    }
+}
+
+/// A course with a learner (ada) and an instructor (grace), deploying the
+/// given tools itself.
+async fn class(app: &TestApp, course: &str, tools: &[&ToolKit]) -> CourseId {
+    let c = open_course(app, course, tools).await;
+    enroll(app, &c, "ada", learner("Ada")).await;
+    enroll(
+        app,
+        &c,
+        "grace",
+        person(Role::Instructor, "Grace Hopper", "grace@example.edu"),
+    )
+    .await;
+    c
+}
+
+/// Grace asks for a deep-linking launch of the tool in the course.
+async fn ask_launch(app: &TestApp, tool: &ToolKit, course: &str) -> (u16, Value) {
+    post_json(app, &app.sis, "/api/launches",
+        &json!({"tool_id": tool.tool_id, "course_id": course, "user_id": "grace", "kind": "deep_linking"})).await
+}
+
+/// The tool completes a launch the SIS asked for: the status of the
+/// authorization answer, and the OIDC error it carries, if any.
+async fn complete_launch(app: &TestApp, asked: &Value) -> (u16, Option<String>) {
+    let url = reqwest::Url::parse(asked["login_initiation_url"].as_str().unwrap()).unwrap();
+    let login: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
+    let params = common::launch::auth_request(
+        &login,
+        "https://moodle.example.edu/enrol/lti/launch.php",
+        "nonce-1",
+    );
+    let (status, _, html) = common::launch::authorize(app, &params).await;
+    if status == 200 {
+        assert!(
+            common::launch::form_field(&html, "id_token").is_some(),
+            "{html}"
+        );
+    }
+    (status, common::launch::form_field(&html, "error"))
+}
+
+/// What the tool gets in the course: a launch, the line items, the roster,
+/// and a score post on `item` (a line item path) when given.
+async fn reach(
+    app: &TestApp,
+    tool: &ToolKit,
+    token: &str,
+    course: &str,
+    item: Option<&str>,
+) -> Vec<(&'static str, u16)> {
+    let mut got = vec![
+        ("launch", ask_launch(app, tool, course).await.0),
+        (
+            "lineitems",
+            send(
+                app,
+                reqwest::Method::GET,
+                token,
+                &format!("/lti/courses/{course}/lineitems"),
+                None,
+            )
+            .await
+            .0,
+        ),
+        (
+            "memberships",
+            send(
+                app,
+                reqwest::Method::GET,
+                token,
+                &format!("/lti/courses/{course}/memberships"),
+                None,
+            )
+            .await
+            .0,
+        ),
+    ];
+    if let Some(item) = item {
+        let (status, _) = post_json(
+            app,
+            token,
+            &format!("{item}/scores"),
+            &score_body("ada", json!(8), "2026-10-01T10:00:00Z"),
+        )
+        .await;
+        got.push(("score", status));
+    }
+    got
+}
+
+fn everything(code: u16, with_score: bool) -> Vec<(&'static str, u16)> {
+    let mut v = vec![("launch", code), ("lineitems", code), ("memberships", code)];
+    if with_score {
+        v.push(("score", code));
+    }
+    v
+}
+
+on_both_stores! {
+    async fn a_tool_for_all_courses_reaches_courses_opened_after_it(app: TestApp) {
+        let tool = ToolKit::register_for(&app, json!("all")).await;
+        let (_, shown) = app.get_json(&format!("/api/tools/{}", tool.tool_id)).await;
+        assert_eq!(shown["courses"], "all");
+        let token = tool.token(&app, ALL_SCOPES).await;
+        // Opened after the registration, deploying nothing itself.
+        class(&app, "LATER-101", &[]).await;
+        let item = create_item(&app, &token, "LATER-101", json!({"label": "Essay", "scoreMaximum": 10})).await;
+        let item = path_of(&app, &item["id"]);
+        assert_eq!(reach(&app, &tool, &token, "LATER-101", Some(&item)).await, everything(200, true));
+        let (_, members) = send(&app, reqwest::Method::GET, &token, "/lti/courses/LATER-101/memberships", None).await;
+        assert_eq!(members["members"].as_array().unwrap().len(), 2, "{members}");
+        let (status, asked) = ask_launch(&app, &tool, "LATER-101").await;
+        assert_eq!(status, 200, "{asked}");
+        assert_eq!(complete_launch(&app, &asked).await, (200, None));
+        // With one deployment id in every course.
+        let url = reqwest::Url::parse(asked["login_initiation_url"].as_str().unwrap()).unwrap();
+        let deployment = url.query_pairs().find(|(k, _)| k == "lti_deployment_id").unwrap().1.into_owned();
+        assert_eq!(deployment, shown["deployment_id"].as_str().unwrap());
+        // A course that does not exist is still not found.
+        assert_eq!(reach(&app, &tool, &token, "NO-SUCH-COURSE", None).await, everything(404, false));
+        app.stop().await;
+    }
+}
+
+on_both_stores! {
+    async fn a_tool_narrowed_to_a_list_is_turned_away_from_other_courses_at_once(app: TestApp) {
+        let tool = ToolKit::register_for(&app, json!("all")).await;
+        class(&app, "KEEP-A", &[]).await;
+        class(&app, "LOSE-B", &[]).await;
+        // A course that deployed the tool itself is outside the list too.
+        class(&app, "OWN-C", &[&tool]).await;
+        let token = tool.token(&app, ALL_SCOPES).await;
+        let mut items = std::collections::HashMap::new();
+        for c in ["KEEP-A", "LOSE-B", "OWN-C"] {
+            let item = create_item(&app, &token, c, json!({"label": "Essay", "scoreMaximum": 10})).await;
+            items.insert(c, path_of(&app, &item["id"]));
+        }
+        // A launch asked for before the change, completed after it.
+        let (status, in_flight) = ask_launch(&app, &tool, "LOSE-B").await;
+        assert_eq!(status, 200, "{in_flight}");
+
+        let (status, t) = send(&app, reqwest::Method::PATCH, &app.registrar, &format!("/api/tools/{}", tool.tool_id), Some(&json!({"courses": ["KEEP-A"]}))).await;
+        assert_eq!(status, 200, "{t}");
+        assert_eq!(t["courses"], json!(["KEEP-A"]));
+        assert_eq!(t["grading"], "full", "the other settings stay");
+
+        let before = app.event_count().await;
+        for c in ["LOSE-B", "OWN-C"] {
+            assert_eq!(reach(&app, &tool, &token, c, Some(&items[c])).await, everything(404, true), "{c}");
+        }
+        assert_eq!(app.event_count().await, before, "no score was recorded in a course the tool left");
+        assert_eq!(complete_launch(&app, &in_flight).await, (400, Some("access_denied".into())));
+        assert_eq!(reach(&app, &tool, &token, "KEEP-A", Some(&items["KEEP-A"])).await, everything(200, true));
+
+        // A course cannot take the tool back on its own while the list stands.
+        let before = app.event_count().await;
+        let (status, err) = post_json(&app, &app.sis, "/api/courses/LOSE-B/tools", &json!({"tool_ids": [tool.tool_id]})).await;
+        assert_eq!((status, err["error"].as_str()), (422, Some("tool_not_available")), "{err}");
+        let (status, err) = post_json(&app, &app.sis, "/api/courses",
+            &json!({"course_id": "NEW-D", "title": "New", "term": "2026FA", "tool_ids": [tool.tool_id]})).await;
+        assert_eq!((status, err["error"].as_str()), (422, Some("tool_not_available")), "{err}");
+        assert_eq!(app.get_json("/api/courses/NEW-D").await.0, 404);
+        assert_eq!(app.event_count().await, before);
+
+        // Back to the courses that deploy it: OWN-C again, LOSE-B not.
+        let (status, t) = send(&app, reqwest::Method::PATCH, &app.registrar, &format!("/api/tools/{}", tool.tool_id), Some(&json!({"courses": null}))).await;
+        assert_eq!((status, &t["courses"]), (200, &Value::Null), "{t}");
+        assert_eq!(reach(&app, &tool, &token, "OWN-C", None).await, everything(200, false));
+        assert_eq!(reach(&app, &tool, &token, "LOSE-B", None).await, everything(404, false));
+        assert_eq!(reach(&app, &tool, &token, "KEEP-A", None).await, everything(404, false));
+        app.stop().await;
+    }
+}
+
+on_both_stores! {
+    async fn a_tool_for_two_courses_or_deployed_in_one_reaches_no_other(app: TestApp) {
+        class(&app, "A-101", &[]).await;
+        class(&app, "B-101", &[]).await;
+        let per_course = ToolKit::register(&app, "full", full_roster()).await;
+        class(&app, "C-101", &[&per_course]).await;
+        let listed = ToolKit::register_for(&app, json!(["B-101", "A-101", "A-101"])).await;
+        let (_, shown) = app.get_json(&format!("/api/tools/{}", listed.tool_id)).await;
+        assert_eq!(shown["courses"], json!(["A-101", "B-101"]), "sorted, each once");
+        let (_, shown) = app.get_json(&format!("/api/tools/{}", per_course.tool_id)).await;
+        assert_eq!(shown["courses"], Value::Null);
+
+        let listed_token = listed.token(&app, ALL_SCOPES).await;
+        let per_course_token = per_course.token(&app, ALL_SCOPES).await;
+        let c_item = create_item(&app, &per_course_token, "C-101", json!({"label": "C's", "scoreMaximum": 10})).await;
+        let c_item = path_of(&app, &c_item["id"]);
+        for c in ["A-101", "B-101"] {
+            assert_eq!(reach(&app, &listed, &listed_token, c, None).await, everything(200, false), "{c}");
+            assert_eq!(reach(&app, &per_course, &per_course_token, c, None).await, everything(404, false), "{c}");
+        }
+        assert_eq!(reach(&app, &listed, &listed_token, "C-101", Some(&c_item)).await, everything(404, true));
+        assert_eq!(reach(&app, &per_course, &per_course_token, "C-101", Some(&c_item)).await, everything(200, true));
+        // Nor does a course opened later reach either.
+        class(&app, "D-101", &[]).await;
+        assert_eq!(reach(&app, &listed, &listed_token, "D-101", None).await, everything(404, false));
+        assert_eq!(reach(&app, &per_course, &per_course_token, "D-101", None).await, everything(404, false));
+        app.stop().await;
+    }
+}
+
+on_both_stores! {
+    async fn a_courses_value_that_is_not_all_or_existing_courses_is_refused_and_changes_nothing(app: TestApp) {
+        class(&app, "A-101", &[]).await;
+        let tool = ToolKit::register_for(&app, json!(["A-101"])).await;
+        let (_, before) = app.get_json("/api/tools").await;
+        let bad = [
+            json!("everything"), json!(5), json!({"all": true}), json!([1]),
+            json!(["A-101", "NO-SUCH"]), json!(["not an id!"]),
+        ];
+        for courses in &bad {
+            let mut body = json!({"name": "x", "jwks_url": "https://x.example/jwks", "courses": courses});
+            let (status, err) = post_json(&app, &app.registrar, "/api/tools", &body).await;
+            assert_eq!((status, err["error"].as_str()), (422, Some("invalid_courses")), "{courses}: {err}");
+            assert!(err["message"].as_str().unwrap().starts_with("courses"), "{err}");
+            body = json!({"courses": courses, "grading": "off"});
+            let (status, err) = send(&app, reqwest::Method::PATCH, &app.registrar, &format!("/api/tools/{}", tool.tool_id), Some(&body)).await;
+            assert_eq!((status, err["error"].as_str()), (422, Some("invalid_courses")), "{courses}: {err}");
+            let (status, err) = post_json(&app, &app.registrar, "/api/tools/dynamic-registration",
+                &json!({"registration_url": "https://x.example/register", "courses": courses})).await;
+            assert_eq!((status, err["error"].as_str()), (422, Some("invalid_courses")), "{courses}: {err}");
+        }
+        let (status, err) = post_json(&app, &app.registrar, "/api/tools", &json!({"name": "x", "jwks_url": "https://x.example/jwks", "courses": ["NO-SUCH"]})).await;
+        assert!(status == 422 && err["message"].as_str().unwrap().contains("NO-SUCH"), "{err}");
+        assert_eq!(app.get_json("/api/tools").await.1, before, "nothing registered, nothing changed");
+        // The SIS does not choose a tool's courses.
+        let (status, _) = send(&app, reqwest::Method::PATCH, &app.sis, &format!("/api/tools/{}", tool.tool_id), Some(&json!({"courses": "all"}))).await;
+        assert_eq!(status, 403);
+        assert_eq!(app.get_json(&format!("/api/tools/{}", tool.tool_id)).await.1["courses"], json!(["A-101"]));
+        app.stop().await;
+    }
+}
+
+on_both_stores! {
+    async fn a_tool_registering_itself_gets_the_courses_its_link_was_made_for(app: TestApp) {
+        let (status, link) = post_json(&app, &app.registrar, "/api/tools/dynamic-registration",
+            &json!({"registration_url": "https://moodle.example.edu/enrol/lti/register.php", "courses": "all"})).await;
+        assert_eq!(status, 200, "{link}");
+        let url = reqwest::Url::parse(link["url"].as_str().unwrap()).unwrap();
+        let token = url.query_pairs().find(|(k, _)| k == "registration_token").unwrap().1.into_owned();
+        let (status, reg) = register_raw(&app, &token, &moodle_registration().to_string()).await;
+        assert_eq!(status, 200, "{reg}");
+        let (_, all) = app.get_json("/api/tools").await;
+        let t = all["tools"].as_array().unwrap().iter().find(|t| t["client_id"] == reg["client_id"]).unwrap().clone();
+        assert_eq!(t["courses"], "all");
+
+        // It reaches a course opened afterwards, once a registrar grants scopes.
+        class(&app, "LATER-101", &[]).await;
+        let (status, _) = send(&app, reqwest::Method::PATCH, &app.registrar, &format!("/api/tools/{}", t["tool_id"].as_str().unwrap()),
+            Some(&json!({"grading": "full", "roster": {"access": true}}))).await;
+        assert_eq!(status, 200);
+        let (status, asked) = post_json(&app, &app.sis, "/api/launches",
+            &json!({"tool_id": t["tool_id"], "course_id": "LATER-101", "user_id": "grace", "kind": "deep_linking"})).await;
+        assert_eq!(status, 200, "{asked}");
+
+        // A link made without courses gives the usual per-course tool.
+        let (_, link) = post_json(&app, &app.registrar, "/api/tools/dynamic-registration",
+            &json!({"registration_url": "https://moodle.example.edu/enrol/lti/register.php"})).await;
+        let url = reqwest::Url::parse(link["url"].as_str().unwrap()).unwrap();
+        let token = url.query_pairs().find(|(k, _)| k == "registration_token").unwrap().1.into_owned();
+        let (status, reg) = register_raw(&app, &token, &moodle_registration().to_string()).await;
+        assert_eq!(status, 200, "{reg}");
+        let (_, all) = app.get_json("/api/tools").await;
+        let t = all["tools"].as_array().unwrap().iter().find(|t| t["client_id"] == reg["client_id"]).unwrap().clone();
+        assert_eq!(t["courses"], Value::Null);
+        let (status, _) = post_json(&app, &app.sis, "/api/launches",
+            &json!({"tool_id": t["tool_id"], "course_id": "LATER-101", "user_id": "grace", "kind": "deep_linking"})).await;
+        assert_eq!(status, 404);
+        app.stop().await;
+    }
+}

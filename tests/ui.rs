@@ -181,10 +181,37 @@ on_both_stores! {
         let res = s.post_form("/ui/tools/registration", &[("csrf", &s.csrf), ("registration_url", "not a url")]).await;
         assert_eq!(res.status().as_u16(), 422);
 
+        // Its deep-linking URL, or that it has none.
+        assert!(html.contains("None: the registration offers no deep linking"), "{html}");
+        let res = app.client.post(app.url("/api/tools")).bearer_auth(&app.registrar)
+            .json(&serde_json::json!({"name": "Moodle", "jwks_url": "https://moodle.example/jwks",
+                "launch_url": "https://moodle.example/enrol/lti/launch.php",
+                "deep_linking_url": "https://moodle.example/enrol/lti/launch_deeplink.php"}))
+            .send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 201);
+        let html = s.get("/ui/tools").await.text().await.unwrap();
+        assert!(html.contains("<code>https://moodle.example/enrol/lti/launch_deeplink.php</code>"), "{html}");
+
+        // The courses it reaches: all, a list, or those that deploy it.
+        hist101(&app).await;
+        let res = s.post_form(&format!("/ui/tools/{id}"), &[("csrf", &s.csrf), ("grading", "sync_only"), ("access", "on"), ("hide_names", "on"), ("courses", "all")]).await;
+        assert_eq!(res.status().as_u16(), 303);
+        assert_eq!(app.get_json(&format!("/api/tools/{id}")).await.1["courses"], "all");
+        let res = s.post_form(&format!("/ui/tools/{id}"), &[("csrf", &s.csrf), ("grading", "sync_only"), ("access", "on"), ("hide_names", "on"), ("courses", "only"), ("course_ids", &format!("{COURSE}, NO-SUCH-COURSE"))]).await;
+        assert_eq!(res.status().as_u16(), 422);
+        assert!(res.text().await.unwrap().contains("NO-SUCH-COURSE"));
+        assert_eq!(app.get_json(&format!("/api/tools/{id}")).await.1["courses"], "all", "a refused list changes nothing");
+        let res = s.post_form(&format!("/ui/tools/{id}"), &[("csrf", &s.csrf), ("grading", "sync_only"), ("access", "on"), ("hide_names", "on"), ("courses", "only"), ("course_ids", COURSE)]).await;
+        assert_eq!(res.status().as_u16(), 303);
+        assert_eq!(app.get_json(&format!("/api/tools/{id}")).await.1["courses"], serde_json::json!([COURSE]));
+        let html = s.get("/ui/tools").await.text().await.unwrap();
+        assert!(html.contains(&format!("value=\"{COURSE}\"")), "the list is in the form: {html}");
+
         // An auditor sees the settings but gets no form, and may not post one.
         let (a, _) = sign_in(&app, &app.auditor).await;
         let html = a.get("/ui/tools").await.text().await.unwrap();
         assert!(html.contains("Grade sync only") && !html.contains("Save settings"));
+        assert!(html.contains(&format!("Only {COURSE}")) && html.contains("The courses that deploy it"), "{html}");
         let res = a.post_form(&format!("/ui/tools/{id}"), &[("csrf", &a.csrf), ("grading", "off")]).await;
         assert_eq!(res.status().as_u16(), 403);
         assert_eq!(app.get_json(&format!("/api/tools/{id}")).await.1["grading"], "sync_only");
@@ -541,7 +568,8 @@ async fn browse(app: TestApp, screenshots: bool) {
     varied_course(&app).await;
     // A registered tool, so the tools page has something to show.
     let res = app.client.post(app.url("/api/tools")).bearer_auth(&app.registrar)
-        .json(&serde_json::json!({"name": "Quiz engine", "jwks_url": "https://quiz.example/jwks", "launch_url": "https://quiz.example/launch", "grading": "full"}))
+        .json(&serde_json::json!({"name": "Quiz engine", "jwks_url": "https://quiz.example/jwks", "launch_url": "https://quiz.example/launch",
+            "deep_linking_url": "https://quiz.example/deep-link", "grading": "full", "courses": "all"}))
         .send().await.unwrap();
     assert_eq!(res.status().as_u16(), 201);
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -787,6 +815,17 @@ async fn browse(app: TestApp, screenshots: bool) {
         .unwrap()
         .unwrap();
     assert_eq!(issuer, app.base);
+    assert_eq!(
+        text(&b, "section.tool dd.deep-linking-url").await,
+        "https://quiz.example/deep-link"
+    );
+    let all = b
+        .find(Locator::Css(
+            "section.tool fieldset.courses input[value=all]",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(all.prop("checked").await.unwrap().as_deref(), Some("true"));
     assert!(
         b.find(Locator::Css("button.copy"))
             .await
@@ -797,6 +836,14 @@ async fn browse(app: TestApp, screenshots: bool) {
         "copy buttons show with script on"
     );
     shots("tools").await;
+    // The tool's own part of the page: URLs, settings, courses.
+    b.execute(
+        "document.querySelector('section.tool').scrollIntoView()",
+        vec![],
+    )
+    .await
+    .unwrap();
+    shots("tool-settings").await;
 
     // Another role: the backfill page is refused as a page.
     click(&b, "header .who button").await;

@@ -1,5 +1,5 @@
 //! Everything a tool's score post needs to know from the read tables, in
-//! one round trip: whether the tool is deployed in the course, whether the
+//! one round trip: whether the course deploys the tool itself, whether the
 //! line item exists and the tool may see it, and the facts the score rules
 //! take (course lock, item deleted, the learner's enrollment).
 
@@ -13,7 +13,8 @@ use crate::with_db;
 /// on one line item of one course, all named by their exact ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostFacts {
-    /// The tool is deployed in the course.
+    /// The course deploys the tool itself; the tool's own course set
+    /// (every course, or a list) decides with it whether the tool reaches it.
     pub deployed: bool,
     /// The line item exists (deleted or not) and the tool sees it: it owns
     /// the column, or one of its resource links is bound to the column or

@@ -1,5 +1,5 @@
 //! Read-side queries behind the LTI services a tool calls (AGS and NRPS):
-//! which courses a tool is deployed in, the line items and links it may
+//! whether a course exists and deploys a tool, the line items and links it may
 //! see, the kept results of a line item and a course's roster.
 
 use std::str::FromStr;
@@ -18,18 +18,50 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> QueryError {
     QueryError::Corrupt(format!("{what}: {e}"))
 }
 
-/// Whether the course exists and the tool is deployed in it.
-pub async fn tool_deployed(db: &Db, course_id: &str, tool_id: &str) -> Result<bool, QueryError> {
+/// `None` when the course does not exist; else whether the course deploys
+/// the tool itself (the tool's own course set may reach it regardless).
+pub async fn course_deployment(
+    db: &Db,
+    course_id: &str,
+    tool_id: &str,
+) -> Result<Option<bool>, QueryError> {
     with_db!(db, pool => {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM rm_courses c JOIN rm_course_tools t ON t.course_id = c.course_id
-              WHERE c.course_id = $1 AND t.tool_id = $2",
+        let row = sqlx::query(
+            "SELECT EXISTS (SELECT 1 FROM rm_course_tools t
+                             WHERE t.course_id = c.course_id AND t.tool_id = $2) AS deployed
+               FROM rm_courses c WHERE c.course_id = $1",
         )
         .bind(course_id)
         .bind(tool_id)
-        .fetch_one(pool)
+        .fetch_optional(pool)
         .await?;
-        Ok(n > 0)
+        Ok(row.map(|r| r.get("deployed")))
+    })
+}
+
+/// Which of `ids` name existing courses, in no particular order.
+pub async fn existing_courses(db: &Db, ids: &[String]) -> Result<Vec<String>, QueryError> {
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    // One statement however long the list (SQLite caps bound parameters).
+    let list = serde_json::to_string(ids).map_err(|e| corrupt("course ids", e))?;
+    Ok(match db {
+        Db::Postgres(pool) => {
+            sqlx::query_scalar(
+                "SELECT course_id FROM rm_courses
+                  WHERE course_id IN (SELECT jsonb_array_elements_text($1::jsonb))",
+            )
+            .bind(list)
+            .fetch_all(pool)
+            .await?
+        }
+        Db::Sqlite(pool) => sqlx::query_scalar(
+            "SELECT course_id FROM rm_courses WHERE course_id IN (SELECT value FROM json_each($1))",
+        )
+        .bind(list)
+        .fetch_all(pool)
+        .await?,
     })
 }
 
@@ -178,22 +210,25 @@ pub async fn roster(db: &Db, course_id: &str) -> Result<Vec<Member>, QueryError>
     })
 }
 
-/// The course ids, among those the tool is deployed in, equal to
-/// `course_id` ignoring ASCII case (some tool libraries lower-case the
-/// whole `Link` header, path included, before following it).
-pub async fn deployed_course_ids_ignoring_case(
+/// The courses whose id equals `course_id` ignoring ASCII case (some tool
+/// libraries lower-case the whole `Link` header, path included, before
+/// following it), each with whether it deploys the tool itself.
+pub async fn courses_ignoring_case(
     db: &Db,
     course_id: &str,
     tool_id: &str,
-) -> Result<Vec<String>, QueryError> {
+) -> Result<Vec<(String, bool)>, QueryError> {
     with_db!(db, pool => {
-        Ok(sqlx::query_scalar(
-            "SELECT c.course_id FROM rm_courses c JOIN rm_course_tools t ON t.course_id = c.course_id
-              WHERE t.tool_id = $1 AND lower(c.course_id) = lower($2)",
+        let rows = sqlx::query(
+            "SELECT c.course_id,
+                    EXISTS (SELECT 1 FROM rm_course_tools t
+                             WHERE t.course_id = c.course_id AND t.tool_id = $1) AS deployed
+               FROM rm_courses c WHERE lower(c.course_id) = lower($2)",
         )
         .bind(tool_id)
         .bind(course_id)
         .fetch_all(pool)
-        .await?)
+        .await?;
+        Ok(rows.iter().map(|r| (r.get("course_id"), r.get("deployed"))).collect())
     })
 }

@@ -1,12 +1,13 @@
 //! Registered tools and the rights a registrar gave them. A tool has one
 //! deployment; its grading and roster settings decide which OAuth scopes it
-//! gets and which claims its launches carry, checked on every request so a
-//! change takes effect at once, even for tokens already issued.
+//! gets and which claims its launches carry, and its course set which
+//! courses it reaches, all checked on every request so a change takes
+//! effect at once, even for tokens already issued.
 
 use chrono::Utc;
 use gradebook_projections::db::{ts, Db};
 use gradebook_projections::with_db;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 use sqlx::Row;
 
@@ -45,6 +46,92 @@ pub struct Roster {
     pub hide_emails: bool,
 }
 
+/// The courses a tool reaches.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Courses {
+    /// The courses that deploy it themselves (`tool_ids` of a course):
+    /// what a tool reaches unless a registrar says otherwise. Shown as `null`.
+    #[default]
+    Deployed,
+    /// Every course, those opened later included: the institution-wide
+    /// registration. Shown as `"all"`.
+    All,
+    /// Exactly these courses, whatever the courses deployed: a registrar
+    /// narrowing a tool expects nothing else to reach it.
+    Only(Vec<String>),
+}
+
+impl Courses {
+    /// Whether a tool with this course set reaches the course;
+    /// `deployed_by_course` is whether the course deploys the tool itself.
+    pub fn reaches(&self, course_id: &str, deployed_by_course: bool) -> bool {
+        match self {
+            Courses::Deployed => deployed_by_course,
+            Courses::All => true,
+            Courses::Only(ids) => ids.iter().any(|c| c == course_id),
+        }
+    }
+
+    /// The stored form: NULL, `all`, or a JSON array.
+    pub(crate) fn to_column(&self) -> Option<String> {
+        match self {
+            Courses::Deployed => None,
+            Courses::All => Some("all".into()),
+            Courses::Only(ids) => Some(serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())),
+        }
+    }
+
+    /// Reads the stored form; something unreadable reaches no course
+    /// rather than more than a registrar chose.
+    pub(crate) fn from_column(s: Option<String>) -> Self {
+        match s.as_deref() {
+            None => Courses::Deployed,
+            Some("all") => Courses::All,
+            Some(list) => Courses::Only(serde_json::from_str(list).unwrap_or_default()),
+        }
+    }
+
+    /// The JSON form: `null`, `"all"` or the list.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Courses::Deployed => Value::Null,
+            Courses::All => Value::String("all".into()),
+            Courses::Only(ids) => Value::from(ids.clone()),
+        }
+    }
+
+    /// The shape of a `courses` value in a request: `null`, `"all"` or an
+    /// array of strings (whether the courses exist is checked apart).
+    pub fn parse(v: &Value) -> Result<Self, String> {
+        const SHAPE: &str = "courses must be \"all\", a list of course ids, or null (only the courses that deploy the tool)";
+        match v {
+            Value::Null => Ok(Courses::Deployed),
+            Value::String(s) if s == "all" => Ok(Courses::All),
+            Value::Array(items) => {
+                let mut ids: Vec<String> = Vec::with_capacity(items.len());
+                for item in items {
+                    let id = item.as_str().ok_or_else(|| SHAPE.to_string())?;
+                    let id = gradebook_domain::CourseId::parse(id)
+                        .map_err(|e| format!("courses: {e}"))?
+                        .to_string();
+                    if !ids.contains(&id) {
+                        ids.push(id);
+                    }
+                }
+                ids.sort();
+                Ok(Courses::Only(ids))
+            }
+            _ => Err(SHAPE.to_string()),
+        }
+    }
+}
+
+impl Serialize for Courses {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_json().serialize(s)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Tool {
     pub tool_id: String,
@@ -61,6 +148,7 @@ pub struct Tool {
     pub deep_linking_url: Option<String>,
     pub grading: Grading,
     pub roster: Roster,
+    pub courses: Courses,
     /// `manual` or `dynamic`.
     pub registered_via: String,
     /// What the tool sent at dynamic registration, kept as sent.
@@ -105,9 +193,80 @@ impl Tool {
     pub fn is_live(&self) -> bool {
         self.revoked_at.is_none()
     }
+
+    /// Whether the tool reaches the course now; `deployed_by_course` is
+    /// whether the course deploys it itself.
+    pub fn reaches(&self, course_id: &str, deployed_by_course: bool) -> bool {
+        self.courses.reaches(course_id, deployed_by_course)
+    }
+
+    /// The hosts the registration names as the tool's own, lower-cased:
+    /// those of its URLs and issuer, and the `domain` a tool gave at
+    /// dynamic registration. A link URL a tool or the SIS sets must be on
+    /// one of them, so a link cannot send people elsewhere.
+    pub fn registered_hosts(&self) -> Vec<String> {
+        let mut urls: Vec<&str> = [
+            &self.launch_url,
+            &self.deep_linking_url,
+            &self.login_url,
+            &self.issuer,
+        ]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+        urls.extend(self.redirect_uris.iter().map(String::as_str));
+        let mut hosts: Vec<String> = urls
+            .into_iter()
+            .filter_map(|u| reqwest::Url::parse(u).ok())
+            .filter_map(|u| u.host_str().map(str::to_ascii_lowercase))
+            .collect();
+        let domain = self
+            .registration
+            .as_ref()
+            .and_then(|r| r.get(TOOL_CONFIG))
+            .and_then(|c| c.get("domain"))
+            .and_then(Value::as_str);
+        // `domain` is a host, possibly with a port, without a scheme.
+        if let Some(host) = domain
+            .and_then(|d| reqwest::Url::parse(&format!("https://{}", d.trim())).ok())
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+        {
+            hosts.push(host);
+        }
+        hosts.sort();
+        hosts.dedup();
+        hosts
+    }
+
+    /// Checks a link's own launch URL: an absolute http(s) URL of at most
+    /// 2048 bytes on one of the tool's registered hosts; else says why.
+    pub fn check_link_url(&self, url: &str) -> Result<(), String> {
+        let parsed = reqwest::Url::parse(url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && url.len() <= 2048);
+        let Some(host) = parsed.as_ref().and_then(|u| u.host_str()) else {
+            return Err("url must be an absolute http(s) URL of at most 2048 characters".into());
+        };
+        let hosts = self.registered_hosts();
+        if hosts.iter().any(|h| h.eq_ignore_ascii_case(host)) {
+            Ok(())
+        } else if hosts.is_empty() {
+            Err("url cannot be checked: the tool's registration names no host of its own".into())
+        } else {
+            Err(format!(
+                "url {url} is not on the tool's registered host{} ({})",
+                if hosts.len() == 1 { "" } else { "s" },
+                hosts.join(", ")
+            ))
+        }
+    }
 }
 
-const COLUMNS: &str = "tool_id, name, client_id, deployment_id, issuer, launch_url, login_url, redirect_uris, jwks_url, public_jwk, deep_linking_url, grading, roster_access, hide_names, hide_emails, registered_via, registration, created_at, updated_at, revoked_at";
+/// The tool configuration claim of a dynamic registration.
+pub const TOOL_CONFIG: &str = "https://purl.imsglobal.org/spec/lti-tool-configuration";
+
+const COLUMNS: &str = "tool_id, name, client_id, deployment_id, issuer, launch_url, login_url, redirect_uris, jwks_url, public_jwk, deep_linking_url, grading, roster_access, hide_names, hide_emails, courses, registered_via, registration, created_at, updated_at, revoked_at";
 
 fn from_row<R: Row>(r: &R) -> Tool
 where
@@ -137,6 +296,7 @@ where
             hide_names: r.get("hide_names"),
             hide_emails: r.get("hide_emails"),
         },
+        courses: Courses::from_column(r.get("courses")),
         registered_via: r.get("registered_via"),
         registration: json(r.get("registration")),
         created_at: r.get("created_at"),
@@ -146,7 +306,7 @@ where
 }
 
 pub async fn insert(db: &Db, t: &Tool) -> Result<(), sqlx::Error> {
-    let sql = format!("INSERT INTO tools ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)");
+    let sql = format!("INSERT INTO tools ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)");
     with_db!(db, pool => {
         sqlx::query(&sql)
             .bind(&t.tool_id)
@@ -164,6 +324,7 @@ pub async fn insert(db: &Db, t: &Tool) -> Result<(), sqlx::Error> {
             .bind(t.roster.access)
             .bind(t.roster.hide_names)
             .bind(t.roster.hide_emails)
+            .bind(t.courses.to_column())
             .bind(&t.registered_via)
             .bind(t.registration.as_ref().map(|j| j.to_string()))
             .bind(&t.created_at)
@@ -216,20 +377,24 @@ pub async fn list(db: &Db) -> Result<Vec<Tool>, sqlx::Error> {
     with_db!(db, pool => Ok(sqlx::query(&sql).fetch_all(pool).await?.iter().map(from_row).collect()))
 }
 
-/// Changes a tool's rights; effective for the next request it makes.
+/// Changes a tool's rights and the courses it reaches, in one statement;
+/// effective for the next request it makes, with tokens and launches
+/// already issued.
 pub async fn update_settings(
     db: &Db,
     tool_id: &str,
     grading: Grading,
     roster: Roster,
+    courses: &Courses,
 ) -> Result<bool, sqlx::Error> {
     with_db!(db, pool => {
-        let n = sqlx::query("UPDATE tools SET grading = $2, roster_access = $3, hide_names = $4, hide_emails = $5, updated_at = $6 WHERE tool_id = $1 AND revoked_at IS NULL")
+        let n = sqlx::query("UPDATE tools SET grading = $2, roster_access = $3, hide_names = $4, hide_emails = $5, courses = $6, updated_at = $7 WHERE tool_id = $1 AND revoked_at IS NULL")
             .bind(tool_id)
             .bind(grading.as_str())
             .bind(roster.access)
             .bind(roster.hide_names)
             .bind(roster.hide_emails)
+            .bind(courses.to_column())
             .bind(ts(Utc::now()))
             .execute(pool)
             .await?
@@ -270,6 +435,7 @@ pub fn new_tool(name: String, grading: Grading, roster: Roster, registered_via: 
         deep_linking_url: None,
         grading,
         roster,
+        courses: Courses::Deployed,
         registered_via: registered_via.to_string(),
         registration: None,
         created_at: now.clone(),

@@ -1,5 +1,6 @@
-//! `/ui/tools`: registered tools and their settings (grading full / sync
-//! only / off, roster access with hidden names or emails), editable by
+//! `/ui/tools`: registered tools with their launch and deep-linking URLs
+//! and their settings (grading full / sync only / off, roster access with
+//! hidden names or emails, the courses the tool reaches), editable by
 //! registrars; the platform details a Moodle admin copies, with copy
 //! buttons; and the start of a dynamic registration. Every action runs the
 //! REST handler of `/api/tools` with the session's caller.
@@ -28,6 +29,37 @@ fn copyable(id: &str, label: &str, value: &str) -> Markup {
         }
     }
 }
+
+/// What a tool's `courses` says, in words.
+fn courses_text(courses: &Value) -> String {
+    match courses {
+        Value::String(s) if s == "all" => "All courses, those opened later included".into(),
+        Value::Array(ids) if ids.is_empty() => "No course".into(),
+        Value::Array(ids) => format!(
+            "Only {}",
+            ids.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        _ => "The courses that deploy it".into(),
+    }
+}
+
+/// The radio choice a tool's `courses` falls under.
+fn courses_choice(courses: &Value) -> &'static str {
+    match courses {
+        Value::String(_) => "all",
+        Value::Array(_) => "only",
+        _ => "deployed",
+    }
+}
+
+const COURSES: [(&str, &str); 3] = [
+    ("deployed", "The courses that deploy it"),
+    ("all", "All courses, those opened later included"),
+    ("only", "Only these courses:"),
+];
 
 const GRADING: [(&str, &str); 3] = [
     ("full", "Grading and assignment management"),
@@ -96,6 +128,16 @@ fn render(viewer: &Viewer, urls: &Urls, tools: &[Value], started: Option<Value>)
                     (copyable(&format!("deployment-{id}"), "Deployment id", t["deployment_id"].as_str().unwrap_or_default()))
                     p.meta { "Registered " (t["registered_via"].as_str().unwrap_or_default()) " on " (when(t["created_at"].as_str().unwrap_or_default()))
                         " · scopes: " (t["allowed_scopes"].as_array().map(|a| a.iter().filter_map(Value::as_str).map(|s| s.rsplit('/').next().unwrap_or(s)).collect::<Vec<_>>().join(", ")).unwrap_or_default()) }
+                    dl.settings.urls {
+                        dt { "Launch URL" }
+                        dd.launch-url { @match t["launch_url"].as_str() { Some(u) => code { (u) }, None => span.hint { "None: links launch only at a URL of their own" } } }
+                        dt { "Deep-linking URL" }
+                        dd.deep-linking-url { @match t["deep_linking_url"].as_str() { Some(u) => code { (u) }, None => span.hint { "None: the registration offers no deep linking" } } }
+                        @if !editable || !live {
+                            dt { "Courses" }
+                            dd.courses { (courses_text(&t["courses"])) }
+                        }
+                    }
                     @if editable && live {
                         form.settings method="post" action=(format!("/ui/tools/{id}")) {
                             (csrf_field(viewer))
@@ -116,6 +158,19 @@ fn render(viewer: &Viewer, urls: &Urls, tools: &[Value], started: Option<Value>)
                                         label for=(format!("{key}-{id}")) { (label) }
                                     }
                                 }
+                            }
+                            @let chosen = courses_choice(&t["courses"]);
+                            @let listed = t["courses"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")).unwrap_or_default();
+                            fieldset.courses {
+                                legend { "Courses" }
+                                @for (value, label) in COURSES {
+                                    div.choice {
+                                        input type="radio" id=(format!("courses-{id}-{value}")) name="courses" value=(value) checked[chosen == value];
+                                        label for=(format!("courses-{id}-{value}")) { (label) }
+                                    }
+                                }
+                                input type="text" id=(format!("course-ids-{id}")) name="course_ids" value=(listed)
+                                    aria-label="Course ids, separated by commas or spaces" placeholder="HIST-101-2026FA, BIO-200-2026FA";
                             }
                             button type="submit" { "Save settings" }
                         }
@@ -138,6 +193,10 @@ pub struct SettingsForm {
     access: Option<String>,
     hide_names: Option<String>,
     hide_emails: Option<String>,
+    /// `deployed`, `all` or `only`; left out keeps the tool's courses.
+    courses: Option<String>,
+    /// The list for `only`, separated by commas or spaces.
+    course_ids: Option<String>,
 }
 
 pub async fn save(
@@ -149,11 +208,32 @@ pub async fn save(
     viewer.check_csrf(f.csrf.as_deref())?;
     let caller = RegistrarCaller::check(viewer.caller.clone())?;
     let on = |v: &Option<String>| v.as_deref() == Some("on");
-    let patch = serde_json::from_value(json!({
+    let mut patch = json!({
         "grading": f.grading.unwrap_or_else(|| "off".into()),
         "roster": {"access": on(&f.access), "hide_names": on(&f.hide_names), "hide_emails": on(&f.hide_emails)},
-    }))
-    .map_err(|_| UiError::bad_input("Grading must be full, sync only or off."))?;
+    });
+    match f.courses.as_deref() {
+        None => {}
+        Some("deployed") => patch["courses"] = Value::Null,
+        Some("all") => patch["courses"] = json!("all"),
+        Some("only") => {
+            let ids: Vec<&str> = f
+                .course_ids
+                .as_deref()
+                .unwrap_or_default()
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|s| !s.is_empty())
+                .collect();
+            patch["courses"] = json!(ids);
+        }
+        Some(_) => {
+            return Err(UiError::bad_input(
+                "Courses must be the courses that deploy the tool, all courses, or a list.",
+            ))
+        }
+    }
+    let patch = serde_json::from_value(patch)
+        .map_err(|_| UiError::bad_input("Grading must be full, sync only or off."))?;
     let _tool = reg::patch_tool(State(state), caller, ApiPath(tool_id), ApiJson(patch)).await?;
     Ok(Redirect::to("/ui/tools").into_response())
 }

@@ -18,6 +18,7 @@ use crate::http::auth::{Caller, RegistrarCaller, SisCaller, SisOrRegistrarCaller
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Json, Path, Query};
 use crate::http::SharedState;
+use crate::lti::tools::Courses;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -129,13 +130,32 @@ pub(super) async fn detail_of(
     }
 }
 
-/// Refuses tool ids that are not registered or were revoked.
-async fn known_tools(state: &SharedState, ids: Vec<String>) -> ApiResult<Vec<ToolId>> {
+/// Refuses tool ids that are not registered or were revoked, and tools a
+/// registrar limited to a list of courses without this one (deploying them
+/// here would not let them in).
+async fn known_tools(
+    state: &SharedState,
+    course_id: &CourseId,
+    ids: Vec<String>,
+) -> ApiResult<Vec<ToolId>> {
     let mut tools = Vec::with_capacity(ids.len());
     for id in ids {
         let id = ToolId::parse(id)?;
         match crate::lti::tools::get(&state.engine.db, id.as_str()).await {
-            Ok(Some(t)) if t.is_live() => tools.push(id),
+            Ok(Some(t)) if t.is_live() => {
+                if let Courses::Only(listed) = &t.courses {
+                    if !listed.iter().any(|c| c == course_id.as_str()) {
+                        return Err(ApiError::unprocessable(
+                            "tool_not_available",
+                            format!(
+                                "tool {id} is limited by its registration to a list of courses without {course_id}; \
+                                 a registrar adds the course to the tool's courses with PATCH /api/tools/{id}"
+                            ),
+                        ));
+                    }
+                }
+                tools.push(id)
+            }
             Ok(_) => {
                 return Err(ApiError::unprocessable(
                     "tool_not_found",
@@ -153,7 +173,7 @@ async fn known_tools(state: &SharedState, ids: Vec<String>) -> ApiResult<Vec<Too
 /// Opens a course.
 #[utoipa::path(post, path = "/api/courses", tag = "registrar", request_body = NewCourse,
     responses((status = 201, description = "The course", body = Object),
-              (status = 409, description = "course_exists", body = ErrorBody), (status = 422, description = "invalid input or unknown tool", body = ErrorBody),
+              (status = 409, description = "course_exists", body = ErrorBody), (status = 422, description = "invalid input, unknown tool (tool_not_found) or a tool limited to other courses (tool_not_available)", body = ErrorBody),
               (status = 503, description = "not_yet_visible: recorded, not yet readable", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn create(
@@ -162,7 +182,7 @@ pub async fn create(
     Json(body): Json<NewCourse>,
 ) -> ApiResult<(StatusCode, JsonOut<CourseDetail>)> {
     let course_id = CourseId::parse(body.course_id)?;
-    let tools = known_tools(&state, body.tool_ids).await?;
+    let tools = known_tools(&state, &course_id, body.tool_ids).await?;
     state
         .engine
         .open_course(
@@ -277,7 +297,7 @@ pub async fn set_grading(
 #[utoipa::path(post, path = "/api/courses/{course_id}/tools", tag = "registrar", request_body = ToolIds,
     params(("course_id" = String, Path, description = "The SIS course id")),
     responses((status = 200, description = "The course", body = Object),
-              (status = 404, description = "course_not_found", body = ErrorBody), (status = 422, description = "tool_not_found", body = ErrorBody),
+              (status = 404, description = "course_not_found", body = ErrorBody), (status = 422, description = "tool_not_found or tool_not_available", body = ErrorBody),
               (status = 503, description = "not_yet_visible: recorded, not yet in force", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn add_tools(
@@ -288,7 +308,7 @@ pub async fn add_tools(
 ) -> ApiResult<JsonOut<CourseDetail>> {
     let course_id = CourseId::parse(course_id)?;
     detail_of(&state, &course_id).await?;
-    let tools = known_tools(&state, body.tool_ids).await?;
+    let tools = known_tools(&state, &course_id, body.tool_ids).await?;
     let source = if caller.role == ApiRole::Registrar {
         Source::Registrar
     } else {

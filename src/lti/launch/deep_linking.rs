@@ -28,7 +28,7 @@ use crate::http::error::ApiError;
 use crate::http::SharedState;
 use crate::lti::crypto::{verify_tool_jwt, Expect, JwksCache};
 use crate::lti::services::wire::decimal;
-use crate::lti::tools;
+use crate::lti::tools::{self, Tool};
 
 /// Tool key sets fetched for deep-linking responses, shared by all requests.
 fn jwks_cache() -> &'static JwksCache {
@@ -79,8 +79,14 @@ fn optional_string(
 }
 
 /// Validates the content items of a response and turns them into what
-/// will be created. `accept_multiple` is what our request offered.
-pub fn plan_items(items: &[Value], accept_multiple: bool) -> Result<Vec<PlannedItem>, ApiError> {
+/// will be created. `accept_multiple` is what our request offered; `tool`
+/// is the tool that answered, whose registered hosts a link's `url` must
+/// be on.
+pub fn plan_items(
+    items: &[Value],
+    accept_multiple: bool,
+    tool: &Tool,
+) -> Result<Vec<PlannedItem>, ApiError> {
     if items.len() > 1 && !accept_multiple {
         return Err(refuse(
             "invalid_content_item",
@@ -124,15 +130,11 @@ pub fn plan_items(items: &[Value], accept_multiple: bool) -> Result<Vec<PlannedI
             .transpose()
             .map_err(|e| refuse("invalid_content_item", format!("content item {n}: {e}")))?
             .filter(|t| !t.is_empty());
+        // The link launches at its url later: only a URL of the tool's own.
         let url = optional_string(item, "url", n)?;
         if let Some(u) = &url {
-            let ok = reqwest::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
-            if !ok || u.len() > 2048 {
-                return Err(refuse(
-                    "invalid_content_item",
-                    format!("content item {n}: url must be an http(s) URL"),
-                ));
-            }
+            tool.check_link_url(u)
+                .map_err(|e| refuse("invalid_content_item", format!("content item {n}: {e}")))?;
         }
         let custom = match present(item, "custom") {
             None => Map::new(),
@@ -319,7 +321,7 @@ async fn receive(
         Some(Value::Array(a)) => a.clone(),
         Some(_) => return Err(refuse("invalid_jwt", "content_items must be an array")),
     };
-    let planned = plan_items(&items, true)?;
+    let planned = plan_items(&items, true, &tool)?;
 
     let course_id = CourseId::parse(request.course_id.clone())?;
     let tool_id = ToolId::parse(tool.tool_id.clone())?;
@@ -328,7 +330,7 @@ async fn receive(
         .course(&course_id)
         .await?
         .ok_or_else(|| super::course_not_found(course_id.as_str()))?;
-    if !course.tools.contains(&tool_id) {
+    if !tool.reaches(course_id.as_str(), course.tools.contains(&tool_id)) {
         return Err(super::course_not_found(course_id.as_str()));
     }
     if !state::consume_deep_link(db, data, &tool.tool_id, nonce, now)
@@ -421,6 +423,55 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn moodle() -> Tool {
+        let mut t = tools::new_tool(
+            "Moodle".into(),
+            tools::Grading::Full,
+            tools::Roster {
+                access: false,
+                hide_names: false,
+                hide_emails: false,
+            },
+            "manual",
+        );
+        t.launch_url = Some("https://moodle.example/enrol/lti/launch.php".into());
+        t
+    }
+
+    #[test]
+    fn a_link_url_must_be_on_the_tools_registered_host() {
+        let item =
+            |url: &str| vec![json!({"type": "ltiResourceLink", "title": "Quiz", "url": url})];
+        let ok = plan_items(
+            &item("https://MOODLE.example/mod/quiz/view.php?id=7"),
+            true,
+            &moodle(),
+        )
+        .unwrap();
+        assert_eq!(
+            ok[0].url.as_deref(),
+            Some("https://MOODLE.example/mod/quiz/view.php?id=7")
+        );
+        for bad in [
+            "https://evil.example/enrol/lti/launch.php",
+            "https://moodle.example.evil.example/x",
+            "javascript:alert(1)",
+            "/relative/path",
+        ] {
+            let e = plan_items(&item(bad), true, &moodle()).unwrap_err();
+            assert_eq!(e.code, "invalid_content_item", "{bad}");
+            assert!(
+                e.message.starts_with("content item 1: url"),
+                "{bad}: {}",
+                e.message
+            );
+        }
+        // The domain a tool gave at dynamic registration counts too.
+        let mut dynamic = moodle();
+        dynamic.registration = Some(json!({tools::TOOL_CONFIG: {"domain": "quiz.example:8443"}}));
+        assert!(plan_items(&item("https://quiz.example/x"), true, &dynamic).is_ok());
+    }
+
     #[test]
     fn moodle_nulls_are_absent_and_the_label_defaults_to_the_title() {
         let items = vec![json!({
@@ -429,7 +480,7 @@ mod tests {
             "available": null, "submission": null,
             "lineItem": {"label": null, "scoreMaximum": 10, "resourceId": 42, "tag": null}
         })];
-        let planned = plan_items(&items, true).unwrap();
+        let planned = plan_items(&items, true, &moodle()).unwrap();
         let li = planned[0].line_item.as_ref().unwrap();
         assert_eq!(li.label, "Quiz 1");
         assert_eq!(li.score_maximum, Decimal::from(10));
@@ -445,12 +496,12 @@ mod tests {
             json!({"type": "ltiResourceLink", "title": "bad", "lineItem": {"scoreMaximum": 0}}),
         ];
         assert_eq!(
-            plan_items(&items, true).unwrap_err().code,
+            plan_items(&items, true, &moodle()).unwrap_err().code,
             "invalid_content_item"
         );
         let items = vec![json!({"type": "file", "title": "x"})];
         assert_eq!(
-            plan_items(&items, true).unwrap_err().code,
+            plan_items(&items, true, &moodle()).unwrap_err().code,
             "unsupported_content_type"
         );
     }

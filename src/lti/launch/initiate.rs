@@ -137,7 +137,8 @@ pub async fn create_launch(
 
 /// What a launch that may go ahead is made of.
 pub(crate) struct Launchable {
-    /// The `target_link_uri`: the URI the registration gave for this kind.
+    /// The `target_link_uri`: a link's own URL, else the URI the
+    /// registration gave for this kind.
     pub target: String,
     pub course: Course,
     pub person: Person,
@@ -160,7 +161,7 @@ pub(crate) async fn checked_target(
         .await?
         .ok_or_else(|| course_not_found(course_id.as_str()))?;
     let tool_id = ToolId::parse(tool.tool_id.clone())?;
-    if !course.tools.contains(&tool_id) {
+    if !tool.reaches(course_id.as_str(), course.tools.contains(&tool_id)) {
         return Err(course_not_found(course_id.as_str()));
     }
     let person = active_person(state, course_id, user_id).await?;
@@ -172,8 +173,8 @@ pub(crate) async fn checked_target(
                     "a resource_link launch names the resource_link_id to open",
                 )
             })?;
-            match course.resource_links.get(link_id) {
-                Some(link) if link.tool_id == tool_id => {}
+            let link = match course.resource_links.get(link_id) {
+                Some(link) if link.tool_id == tool_id => link,
                 _ => {
                     return Err(ApiError::new(
                         StatusCode::NOT_FOUND,
@@ -185,13 +186,19 @@ pub(crate) async fn checked_target(
                         ),
                     ))
                 }
-            }
-            tool.launch_url.clone().ok_or_else(|| {
-                ApiError::unprocessable(
-                    "tool_not_launchable",
-                    "the tool's registration has no launch_url",
-                )
-            })?
+            };
+            // A link with a URL of its own (a deep-linked item's `url`)
+            // launches there (Deep Linking 2.0): a tool that routes on it
+            // opens that activity, not its front page.
+            link.url
+                .clone()
+                .or_else(|| tool.launch_url.clone())
+                .ok_or_else(|| {
+                    ApiError::unprocessable(
+                        "tool_not_launchable",
+                        "the link has no url and the tool's registration has no launch_url",
+                    )
+                })?
         }
         Kind::DeepLinking => {
             if !person.role.may_author() {

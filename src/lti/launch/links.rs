@@ -1,5 +1,6 @@
 //! `POST /api/courses/{course_id}/resource-links`: a resource link the SIS
-//! makes by hand rather than by deep linking, optionally with the line item
+//! makes by hand rather than by deep linking, launching at the tool's
+//! launch URL or at a `url` of its own, optionally with the line item
 //! (gradebook column) bound to it: a new one (`line_item`), or a column the
 //! SIS already made (`line_item_id`), which the tool may then grade.
 
@@ -26,6 +27,10 @@ pub struct NewResourceLink {
     pub resource_link_id: String,
     pub tool_id: String,
     pub title: String,
+    /// Where the link launches, when not at the tool's `launch_url`: a URL
+    /// on one of the tool's registered hosts.
+    #[serde(default)]
+    pub url: Option<String>,
     /// Custom parameters sent with every launch of the link.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
@@ -55,7 +60,7 @@ pub struct NewLineItem {
               (status = 400, description = "invalid_id", body = ErrorBody),
               (status = 404, description = "course_not_found or tool_not_found", body = ErrorBody),
               (status = 409, description = "the resource link exists", body = ErrorBody),
-              (status = 422, description = "tool_revoked, tool_not_deployed or an invalid line item", body = ErrorBody)),
+              (status = 422, description = "tool_revoked, tool_not_deployed, invalid_body (a url not on the tool's registered hosts) or an invalid line item", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn create_resource_link(
     State(state): State<SharedState>,
@@ -89,16 +94,21 @@ pub async fn create_resource_link(
         None => None,
     };
     let tool = live_tool(&state, tool_id.as_str()).await?;
+    let url = req.url.map(|u| u.trim().to_string());
+    if let Some(u) = &url {
+        tool.check_link_url(u)
+            .map_err(|e| ApiError::unprocessable("invalid_body", e))?;
+    }
     let course = state
         .engine
         .course(&course_id)
         .await?
         .ok_or_else(|| course_not_found(course_id.as_str()))?;
-    if !course.tools.contains(&tool_id) {
+    if !tool.reaches(course_id.as_str(), course.tools.contains(&tool_id)) {
         return Err(ApiError::unprocessable(
             "tool_not_deployed",
             format!(
-                "tool {:?} is not deployed in {course_id}; allow it in the course first",
+                "tool {:?} does not reach {course_id}; deploy it in the course, or add the course to the tool's courses",
                 tool.tool_id
             ),
         ));
@@ -155,7 +165,7 @@ pub async fn create_resource_link(
         resource_link_id: link_id,
         tool_id,
         title,
-        url: None,
+        url,
         custom,
         line_item_id,
     };
@@ -170,6 +180,7 @@ pub async fn create_resource_link(
             "resource_link_id": link.resource_link_id.as_str(),
             "tool_id": link.tool_id.as_str(),
             "title": link.title,
+            "url": link.url,
             "custom": link.custom,
             "line_item_id": link.line_item_id.as_ref().map(|l| l.as_str()),
         })),

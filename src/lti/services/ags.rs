@@ -42,7 +42,8 @@ fn malformed(message: impl Into<String>) -> ApiError {
     ApiError::bad_request("invalid_body", message)
 }
 
-/// The course, if it exists and the tool is deployed in it.
+/// The course, if it exists and the tool reaches it: the course deploys
+/// it, or the tool's course set names it or is every course.
 pub(crate) async fn deployed_course(
     state: &SharedState,
     caller: &ToolCaller,
@@ -50,16 +51,21 @@ pub(crate) async fn deployed_course(
 ) -> ApiResult<CourseId> {
     let id = CourseId::parse(course_id).map_err(|_| course_not_found())?;
     let db = &state.engine.db;
-    let tool_id = &caller.tool.tool_id;
-    if tool_reads::tool_deployed(db, id.as_str(), tool_id).await? {
-        return Ok(id);
+    let tool = &caller.tool;
+    if let Some(deployed) = tool_reads::course_deployment(db, id.as_str(), &tool.tool_id).await? {
+        if tool.reaches(id.as_str(), deployed) {
+            return Ok(id);
+        }
     }
     // A next-page URL may come back lower-cased (pylti1p3 lower-cases the
     // whole Link header); accept it when it names one course unambiguously.
-    match tool_reads::deployed_course_ids_ignoring_case(db, id.as_str(), tool_id)
+    let reached: Vec<String> = tool_reads::courses_ignoring_case(db, id.as_str(), &tool.tool_id)
         .await?
-        .as_slice()
-    {
+        .into_iter()
+        .filter(|(c, deployed)| tool.reaches(c, *deployed))
+        .map(|(c, _)| c)
+        .collect();
+    match reached.as_slice() {
         [one] => CourseId::parse(one.as_str()).map_err(|_| course_not_found()),
         _ => Err(course_not_found()),
     }
@@ -691,7 +697,7 @@ pub async fn post_score(
                 user.as_str(),
             )
             .await?
-            .filter(|f| f.deployed && f.visible);
+            .filter(|f| caller.tool.reaches(course.as_str(), f.deployed) && f.visible);
             facts.map(|f| (course, item, f.context))
         }
         _ => None,

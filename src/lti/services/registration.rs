@@ -11,9 +11,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use chrono::{Duration, Utc};
 use gradebook_projections::db::{ts, Db};
+use gradebook_projections::tool_reads;
 use gradebook_projections::with_db;
 use rand::RngCore;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
@@ -27,12 +28,10 @@ use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Json, Path};
 use crate::http::SharedState;
 use crate::lti::crypto;
-use crate::lti::tools::{self, Grading, Roster, Tool};
+use crate::lti::tools::{self, Courses, Grading, Roster, Tool, TOOL_CONFIG};
 
 /// How long a dynamic-registration link works.
 pub const REGISTRATION_TOKEN_TTL: Duration = Duration::hours(1);
-
-const TOOL_CONFIG: &str = "https://purl.imsglobal.org/spec/lti-tool-configuration";
 
 fn db_err(e: sqlx::Error) -> ApiError {
     EngineError::from(e).into()
@@ -102,6 +101,39 @@ pub struct NewTool {
     deep_linking_url: Option<String>,
     grading: Option<Grading>,
     roster: Option<Roster>,
+    /// `"all"` (every course, those opened later included), a list of
+    /// course ids (exactly those), or `null`, the default: the courses
+    /// that deploy the tool themselves.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    courses: Option<Value>,
+}
+
+/// A `courses` value from a request: `"all"`, a list of existing course
+/// ids, or null; else 422 `invalid_courses`, naming the field.
+pub(crate) async fn checked_courses(state: &SharedState, v: &Value) -> ApiResult<Courses> {
+    let invalid = |m: String| ApiError::unprocessable("invalid_courses", m);
+    let courses = Courses::parse(v).map_err(invalid)?;
+    if let Courses::Only(ids) = &courses {
+        let found: std::collections::HashSet<String> =
+            tool_reads::existing_courses(&state.engine.db, ids)
+                .await?
+                .into_iter()
+                .collect();
+        let missing: Vec<&str> = ids
+            .iter()
+            .filter(|c| !found.contains(*c))
+            .map(String::as_str)
+            .take(10)
+            .collect();
+        if !missing.is_empty() {
+            return Err(invalid(format!(
+                "courses: no course {} exists; list only courses opened with POST /api/courses",
+                missing.join(", ")
+            )));
+        }
+    }
+    Ok(courses)
 }
 
 fn invalid(message: impl Into<String>) -> ApiError {
@@ -156,6 +188,10 @@ pub async fn create_tool(
         redirect_uris.extend(launch_url.clone());
         redirect_uris.extend(deep_linking_url.filter(|u| Some(u) != launch_url.as_ref()));
     }
+    let courses = match &body.courses {
+        Some(v) => checked_courses(&state, v).await?,
+        None => Courses::Deployed,
+    };
     let mut t = tools::new_tool(
         name,
         body.grading.unwrap_or(Grading::Off),
@@ -176,6 +212,7 @@ pub async fn create_tool(
     t.jwks_url = jwks_url;
     t.public_jwk = public_jwk;
     t.deep_linking_url = opt_url("deep_linking_url", body.deep_linking_url)?;
+    t.courses = courses;
     tools::insert(&state.engine.db, &t).await.map_err(db_err)?;
     tracing::info!(tool_id = %t.tool_id, actor = %caller.actor(), "tool registered by hand");
     let urls = Urls::of(&state);
@@ -237,20 +274,31 @@ pub struct RosterPatch {
     hide_emails: Option<bool>,
 }
 
+/// A field that is present, `null` included, versus absent (`None`).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ToolPatch {
     grading: Option<Grading>,
     roster: Option<RosterPatch>,
+    /// `"all"`, a list of course ids, or `null` (the courses that deploy
+    /// the tool themselves); left out keeps the tool's courses.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>)]
+    courses: Option<Value>,
 }
 
-/// Changes a tool's grading and roster settings; tokens already issued
-/// follow the new settings at once.
+/// Changes a tool's grading and roster settings and the courses it
+/// reaches; tokens and launches already issued follow them at once.
 #[utoipa::path(patch, path = "/api/tools/{tool_id}", tag = "registrar", request_body = ToolPatch,
     params(("tool_id" = String, Path, description = "The tool id")),
     responses((status = 200, description = "The tool with its new settings", body = Object),
               (status = 404, description = "not_found", body = ErrorBody),
-              (status = 409, description = "tool_revoked", body = ErrorBody)),
+              (status = 409, description = "tool_revoked", body = ErrorBody),
+              (status = 422, description = "invalid_body or invalid_courses", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn patch_tool(
     State(state): State<SharedState>,
@@ -273,10 +321,14 @@ pub async fn patch_tool(
         roster.hide_emails = r.hide_emails.unwrap_or(roster.hide_emails);
     }
     let grading = patch.grading.unwrap_or(t.grading);
-    tools::update_settings(&state.engine.db, &tool_id, grading, roster)
+    let courses = match &patch.courses {
+        Some(v) => checked_courses(&state, v).await?,
+        None => t.courses.clone(),
+    };
+    tools::update_settings(&state.engine.db, &tool_id, grading, roster, &courses)
         .await
         .map_err(db_err)?;
-    tracing::info!(tool_id, actor = %caller.actor(), grading = grading.as_str(), "tool settings changed");
+    tracing::info!(tool_id, actor = %caller.actor(), grading = grading.as_str(), courses = %courses.to_json(), "tool settings changed");
     Ok(AxumJson(view(&load(&state, &tool_id).await?)))
 }
 
@@ -305,13 +357,18 @@ pub async fn delete_tool(
 #[serde(deny_unknown_fields)]
 pub struct StartRegistration {
     registration_url: String,
+    /// The courses the tool that registers with this link reaches: as for
+    /// `POST /api/tools`; left out or `null`, the courses that deploy it.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    courses: Option<Value>,
 }
 
 /// A one-time link for LTI dynamic registration: the tool's registration
 /// URL with `openid_configuration` and `registration_token` added.
 #[utoipa::path(post, path = "/api/tools/dynamic-registration", tag = "registrar", request_body = StartRegistration,
     responses((status = 200, description = "`{\"url\", \"expires_at\"}`: the URL to open", body = Object),
-              (status = 422, description = "invalid_registration_url", body = ErrorBody)),
+              (status = 422, description = "invalid_registration_url or invalid_courses", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn start_dynamic_registration(
     State(state): State<SharedState>,
@@ -327,14 +384,19 @@ pub async fn start_dynamic_registration(
                 "registration_url must be the tool's absolute http(s) registration URL",
             )
         })?;
+    let courses = match &body.courses {
+        Some(v) => checked_courses(&state, v).await?,
+        None => Courses::Deployed,
+    };
     let token = secret();
     let now = Utc::now();
     with_db!(&state.engine.db, pool => {
-        sqlx::query("INSERT INTO lti_registration_tokens (token_hash, created_by, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+        sqlx::query("INSERT INTO lti_registration_tokens (token_hash, created_by, created_at, expires_at, courses) VALUES ($1, $2, $3, $4, $5)")
             .bind(sha256_hex(&token))
             .bind(caller.actor())
             .bind(ts(now))
             .bind(ts(now + REGISTRATION_TOKEN_TTL))
+            .bind(courses.to_column())
             .execute(pool)
             .await
             .map_err(db_err)?;
@@ -363,15 +425,16 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     kind.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-/// Whether a registration token is live (unused, unexpired); does not use it.
-async fn token_live(db: &Db, hash: &str) -> Result<bool, sqlx::Error> {
+/// The course set of a live registration token (unused, unexpired),
+/// `None` if it is not live; does not use it.
+async fn token_live(db: &Db, hash: &str) -> Result<Option<Courses>, sqlx::Error> {
     with_db!(db, pool => {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM lti_registration_tokens WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2")
+        let row: Option<(Option<String>,)> = sqlx::query_as("SELECT courses FROM lti_registration_tokens WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2")
             .bind(hash)
             .bind(ts(Utc::now()))
-            .fetch_one(pool)
+            .fetch_optional(pool)
             .await?;
-        Ok(n > 0)
+        Ok(row.map(|(c,)| Courses::from_column(c)))
     })
 }
 
@@ -452,9 +515,10 @@ async fn register_inner(
     let unusable = || {
         OAuthError::new(StatusCode::UNAUTHORIZED, "invalid_token", "the registration token is unknown, used or expired; ask the registrar for a new registration link")
     };
-    if !token_live(db, &hash).await.map_err(OAuthError::server)? {
-        return Err(unusable());
-    }
+    let courses = token_live(db, &hash)
+        .await
+        .map_err(OAuthError::server)?
+        .ok_or_else(unusable)?;
     // Moodle sends JSON with no JSON Content-Type: read it whatever the header says.
     let reg: Value = serde_json::from_slice(body)
         .map_err(|e| reg_error(format!("the body is not JSON: {e}")))?;
@@ -537,6 +601,7 @@ async fn register_inner(
     t.redirect_uris = redirect_uris;
     t.jwks_url = Some(jwks_uri);
     t.deep_linking_url = deep_linking_url;
+    t.courses = courses;
     t.registration = Some(reg.clone());
 
     if !use_token(db, &hash, &t.tool_id)
