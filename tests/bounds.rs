@@ -11,7 +11,7 @@ mod support;
 
 use common::fixtures::{course, hist101, item, score, user};
 use common::launch::{self, COURSE as BIO};
-use common::{meta, TestApp};
+use common::{meta, Body, TestApp};
 use gradebook::domain::course::{Course, CourseEvent};
 use gradebook::domain::ids::aggregate_id;
 use gradebook::domain::line_item::{LineItem, LineItemEvent, LineItemSpec};
@@ -36,17 +36,10 @@ async fn call(
     body: Option<Value>,
 ) -> (u16, Value) {
     let url = reqwest::Url::parse_with_params(&app.url(path), query).unwrap();
-    let mut req = app
-        .client
-        .request(method.parse().unwrap(), url)
-        .bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status().as_u16();
-    let text = res.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    let a = app
+        .send(method, url.as_str(), Some(token), Body::json(body))
+        .await;
+    (a.status, a.json())
 }
 
 /// The JSON error shape with this status and code, and no leaked internals.

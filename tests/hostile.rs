@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 const CORPUS: &str = include_str!("hostile/corpus.json");
 
-const ALL_SCOPES: &str = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly https://purl.imsglobal.org/spec/lti-ags/scope/score https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly";
+use common::launch::ALL_SCOPES;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -7,7 +7,7 @@ mod common;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use common::fixtures::{d, learner, user};
-use common::{meta, TestApp};
+use common::{meta, Body, TestApp};
 use gradebook::domain::course::ResourceLink;
 use gradebook::domain::enrollment::{EnrollmentStatus, Person, Role};
 use gradebook::domain::ids::ResourceLinkId;
@@ -28,7 +28,7 @@ fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-const ALL_SCOPES: &str = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly https://purl.imsglobal.org/spec/lti-ags/scope/score https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly";
+use common::launch::ALL_SCOPES;
 
 impl ToolKit {
     /// Registers a tool with the given settings through the registrar API.
@@ -130,21 +130,16 @@ async fn send_full(
     path: &str,
     body: Option<&Value>,
 ) -> (u16, reqwest::header::HeaderMap, Value) {
-    let url = if path.starts_with("http") {
-        path.to_string()
-    } else {
-        app.url(path)
-    };
-    let mut req = app.client.request(method, url).bearer_auth(token);
-    if let Some(b) = body {
-        req = req
-            .header("content-type", "application/json")
-            .body(b.to_string());
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status().as_u16();
-    let headers = res.headers().clone();
-    (status, headers, res.json().await.unwrap_or(Value::Null))
+    let a = app
+        .send(
+            method.as_str(),
+            path,
+            Some(token),
+            Body::json(body.cloned()),
+        )
+        .await;
+    let json = a.json();
+    (a.status, a.headers, json)
 }
 
 /// Opens a course with these tools deployed in it.

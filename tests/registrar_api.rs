@@ -6,7 +6,7 @@
 mod common;
 
 use common::fixtures::{course, item, post, user};
-use common::{meta, TestApp};
+use common::{meta, Body, TestApp};
 use gradebook::domain::score::{RejectReason, ScoreOutcome};
 use gradebook::domain::Source;
 use serde_json::{json, Value};
@@ -21,17 +21,8 @@ async fn call(
     token: Option<&str>,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut req = app.client.request(method.parse().unwrap(), app.url(path));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status().as_u16();
-    let text = res.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    let a = app.send(method, path, token, Body::json(body)).await;
+    (a.status, a.json())
 }
 
 /// A request with a raw body and content type.

@@ -5,7 +5,7 @@
 mod common;
 
 use common::fixtures::*;
-use common::{meta, TestApp};
+use common::{meta, Body, TestApp};
 use gradebook::domain::line_item::LineItemSpec;
 use gradebook::domain::policy::{Category, MissingPolicy, Scheme};
 use gradebook::domain::score::{GradingProgress, RejectReason, ScoreOutcome};
@@ -35,19 +35,11 @@ async fn send(
     token: &str,
     path: &str,
     content_type: &str,
-    body: impl Into<reqwest::Body>,
+    body: impl Into<Vec<u8>>,
 ) -> (u16, Value) {
-    let res = app
-        .client
-        .post(app.url(path))
-        .bearer_auth(token)
-        .header("content-type", content_type)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
+    let body = Body::Raw(content_type.to_string(), body.into());
+    let a = app.send("POST", path, Some(token), body).await;
+    (a.status, a.json())
 }
 
 async fn backfill_csv(app: &TestApp, query: &str, body: &str) -> (u16, Value) {

@@ -16,7 +16,7 @@ use common::launch::{
     course_with, deep_linking_response, launch, post_deep_linking, register, roster, TestTool,
     COURSE,
 };
-use common::{meta, TestApp};
+use common::{meta, Body, TestApp};
 use gradebook::domain::course::ResourceLink;
 use gradebook::domain::enrollment::{EnrollmentStatus, Person, Role};
 use gradebook::domain::ids::ResourceLinkId;
@@ -31,7 +31,7 @@ fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-const ALL_SCOPES: &str = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly https://purl.imsglobal.org/spec/lti-ags/scope/score https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly";
+use common::launch::ALL_SCOPES;
 
 /// A tool registered over the registrar API, with its own key.
 struct Tool {
@@ -154,26 +154,8 @@ async fn send_raw(
     path: &str,
     body: Option<Value>,
 ) -> (u16, reqwest::header::HeaderMap, String) {
-    let url = if path.starts_with("http") {
-        path.to_string()
-    } else {
-        app.url(path)
-    };
-    let mut req = app
-        .client
-        .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        req = req
-            .header("content-type", "application/json")
-            .body(b.to_string());
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status().as_u16();
-    let headers = res.headers().clone();
-    (status, headers, res.text().await.unwrap())
+    let a = app.send(method, path, token, Body::json(body)).await;
+    (a.status, a.headers, a.text)
 }
 
 /// A key set served the way a tool publishes it, counting fetches; or,

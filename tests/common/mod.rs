@@ -86,15 +86,35 @@ impl TestApp {
     }
 
     pub async fn get_json_as(&self, token: &str, path: &str) -> (u16, serde_json::Value) {
-        let res = self
-            .client
-            .get(self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        let status = res.status().as_u16();
-        (status, res.json().await.unwrap_or(serde_json::Value::Null))
+        let a = self.send("GET", path, Some(token), Body::None).await;
+        (a.status, a.json())
+    }
+
+    /// The one way tests talk HTTP to the server: `path` is under the
+    /// server's base unless it is a whole URL; a bearer token if given.
+    pub async fn send(&self, method: &str, path: &str, token: Option<&str>, body: Body) -> Answer {
+        let url = if path.starts_with("http") {
+            path.to_string()
+        } else {
+            self.url(path)
+        };
+        let mut req = self.client.request(method.parse().unwrap(), url);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req = match body {
+            Body::None => req,
+            Body::Json(v) => req
+                .header("content-type", "application/json")
+                .body(v.to_string()),
+            Body::Raw(content_type, bytes) => req.header("content-type", content_type).body(bytes),
+        };
+        let res = req.send().await.unwrap();
+        Answer {
+            status: res.status().as_u16(),
+            headers: res.headers().clone(),
+            text: res.text().await.unwrap(),
+        }
     }
 
     pub async fn event_count(&self) -> i64 {
@@ -113,6 +133,34 @@ impl TestApp {
         if let Some(r) = self.running.take() {
             r.stop().await;
         }
+    }
+}
+
+/// What a request carries.
+pub enum Body {
+    None,
+    Json(serde_json::Value),
+    /// A content type and the bytes, sent as they are.
+    Raw(String, Vec<u8>),
+}
+
+impl Body {
+    pub fn json(v: Option<serde_json::Value>) -> Self {
+        v.map_or(Body::None, Body::Json)
+    }
+}
+
+/// What the server answered.
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Answer {
+    /// The body as JSON, or `null` when it is not.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.text).unwrap_or(serde_json::Value::Null)
     }
 }
 
