@@ -26,8 +26,8 @@ use crate::engine::EngineError;
 use crate::http::api::openapi::ErrorBody;
 use crate::http::error::ApiError;
 use crate::http::SharedState;
+use crate::json::{too_many_digits, SentObject};
 use crate::lti::crypto::{verify_tool_jwt, Expect, JwksCache};
-use crate::lti::services::wire::decimal;
 use crate::lti::tools;
 
 /// Tool key sets fetched for deep-linking responses, shared by all requests.
@@ -78,9 +78,13 @@ fn optional_string(
     }
 }
 
-/// Validates the content items of a response and turns them into what
-/// will be created. `accept_multiple` is what our request offered.
-pub fn plan_items(items: &[Value], accept_multiple: bool) -> Result<Vec<PlannedItem>, ApiError> {
+/// Validates the content items of a response (each object with its texts
+/// as sent, `None` for an element that is not an object) and turns them
+/// into what will be created. `accept_multiple` is what our request offered.
+pub fn plan_items(
+    items: &[Option<SentObject>],
+    accept_multiple: bool,
+) -> Result<Vec<PlannedItem>, ApiError> {
     if items.len() > 1 && !accept_multiple {
         return Err(refuse(
             "invalid_content_item",
@@ -96,12 +100,13 @@ pub fn plan_items(items: &[Value], accept_multiple: bool) -> Result<Vec<PlannedI
     let mut planned = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let n = i + 1;
-        let item = item.as_object().ok_or_else(|| {
+        let sent = item.as_ref().ok_or_else(|| {
             refuse(
                 "invalid_content_item",
                 format!("content item {n} is not a JSON object"),
             )
         })?;
+        let item = sent.values();
         match item.get("type").and_then(Value::as_str) {
             Some("ltiResourceLink") => {}
             Some(other) => {
@@ -153,15 +158,23 @@ pub fn plan_items(items: &[Value], accept_multiple: bool) -> Result<Vec<PlannedI
         let line_item = match present(item, "lineItem") {
             None => None,
             Some(Value::Object(li)) => {
-                let max = present(li, "scoreMaximum")
-                    .and_then(decimal)
-                    .filter(|d| *d > Decimal::ZERO)
-                    .ok_or_else(|| {
-                        refuse(
+                // Read from the digits sent, and kept only exactly.
+                let max = sent.object("lineItem").map(|li| li.decimal("scoreMaximum"));
+                let max = match max {
+                    Some(Ok(Some(m))) if !m.read.is_exact() => {
+                        return Err(refuse(
+                            "invalid_content_item",
+                            too_many_digits(&format!("content item {n}: lineItem.scoreMaximum")),
+                        ))
+                    }
+                    Some(Ok(Some(m))) if m.value() > Decimal::ZERO => m.value(),
+                    _ => {
+                        return Err(refuse(
                             "invalid_content_item",
                             format!("content item {n}: lineItem.scoreMaximum must be a number greater than 0"),
-                        )
-                    })?;
+                        ))
+                    }
+                };
                 let label = optional_string(li, "label", n)?
                     .filter(|l| !l.trim().is_empty())
                     .or_else(|| title.clone())
@@ -189,6 +202,13 @@ pub fn plan_items(items: &[Value], accept_multiple: bool) -> Result<Vec<PlannedI
         });
     }
     Ok(planned)
+}
+
+/// The claims of a JWT with their texts as sent; the caller has verified it.
+fn sent_claims(token: &str) -> Option<SentObject> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
+    SentObject::from_slice(&bytes).ok()
 }
 
 /// The claims of a JWT, unverified: only to find out which tool signed it.
@@ -314,10 +334,14 @@ async fn receive(
             "this deep-linking request has expired; start it again",
         ));
     }
+    let not_an_array = || refuse("invalid_jwt", "content_items must be an array");
     let items = match claims.get(DL_CONTENT_ITEMS) {
         None | Some(Value::Null) => vec![],
-        Some(Value::Array(a)) => a.clone(),
-        Some(_) => return Err(refuse("invalid_jwt", "content_items must be an array")),
+        // The verified payload read again for the numbers' texts.
+        Some(Value::Array(_)) => sent_claims(token)
+            .and_then(|c| c.objects(DL_CONTENT_ITEMS))
+            .ok_or_else(not_an_array)?,
+        Some(_) => return Err(not_an_array()),
     };
     let planned = plan_items(&items, true)?;
 
@@ -420,6 +444,12 @@ fn result_page(course_title: &str, created: &[(ResourceLink, Option<NewColumn>)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Plans items written as JSON values, read back from their text.
+    fn plan_items(items: &[Value], accept_multiple: bool) -> Result<Vec<PlannedItem>, ApiError> {
+        let sent = crate::json::objects(&Value::Array(items.to_vec()).to_string()).unwrap();
+        super::plan_items(&sent, accept_multiple)
+    }
 
     #[test]
     fn moodle_nulls_are_absent_and_the_label_defaults_to_the_title() {

@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{DateTime, FixedOffset};
 use gradebook_domain::line_item::{LineItemPatch, LineItemSpec};
+use gradebook_domain::number::NumberError;
 use gradebook_domain::score::{
     ActivityProgress, GradingProgress, RejectReason, ScoreOutcome, ScorePost,
 };
@@ -22,12 +23,13 @@ use serde_json::{json, Map, Value};
 
 use super::bearer::ToolCaller;
 use super::platform::Urls;
-use super::wire::{self, decimal, number, typed};
+use super::wire::{self, number, typed};
 use crate::engine::EngineError;
 use crate::http::api::openapi::ErrorBody;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Path, Query};
 use crate::http::SharedState;
+use crate::json::{too_many_digits, ObjectError, SentObject};
 use crate::lti::scope;
 
 fn course_not_found() -> ApiError {
@@ -256,20 +258,19 @@ pub async fn list_line_items(
     ))
 }
 
-/// A JSON body whatever the Content-Type says (tools differ).
-fn body_object(body: &[u8]) -> ApiResult<Map<String, Value>> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(o)) => Ok(o),
-        Ok(_) => Err(malformed("the body must be a JSON object")),
-        Err(e) => Err(ApiError::bad_request(
-            "invalid_json",
-            format!("the body is not valid JSON: {e}"),
-        )),
-    }
+/// A JSON body whatever the Content-Type says (tools differ), with each
+/// member's text as sent for the numbers.
+fn body_object(body: &[u8]) -> ApiResult<SentObject> {
+    SentObject::from_slice(body).map_err(|e| match e {
+        ObjectError::NotAnObject => malformed("the body must be a JSON object"),
+        ObjectError::Json(e) => {
+            ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+        }
+    })
 }
 
 /// An optional text field: absent is `None`, null is `Some(None)`.
-fn opt_text(o: &Map<String, Value>, name: &str) -> ApiResult<Option<Option<String>>> {
+fn opt_text(o: &SentObject, name: &str) -> ApiResult<Option<Option<String>>> {
     match o.get(name) {
         None => Ok(None),
         Some(Value::Null) => Ok(Some(None)),
@@ -278,7 +279,7 @@ fn opt_text(o: &Map<String, Value>, name: &str) -> ApiResult<Option<Option<Strin
     }
 }
 
-fn opt_resource_id(o: &Map<String, Value>) -> ApiResult<Option<Option<Value>>> {
+fn opt_resource_id(o: &SentObject) -> ApiResult<Option<Option<Value>>> {
     match o.get("resourceId") {
         None => Ok(None),
         Some(Value::Null) => Ok(Some(None)),
@@ -287,12 +288,15 @@ fn opt_resource_id(o: &Map<String, Value>) -> ApiResult<Option<Option<Value>>> {
     }
 }
 
-fn opt_score_maximum(o: &Map<String, Value>) -> ApiResult<Option<rust_decimal::Decimal>> {
-    match o.get("scoreMaximum") {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => decimal(v)
-            .map(Some)
-            .ok_or_else(|| malformed("scoreMaximum must be a number")),
+/// A line item's maximum, read from its digits: kept only exactly, so one
+/// with more digits than a decimal holds is refused rather than rounded.
+fn opt_score_maximum(o: &SentObject) -> ApiResult<Option<rust_decimal::Decimal>> {
+    match o.decimal("scoreMaximum") {
+        Ok(None) => Ok(None),
+        Ok(Some(n)) if n.read.is_exact() => Ok(Some(n.value())),
+        Ok(Some(_)) => Err(malformed(too_many_digits("scoreMaximum"))),
+        Err(NumberError::NotANumber) => Err(malformed("scoreMaximum must be a number")),
+        Err(e) => Err(malformed(format!("scoreMaximum {e}"))),
     }
 }
 
@@ -597,7 +601,7 @@ pub fn parse_timestamp(s: &str) -> Option<DateTime<FixedOffset>> {
 }
 
 fn progress<T: serde::de::DeserializeOwned>(
-    o: &Map<String, Value>,
+    o: &SentObject,
     name: &str,
     allowed: &str,
 ) -> ApiResult<T> {
@@ -608,19 +612,23 @@ fn progress<T: serde::de::DeserializeOwned>(
 }
 
 /// Reads a score publish the way tools send it.
-pub fn parse_score(o: &Map<String, Value>) -> ApiResult<(UserId, ScorePost)> {
+pub fn parse_score(o: &SentObject) -> ApiResult<(UserId, ScorePost)> {
     let user = match o.get("userId") {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Number(n)) => n.to_string(),
         _ => return Err(malformed("userId is required")),
     };
     let user = UserId::parse(user).map_err(|e| malformed(e.to_string()))?;
-    let num = |name: &str| match o.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => decimal(v)
-            .map(Some)
-            .ok_or_else(|| malformed(format!("{name} must be a number"))),
+    // Read from the digits sent; a number with more digits than a decimal
+    // holds is kept rounded, with its text beside it.
+    let num = |name: &str| match o.decimal(name) {
+        Ok(None) => Ok((None, None)),
+        Ok(Some(n)) => Ok((Some(n.value()), n.as_sent())),
+        Err(NumberError::NotANumber) => Err(malformed(format!("{name} must be a number"))),
+        Err(e) => Err(malformed(format!("{name} {e}"))),
     };
+    let (score_given, score_given_as_sent) = num("scoreGiven")?;
+    let (score_maximum, score_maximum_as_sent) = num("scoreMaximum")?;
     let timestamp = o
         .get("timestamp")
         .and_then(Value::as_str)
@@ -635,8 +643,8 @@ pub fn parse_score(o: &Map<String, Value>) -> ApiResult<(UserId, ScorePost)> {
         Some(_) => return Err(malformed("comment must be a string")),
     };
     let post = ScorePost {
-        score_given: num("scoreGiven")?,
-        score_maximum: num("scoreMaximum")?,
+        score_given,
+        score_maximum,
         activity_progress: progress::<ActivityProgress>(
             o,
             "activityProgress",
@@ -649,6 +657,8 @@ pub fn parse_score(o: &Map<String, Value>) -> ApiResult<(UserId, ScorePost)> {
         )?,
         timestamp,
         comment,
+        score_given_as_sent,
+        score_maximum_as_sent,
     };
     Ok((user, post))
 }
