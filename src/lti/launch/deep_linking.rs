@@ -484,4 +484,33 @@ mod tests {
             "unsupported_content_type"
         );
     }
+
+    #[test]
+    fn a_line_items_maximum_keeps_the_digits_sent_and_is_refused_when_a_decimal_cannot_hold_it() {
+        let item = |max: &str| {
+            format!(
+                r#"[{{"type": "ltiResourceLink", "title": "Quiz", "lineItem": {{"scoreMaximum": {max}}}}}]"#
+            )
+        };
+        let sent = crate::json::objects(&item("1.6666666666666665")).unwrap();
+        let planned = super::plan_items(&sent, false).unwrap();
+        assert_eq!(
+            planned[0]
+                .line_item
+                .as_ref()
+                .unwrap()
+                .score_maximum
+                .to_string(),
+            "1.6666666666666665"
+        );
+        let sent = crate::json::objects(&item("0.12345678901234567890123456789012345")).unwrap();
+        let err = super::plan_items(&sent, false).unwrap_err();
+        assert_eq!(err.code, "invalid_content_item");
+        assert!(
+            err.message
+                .contains("lineItem.scoreMaximum has more digits"),
+            "{}",
+            err.message
+        );
+    }
 }
