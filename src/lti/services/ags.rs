@@ -615,7 +615,8 @@ fn progress<T: serde::de::DeserializeOwned>(
 pub fn parse_score(o: &SentObject) -> ApiResult<(UserId, ScorePost)> {
     let user = match o.get("userId") {
         Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
+        // Its digits as sent: a long numeric id is not a float.
+        Some(Value::Number(_)) => o.text("userId").unwrap_or_default().to_string(),
         _ => return Err(malformed("userId is required")),
     };
     let user = UserId::parse(user).map_err(|e| malformed(e.to_string()))?;
@@ -840,4 +841,48 @@ pub async fn results(
         &Value::Array(page),
         next,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn post(body: &str) -> (UserId, ScorePost) {
+        parse_score_body(body.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_score_posts_numbers_are_its_digits_as_sent() {
+        let (user, p) = post(
+            r#"{"userId": 12345678901234567890123, "scoreGiven": 0.19999999999999998, "scoreMaximum": 1.0000000000000002e-05,
+                "activityProgress": "Completed", "gradingProgress": "FullyGraded", "timestamp": "2026-09-10T10:00:00Z"}"#,
+        );
+        assert_eq!(user.as_str(), "12345678901234567890123");
+        assert_eq!(p.score_given.unwrap().to_string(), "0.19999999999999998");
+        assert_eq!(
+            p.score_maximum.unwrap().to_string(),
+            "0.000010000000000000002"
+        );
+        assert_eq!(
+            (p.score_given_as_sent, p.score_maximum_as_sent),
+            (None, None)
+        );
+    }
+
+    #[test]
+    fn a_score_with_more_digits_than_a_decimal_holds_keeps_its_text() {
+        let (_, p) = post(
+            r#"{"userId": "ada", "scoreGiven": 0.12345678901234567890123456789012345, "scoreMaximum": "1",
+                "activityProgress": "Completed", "gradingProgress": "FullyGraded", "timestamp": "2026-09-10T10:00:00Z"}"#,
+        );
+        assert_eq!(
+            p.score_given.unwrap().to_string(),
+            "0.1234567890123456789012345679"
+        );
+        assert_eq!(
+            p.score_given_as_sent.as_deref(),
+            Some("0.12345678901234567890123456789012345")
+        );
+        assert_eq!(p.score_maximum_as_sent, None);
+    }
 }
