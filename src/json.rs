@@ -2,7 +2,7 @@
 //! into a binary float before anyone sees it (`0.19999999999999998` comes
 //! out as 0.2), so decimals are read from the member's own text instead,
 //! captured with serde_json's `RawValue`; see
-//! docs/decisions/0007-numbers-read-from-their-text.md.
+//! docs/decisions/0009-numbers-read-from-their-text.md.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
