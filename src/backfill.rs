@@ -19,13 +19,13 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
-use std::str::FromStr;
 
 use chrono::{DateTime, FixedOffset, Utc};
 use cqrs_es::Aggregate;
 use gradebook_domain::enrollment::EnrollmentStatus;
 use gradebook_domain::ids::aggregate_id;
 use gradebook_domain::line_item::MAX_SCORE_MAXIMUM;
+use gradebook_domain::number::{read_decimal, ReadDecimal};
 use gradebook_domain::score::{
     comment_is_clean, ActivityProgress, GradingProgress, Score, ScoreCommand, ScoreEvent,
     ScoreFacts, ScoreOutcome, ScorePost, MAX_COMMENT_CHARS,
@@ -37,6 +37,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use crate::engine::{Engine, EngineError};
+use crate::json::{ObjectError, SentObject};
 
 /// The columns of a backfill file, in the documented order.
 pub const COLUMNS: [&str; 6] = [
@@ -413,12 +414,12 @@ impl<R: Read> JsonLines<R> {
     }
 }
 
-fn json_text(v: Option<&serde_json::Value>) -> Option<String> {
-    match v? {
+fn json_text(obj: &SentObject, key: &str) -> Option<String> {
+    match obj.get(key)? {
         serde_json::Value::String(s) => Some(s.clone()),
-        // Numbers keep the digits as sent (serde_json's arbitrary precision
-        // is off, so this is its shortest round-trip form).
-        serde_json::Value::Number(n) => Some(n.to_string()),
+        // A number's own digits, as sent: serde_json's reading of it went
+        // through a binary float.
+        serde_json::Value::Number(_) => obj.text(key).map(str::to_string),
         serde_json::Value::Null => None,
         other => Some(other.to_string()),
     }
@@ -464,9 +465,9 @@ impl<R: Read> RowSource for JsonLines<R> {
             if text.is_empty() {
                 continue;
             }
-            let obj = match serde_json::from_str::<serde_json::Value>(text) {
-                Ok(serde_json::Value::Object(o)) => o,
-                Ok(_) => {
+            let obj = match SentObject::from_slice(text.as_bytes()) {
+                Ok(o) => o,
+                Err(ObjectError::NotAnObject) => {
                     return Some((
                         line,
                         Err(reject(
@@ -476,7 +477,7 @@ impl<R: Read> RowSource for JsonLines<R> {
                         )),
                     ))
                 }
-                Err(e) => {
+                Err(ObjectError::Json(e)) => {
                     return Some((
                         line,
                         Err(reject(
@@ -487,7 +488,7 @@ impl<R: Read> RowSource for JsonLines<R> {
                     ))
                 }
             };
-            if let Some(k) = obj.keys().find(|k| !COLUMNS.contains(&k.as_str())) {
+            if let Some(k) = obj.values().keys().find(|k| !COLUMNS.contains(&k.as_str())) {
                 return Some((
                     line,
                     Err(reject(
@@ -498,12 +499,12 @@ impl<R: Read> RowSource for JsonLines<R> {
                 ));
             }
             let row = RawRow {
-                line_item_id: json_text(obj.get("line_item_id")).unwrap_or_default(),
-                user_id: json_text(obj.get("user_id")).unwrap_or_default(),
-                score_given: json_text(obj.get("score_given")).unwrap_or_default(),
-                score_maximum: json_text(obj.get("score_maximum")).unwrap_or_default(),
-                timestamp: json_text(obj.get("timestamp")).unwrap_or_default(),
-                comment: json_text(obj.get("comment")),
+                line_item_id: json_text(&obj, "line_item_id").unwrap_or_default(),
+                user_id: json_text(&obj, "user_id").unwrap_or_default(),
+                score_given: json_text(&obj, "score_given").unwrap_or_default(),
+                score_maximum: json_text(&obj, "score_maximum").unwrap_or_default(),
+                timestamp: json_text(&obj, "timestamp").unwrap_or_default(),
+                comment: json_text(&obj, "comment"),
             };
             return Some((line, Ok(row)));
         }
@@ -524,7 +525,9 @@ pub struct CheckedRow {
     pub post: ScorePost,
 }
 
-fn number(line: u64, what: &str, s: &str) -> Result<Decimal, Rejection> {
+/// A cell's number read from its digits; with the text, when a decimal
+/// had to round it, to keep beside the value.
+fn number(line: u64, what: &str, s: &str) -> Result<(ReadDecimal, Option<String>), Rejection> {
     let s = s.trim();
     if s.is_empty() {
         return Err(reject(
@@ -533,15 +536,15 @@ fn number(line: u64, what: &str, s: &str) -> Result<Decimal, Rejection> {
             format!("{what} is empty; every row needs a number"),
         ));
     }
-    Decimal::from_str(s)
-        .or_else(|_| Decimal::from_scientific(s))
-        .map_err(|_| {
-            reject(
-                line,
-                "invalid_score",
-                format!("{what} {s:?} is not a number"),
-            )
-        })
+    let shown: String = s.chars().take(40).collect();
+    match read_decimal(s) {
+        Ok(read) => Ok((read, (!read.is_exact()).then(|| s.to_string()))),
+        Err(e) => Err(reject(
+            line,
+            "invalid_score",
+            format!("{what} {shown:?} {e}"),
+        )),
+    }
 }
 
 /// Checks a row against itself and the course (as the view holds it).
@@ -604,16 +607,23 @@ pub fn check_row(view: &CourseView, line: u64, raw: RawRow) -> Result<CheckedRow
             ))
         }
     }
-    let given = number(line, "score_given", &raw.score_given)?;
-    let maximum = number(line, "score_maximum", &raw.score_maximum)?;
-    if !gradebook_domain::line_item::maximum_in_range(maximum) {
+    let (given, given_as_sent) = number(line, "score_given", &raw.score_given)?;
+    let (maximum, maximum_as_sent) = number(line, "score_maximum", &raw.score_maximum)?;
+    // The bounds hold for the numbers as written, not only as rounded.
+    let top = Decimal::from(MAX_SCORE_MAXIMUM);
+    if !gradebook_domain::line_item::maximum_in_range(maximum.value)
+        || !maximum.within(Decimal::ZERO, top)
+    {
         return Err(reject(
             line,
             "invalid_score",
             format!("score_maximum must be greater than 0 and at most {MAX_SCORE_MAXIMUM}"),
         ));
     }
-    if !gradebook_domain::score::score_given_in_range(given) {
+    if !given.within(
+        Decimal::ZERO,
+        Decimal::from(gradebook_domain::score::MAX_SCORE_GIVEN),
+    ) {
         return Err(reject(
             line,
             "invalid_score",
@@ -648,12 +658,14 @@ pub fn check_row(view: &CourseView, line: u64, raw: RawRow) -> Result<CheckedRow
         line_item_id,
         user_id,
         post: ScorePost {
-            score_given: Some(given),
-            score_maximum: Some(maximum),
+            score_given: Some(given.value),
+            score_maximum: Some(maximum.value),
             activity_progress: ActivityProgress::Completed,
             grading_progress: GradingProgress::FullyGraded,
             timestamp,
             comment,
+            score_given_as_sent: given_as_sent,
+            score_maximum_as_sent: maximum_as_sent,
         },
     })
 }
@@ -1271,6 +1283,7 @@ pub async fn cli(settings: &crate::config::Settings, args: BackfillArgs) -> anyh
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::str::FromStr;
 
     fn rows(src: &mut dyn RowSource) -> Vec<(u64, Result<RawRow, Rejection>)> {
         std::iter::from_fn(|| src.next_row()).collect()
@@ -1351,6 +1364,37 @@ mod tests {
         assert_eq!(got[2].0, 4);
     }
 
+    #[test]
+    fn json_lines_numbers_keep_the_digits_sent() {
+        let text = "{\"score_given\":0.19999999999999998,\"score_maximum\":1.0000000000000002e-05,\"user_id\":12345678901234567890123}\n";
+        let row = rows(&mut JsonLines::new(text.as_bytes()))
+            .remove(0)
+            .1
+            .unwrap();
+        assert_eq!(row.score_given, "0.19999999999999998");
+        assert_eq!(row.score_maximum, "1.0000000000000002e-05");
+        assert_eq!(row.user_id, "12345678901234567890123");
+    }
+
+    #[test]
+    fn a_cell_number_a_decimal_rounds_keeps_its_text_and_one_it_holds_none() {
+        let (read, text) =
+            number(2, "score_given", " 0.12345678901234567890123456789012345 ").unwrap();
+        assert_eq!(read.value.to_string(), "0.1234567890123456789012345679");
+        assert_eq!(
+            text.as_deref(),
+            Some("0.12345678901234567890123456789012345")
+        );
+        let (read, text) = number(2, "score_given", "1.6666666666666665").unwrap();
+        assert_eq!(read.value.to_string(), "1.6666666666666665");
+        assert_eq!(text, None);
+        for (bad, says) in [("1_000", "is not a number"), ("1e40", "is too large")] {
+            let r = number(2, "score_given", bad).unwrap_err();
+            assert_eq!(r.reason, "invalid_score");
+            assert!(r.message.contains(says), "{}", r.message);
+        }
+    }
+
     fn p(given: &str, ts: &str) -> ScorePost {
         ScorePost {
             score_given: Some(Decimal::from_str(given).unwrap()),
@@ -1359,6 +1403,8 @@ mod tests {
             grading_progress: GradingProgress::FullyGraded,
             timestamp: DateTime::parse_from_rfc3339(ts).unwrap(),
             comment: None,
+            score_given_as_sent: None,
+            score_maximum_as_sent: None,
         }
     }
 

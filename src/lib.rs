@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod http;
+pub mod json;
 pub mod lti;
 pub mod metrics;
 pub mod reads;

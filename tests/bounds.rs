@@ -2,7 +2,8 @@
 //! cannot take and times the stores cannot hold are refused with 4xx in the
 //! JSON error shape and record nothing, and the reports (grades,
 //! reconciliation, provenance, the course pages) still answer for a log
-//! that holds such numbers from before the bounds.
+//! that holds such numbers from before the bounds. Numbers within them are
+//! kept as the digits sent, whether a JSON number or a string.
 
 mod common;
 #[allow(dead_code)]
@@ -444,6 +445,258 @@ on_both_stores! {
                 common::fixtures::post(Some("1"), "10", "2026-05-03T10:00:00+15:59"), &meta(Source::Ags)).await.unwrap(),
             ScoreOutcome::Accepted
         );
+        app.stop().await;
+    }
+}
+
+// ---- numbers kept as sent ----
+
+/// Digits a tool's float serializer writes, and the decimal each is kept
+/// as (the same number, exactly).
+const FLOAT_DIGITS: [(&str, &str); 3] = [
+    ("0.19999999999999998", "0.19999999999999998"),
+    ("1.0000000000000002e-05", "0.000010000000000000002"),
+    ("1.6666666666666665", "1.6666666666666665"),
+];
+/// More digits than a decimal holds, and the decimal it rounds to.
+const LONG: &str = "0.12345678901234567890123456789012345";
+const LONG_KEPT: &str = "0.1234567890123456789012345679";
+
+/// A request with a body sent byte for byte (a `Value` would print its
+/// numbers in its own way).
+async fn send_raw(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    token: &str,
+    content_type: &str,
+    body: &str,
+) -> (u16, Value) {
+    let res = app
+        .client
+        .request(method.parse().unwrap(), app.url(path))
+        .bearer_auth(token)
+        .header("content-type", content_type)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Every event the audit log holds for these filters, as stored.
+async fn audit_payloads(app: &TestApp, filters: &[(&str, &str)]) -> Vec<Value> {
+    let mut query = vec![("limit", "1000")];
+    query.extend_from_slice(filters);
+    let (status, page) = call(app, "GET", "/api/audit", &app.auditor, &query, None).await;
+    assert_eq!(status, 200, "{page}");
+    page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["payload"].clone())
+        .collect()
+}
+
+/// The posts recorded for one cell, from the log's stored payloads.
+async fn posts_in_log(app: &TestApp, item_id: &str, user: &str) -> Vec<Value> {
+    audit_payloads(
+        app,
+        &[
+            ("course_id", BIO),
+            ("line_item_id", item_id),
+            ("user_id", user),
+        ],
+    )
+    .await
+    .iter()
+    .filter_map(|p| p.as_object()?.values().next()?.get("post").cloned())
+    .collect()
+}
+
+/// Every string found under `key` anywhere in `v`.
+fn strings_at(v: &Value, key: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    match v {
+        Value::Object(o) => {
+            for (k, x) in o {
+                match x {
+                    Value::String(s) if k == key => out.push(s.clone()),
+                    _ => out.extend(strings_at(x, key)),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| out.extend(strings_at(x, key))),
+        _ => {}
+    }
+    out
+}
+
+/// What each cell's log must hold after the three float texts and the long
+/// one were sent, in that order.
+fn assert_kept_as_sent(posts: &[Value]) {
+    assert_eq!(posts.len(), 4, "{posts:?}");
+    for (post, (sent, kept)) in posts.iter().zip(FLOAT_DIGITS) {
+        assert_eq!(post["score_given"], kept, "{sent}: {post}");
+        assert_eq!(post["score_maximum"], kept, "{sent}: {post}");
+        assert!(
+            post.get("score_given_as_sent").is_none(),
+            "an exact number keeps no text: {post}"
+        );
+        assert!(post.get("score_maximum_as_sent").is_none(), "{post}");
+    }
+    assert_eq!(posts[3]["score_given"], LONG_KEPT, "{}", posts[3]);
+    assert_eq!(posts[3]["score_given_as_sent"], LONG, "{}", posts[3]);
+    assert_eq!(posts[3]["score_maximum"], "10");
+    assert!(posts[3].get("score_maximum_as_sent").is_none());
+}
+
+on_both_stores! {
+    /// A tool's JSON numbers reach the log as the digits it sent, over AGS
+    /// and in a JSON-lines backfill: the same as those digits sent as a
+    /// string. A number with more digits than a decimal holds is kept
+    /// rounded, with the text sent beside it in the event, the audit log
+    /// and provenance. A line item's maximum keeps its digits too.
+    async fn numbers_are_kept_as_the_digits_sent_over_ags_and_backfill(app: TestApp) {
+        let t = launch::register(&app, Grading::Full, launch::roster(false, false, false)).await;
+        launch::course_with(&app, &[t.tool.tool_id.as_str()]).await;
+        let bio = gradebook::domain::CourseId::parse(BIO).unwrap();
+        app.engine().put_enrollment(&bio, &user("bob"),
+            launch::person(gradebook::domain::enrollment::Role::Learner, "Bob", None), &meta(Source::Sis)).await.unwrap();
+        let token = tool_token(&app, &t).await;
+        let lineitems = format!("/lti/courses/{BIO}/lineitems");
+        let lineitem_type = "application/vnd.ims.lis.v2.lineitem+json";
+
+        // A line item whose maximum is a float's digits.
+        let (status, li) = send_raw(&app, "POST", &lineitems, &token, lineitem_type,
+            r#"{"label": "Quiz", "scoreMaximum": 1.6666666666666665}"#).await;
+        assert_eq!(status, 201, "{li}");
+        let quiz = li["id"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
+        let created = audit_payloads(&app, &[("course_id", BIO), ("line_item_id", &quiz)]).await;
+        assert_eq!(strings_at(&created[0], "score_maximum"), ["1.6666666666666665"], "{created:?}");
+        // One a decimal cannot hold exactly is refused, naming the field.
+        let before = app.event_count().await;
+        let (status, answer) = send_raw(&app, "POST", &lineitems, &token, lineitem_type,
+            &format!(r#"{{"label": "Quiz", "scoreMaximum": 1{}}}"#, &LONG[1..])).await;
+        assert_error(status, &answer, 400, "invalid_body");
+        assert!(answer["message"].as_str().unwrap().starts_with("scoreMaximum has more digits"), "{answer}");
+        assert_eq!(app.event_count().await, before);
+
+        // Score posts: Ada's as JSON numbers, Bob's as strings.
+        let scores = format!("{lineitems}/{quiz}/scores");
+        let sent = FLOAT_DIGITS.iter().map(|(s, _)| (*s, *s)).chain([(LONG, "10")]);
+        for (n, (given, max)) in sent.clone().enumerate() {
+            for (user, quote) in [("ada", ""), ("bob", "\"")] {
+                let body = format!(
+                    r#"{{"userId": "{user}", "scoreGiven": {quote}{given}{quote}, "scoreMaximum": {quote}{max}{quote},
+                        "activityProgress": "Completed", "gradingProgress": "FullyGraded", "timestamp": "2026-09-1{n}T10:00:00Z"}}"#
+                );
+                let (status, answer) = send_raw(&app, "POST", &scores, &token, "application/vnd.ims.lis.v1.score+json", &body).await;
+                assert_eq!((status, answer["result"].as_str()), (200, Some("accepted")), "{body}: {answer}");
+            }
+        }
+        let ada = posts_in_log(&app, &quiz, "ada").await;
+        assert_kept_as_sent(&ada);
+        assert_eq!(ada, posts_in_log(&app, &quiz, "bob").await, "a number is kept as its digits sent as a string");
+
+        // Provenance shows the text sent beside the rounded score.
+        let (status, p) = call(&app, "GET", &format!("/api/courses/{BIO}/students/ada/provenance"), &app.auditor, &[], None).await;
+        assert_eq!(status, 200, "{p}");
+        let posts = p["items"][0]["posts"].as_array().unwrap();
+        assert_eq!(posts.last().unwrap()["score_given_as_sent"], LONG, "{p}");
+        assert!(posts[0].get("score_given_as_sent").is_none(), "{p}");
+        let (status, g) = call(&app, "GET", &format!("/api/courses/{BIO}/grades"), &app.auditor, &[], None).await;
+        assert_eq!(status, 200, "{g}");
+
+        // The same numbers in a JSON-lines backfill, into a second column.
+        let (status, li) = send_raw(&app, "POST", &lineitems, &token, lineitem_type,
+            r#"{"label": "Quiz 2", "scoreMaximum": 10}"#).await;
+        assert_eq!(status, 201, "{li}");
+        let quiz2 = li["id"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
+        let mut lines = String::new();
+        for (n, (given, max)) in sent.enumerate() {
+            for (user, quote) in [("ada", ""), ("bob", "\"")] {
+                lines.push_str(&format!(
+                    "{{\"line_item_id\": \"{quiz2}\", \"user_id\": \"{user}\", \"score_given\": {quote}{given}{quote}, \
+                      \"score_maximum\": {quote}{max}{quote}, \"timestamp\": \"2026-09-2{n}T10:00:00Z\"}}\n"
+                ));
+            }
+        }
+        let (status, report) = send_raw(&app, "POST", &format!("/api/courses/{BIO}/backfill"), &app.registrar,
+            "application/x-ndjson", &lines).await;
+        assert_eq!(status, 200, "{report}");
+        assert_eq!(report["accepted"], 8, "{report}");
+        let ada = posts_in_log(&app, &quiz2, "ada").await;
+        assert_kept_as_sent(&ada);
+        assert_eq!(ada, posts_in_log(&app, &quiz2, "bob").await);
+        // The same file again changes nothing: the texts kept match.
+        let before = app.event_count().await;
+        let (status, report) = send_raw(&app, "POST", &format!("/api/courses/{BIO}/backfill"), &app.registrar,
+            "application/x-ndjson", &lines).await;
+        assert_eq!((status, &report["accepted"]), (200, &json!(0)), "{report}");
+        assert_eq!(app.event_count().await, before);
+
+        // A resource link's new column keeps its maximum's digits, and
+        // refuses one a decimal cannot hold exactly.
+        let link = |id: &str, max: &str| format!(
+            r#"{{"resource_link_id": "{id}", "tool_id": "{}", "title": "Lab", "line_item": {{"label": "Lab", "score_maximum": {max}}}}}"#,
+            t.tool.tool_id
+        );
+        let links = format!("/api/courses/{BIO}/resource-links");
+        let before = app.event_count().await;
+        let (status, answer) = send_raw(&app, "POST", &links, &app.sis, "application/json", &link("lab-1", LONG)).await;
+        assert_error(status, &answer, 422, "invalid_body");
+        assert_eq!(app.event_count().await, before);
+        let (status, answer) = send_raw(&app, "POST", &links, &app.sis, "application/json", &link("lab-1", "0.19999999999999998")).await;
+        assert_eq!(status, 201, "{answer}");
+        let lab = answer["line_item_id"].as_str().expect("the new column's id").to_string();
+        let created = audit_payloads(&app, &[("course_id", BIO), ("line_item_id", &lab)]).await;
+        assert_eq!(strings_at(&created[0], "score_maximum"), ["0.19999999999999998"], "{created:?}");
+        app.stop().await;
+    }
+}
+
+on_both_stores! {
+    /// A registrar's weights and maxima sent as JSON numbers keep their
+    /// digits; one a decimal cannot hold exactly is refused with 422
+    /// `invalid_body` and records nothing.
+    async fn registrar_weights_and_maxima_keep_the_digits_sent(app: TestApp) {
+        hist101(&app).await;
+        let grading = format!("/api/courses/{C}/grading");
+        let body = format!(
+            r#"{{"scheme": "weighted", "categories": [{{"name": "Exams", "weight": {}}}, {{"name": "Homework", "weight": {}}}]}}"#,
+            FLOAT_DIGITS[2].0, FLOAT_DIGITS[1].0
+        );
+        let (status, answer) = send_raw(&app, "PUT", &grading, &app.sis, "application/json", &body).await;
+        assert_eq!(status, 200, "{answer}");
+        let log = audit_payloads(&app, &[("course_id", C)]).await;
+        let weights = strings_at(log.last().unwrap(), "weight");
+        assert_eq!(weights, [FLOAT_DIGITS[2].1, FLOAT_DIGITS[1].1], "{log:?}");
+        let (_, c) = call(&app, "GET", &format!("/api/courses/{C}"), &app.auditor, &[], None).await;
+        assert_eq!(c["grading"]["categories"][0]["weight"], FLOAT_DIGITS[2].1, "{c}");
+
+        let items = format!("/api/courses/{C}/line-items");
+        let (status, li) = send_raw(&app, "POST", &items, &app.sis, "application/json",
+            &format!(r#"{{"label": "Lab", "line_item_id": "lab", "score_maximum": {}, "weight": {}}}"#, FLOAT_DIGITS[0].0, FLOAT_DIGITS[2].0)).await;
+        assert_eq!(status, 201, "{li}");
+        assert_eq!((li["score_maximum"].as_str(), li["weight"].as_str()), (Some(FLOAT_DIGITS[0].1), Some(FLOAT_DIGITS[2].1)), "{li}");
+        let created = audit_payloads(&app, &[("course_id", C), ("line_item_id", "lab")]).await;
+        assert_eq!(strings_at(&created[0], "score_maximum"), [FLOAT_DIGITS[0].1], "{created:?}");
+        assert_eq!(strings_at(&created[0], "weight"), [FLOAT_DIGITS[2].1], "{created:?}");
+
+        let before = app.event_count().await;
+        for (method, path, body) in [
+            ("PUT", grading.clone(), format!(r#"{{"scheme": "weighted", "categories": [{{"name": "Exams", "weight": {LONG}}}]}}"#)),
+            ("POST", items.clone(), format!(r#"{{"label": "Lab", "score_maximum": {LONG}}}"#)),
+            ("PATCH", format!("{items}/lab"), format!(r#"{{"weight": "{LONG}"}}"#)),
+        ] {
+            let (status, answer) = send_raw(&app, method, &path, &app.sis, "application/json", &body).await;
+            assert_error(status, &answer, 422, "invalid_body");
+            assert!(answer["message"].as_str().unwrap().contains("more digits than a decimal holds"), "{answer}");
+        }
+        assert_eq!(app.event_count().await, before, "refused input records nothing");
         app.stop().await;
     }
 }

@@ -11,6 +11,7 @@ pub mod gate;
 pub mod ids;
 pub mod line_item;
 pub mod meta;
+pub mod number;
 pub mod policy;
 pub mod score;
 pub mod time;

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{CourseId, LineItemId, UserId};
 use crate::line_item::maximum_in_range;
+use crate::number::{read_decimal, ReadDecimal};
 use crate::DomainError;
 
 /// The largest `scoreGiven` a post may carry: a thousand times the largest
@@ -66,17 +67,69 @@ pub struct ScorePost {
     /// The tool's own timestamp, with the offset it was sent with.
     pub timestamp: DateTime<FixedOffset>,
     pub comment: Option<String>,
+    /// The number sent for `score_given`, only when it has more digits than
+    /// a decimal holds and `score_given` is it rounded: the log keeps what
+    /// the tool sent. Events written before it read as `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score_given_as_sent: Option<String>,
+    /// The same for `score_maximum`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score_maximum_as_sent: Option<String>,
+}
+
+/// A number of a post with the text it was rounded from, if any: the text
+/// must read as that value and be one a decimal cannot hold exactly (an
+/// exact number needs no text beside it).
+fn as_read(
+    value: Option<Decimal>,
+    as_sent: Option<&str>,
+    what: &str,
+) -> Result<Option<ReadDecimal>, DomainError> {
+    let read = match (value, as_sent) {
+        (None, None) => return Ok(None),
+        (Some(value), None) => ReadDecimal {
+            value,
+            written: std::cmp::Ordering::Equal,
+        },
+        (Some(value), Some(text)) => match read_decimal(text) {
+            Ok(r) if r.value == value && !r.is_exact() => r,
+            _ => {
+                return Err(DomainError::InvalidInput(format!(
+                    "{what}_as_sent must be the number {what} was rounded from"
+                )))
+            }
+        },
+        (None, Some(_)) => {
+            return Err(DomainError::InvalidInput(format!(
+                "{what}_as_sent goes only with a {what}"
+            )))
+        }
+    };
+    Ok(Some(read))
 }
 
 impl ScorePost {
     fn validate(&self) -> Result<(), DomainError> {
-        if let Some(max) = self.score_maximum {
-            if !maximum_in_range(max) {
+        let maximum = as_read(
+            self.score_maximum,
+            self.score_maximum_as_sent.as_deref(),
+            "score_maximum",
+        )?;
+        let given = as_read(
+            self.score_given,
+            self.score_given_as_sent.as_deref(),
+            "score_given",
+        )?;
+        if let Some(max) = maximum {
+            // Above 0 and at most the bound, as sent: a text that rounds
+            // to 0 or to the bound from beyond it is out.
+            let top = Decimal::from(crate::line_item::MAX_SCORE_MAXIMUM);
+            if !maximum_in_range(max.value) || !max.within(Decimal::ZERO, top) {
                 return Err(DomainError::InvalidScoreMaximum);
             }
         }
-        if let Some(given) = self.score_given {
-            if !score_given_in_range(given) {
+        if let Some(given) = given {
+            if !given.within(Decimal::ZERO, Decimal::from(MAX_SCORE_GIVEN)) {
                 return Err(DomainError::InvalidScoreGiven);
             }
             if self.score_maximum.is_none() {
@@ -440,6 +493,8 @@ mod tests {
             grading_progress: GradingProgress::FullyGraded,
             timestamp: DateTime::parse_from_rfc3339(ts).unwrap(),
             comment: None,
+            score_given_as_sent: None,
+            score_maximum_as_sent: None,
         }
     }
 
@@ -722,6 +777,104 @@ mod tests {
         assert!(DomainError::InvalidScoreMaximum
             .to_string()
             .contains(&crate::line_item::MAX_SCORE_MAXIMUM.to_string()));
+    }
+
+    /// A post whose number was rounded, with the text it was rounded from.
+    fn rounded(text: &str) -> ScorePost {
+        let read = read_decimal(text).unwrap();
+        assert!(!read.is_exact(), "{text} fits a decimal");
+        let mut post = p(Some(read.value), T1);
+        post.score_given_as_sent = Some(text.to_string());
+        post
+    }
+
+    #[test]
+    fn a_rounded_score_keeps_the_text_it_was_rounded_from() {
+        let post = rounded("0.12345678901234567890123456789012345");
+        F::with(())
+            .given_no_previous_events()
+            .when(cmd(post.clone(), OPEN))
+            .then_expect_events(vec![accepted(post.clone())]);
+        let stored = serde_json::to_value(&post).unwrap();
+        assert_eq!(stored["score_given"], "0.1234567890123456789012345679");
+        assert_eq!(
+            stored["score_given_as_sent"],
+            "0.12345678901234567890123456789012345"
+        );
+        assert_eq!(serde_json::from_value::<ScorePost>(stored).unwrap(), post);
+        // The same value sent with other digits is another post, recorded.
+        let mut other = rounded("0.123456789012345678901234567890123451");
+        other.timestamp = post.timestamp;
+        F::with(())
+            .given(vec![accepted(post)])
+            .when(cmd(other.clone(), OPEN))
+            .then_expect_events(vec![accepted(other)]);
+    }
+
+    #[test]
+    fn a_post_stored_before_texts_were_kept_loads_and_an_exact_one_stores_no_text() {
+        let old = serde_json::json!({
+            "score_given": "72.50000", "score_maximum": "100",
+            "activity_progress": "Completed", "grading_progress": "FullyGraded",
+            "timestamp": "2026-05-01T10:00:00+02:00", "comment": null
+        });
+        let post: ScorePost = serde_json::from_value(old.clone()).unwrap();
+        assert_eq!(post.score_given, Some(dec!(72.50000)));
+        assert_eq!(post.score_given_as_sent, None);
+        assert_eq!(
+            serde_json::to_value(&post).unwrap(),
+            old,
+            "stored as before"
+        );
+    }
+
+    #[test]
+    fn a_text_kept_beside_a_number_must_be_what_it_was_rounded_from() {
+        let mut wrong = rounded("0.12345678901234567890123456789012345");
+        wrong.score_given = Some(dec!(0.5));
+        let mut exact = p(Some(dec!(0.2)), T1);
+        exact.score_given_as_sent = Some("0.2".into());
+        let mut orphan = p(None, T1);
+        orphan.score_given_as_sent = Some("0.12345678901234567890123456789012345".into());
+        for post in [wrong, exact, orphan] {
+            let err = Score::default().decide(cmd(post, OPEN)).unwrap_err();
+            assert_eq!(err.code(), "invalid_input", "{err}");
+        }
+    }
+
+    #[test]
+    fn bounds_hold_for_the_number_as_sent_not_only_as_rounded() {
+        // Rounds to 0, but was below it.
+        F::with(())
+            .given_no_previous_events()
+            .when(cmd(rounded("-1e-40"), OPEN))
+            .then_expect_error(DomainError::InvalidScoreGiven);
+        // Rounds to the bound, from above it.
+        F::with(())
+            .given_no_previous_events()
+            .when(cmd(rounded("1000000000000.00000000000000000001"), OPEN))
+            .then_expect_error(DomainError::InvalidScoreGiven);
+        // Rounds to 0 from above: a score of 0, text kept.
+        let tiny = rounded("1e-40");
+        F::with(())
+            .given_no_previous_events()
+            .when(cmd(tiny.clone(), OPEN))
+            .then_expect_events(vec![accepted(tiny)]);
+        // A maximum that rounds to 0 is not above 0.
+        let mut max = p(Some(dec!(1)), T1);
+        max.score_maximum = Some(read_decimal("1e-40").unwrap().value);
+        max.score_maximum_as_sent = Some("1e-40".into());
+        F::with(())
+            .given_no_previous_events()
+            .when(cmd(max, OPEN))
+            .then_expect_error(DomainError::InvalidScoreMaximum);
+        let mut max = p(Some(dec!(1)), T1);
+        max.score_maximum = Some(dec!(1000000000));
+        max.score_maximum_as_sent = Some("1000000000.000000000000000000001".into());
+        F::with(())
+            .given_no_previous_events()
+            .when(cmd(max, OPEN))
+            .then_expect_error(DomainError::InvalidScoreMaximum);
     }
 
     #[test]

@@ -111,6 +111,13 @@ pub struct PostView {
     /// The tool's timestamp, with the offset it was sent with.
     pub timestamp: String,
     pub comment: Option<String>,
+    /// The number the tool sent, when it had more digits than a decimal
+    /// holds and `score_given` is it rounded; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score_given_as_sent: Option<String>,
+    /// The same for `score_maximum`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score_maximum_as_sent: Option<String>,
 }
 
 impl PostView {
@@ -122,6 +129,8 @@ impl PostView {
             grading_progress: variant_name(&p.grading_progress),
             timestamp: p.timestamp.to_rfc3339(),
             comment: p.comment.clone(),
+            score_given_as_sent: p.score_given_as_sent.clone(),
+            score_maximum_as_sent: p.score_maximum_as_sent.clone(),
         }
     }
 }
@@ -422,6 +431,8 @@ mod tests {
             grading_progress: GradingProgress::FullyGraded,
             timestamp: DateTime::parse_from_rfc3339(ts).unwrap(),
             comment: None,
+            score_given_as_sent: None,
+            score_maximum_as_sent: None,
         }
     }
 

@@ -191,6 +191,8 @@ fn score_cell<S: AsRef<str>>(
             timestamp: chrono::DateTime::parse_from_rfc3339(t.as_ref())
                 .map_err(|e| corrupt("tool_timestamp", e))?,
             comment: text(&comment).map(str::to_string),
+            score_given_as_sent: None,
+            score_maximum_as_sent: None,
         }),
         _ => None,
     };

@@ -184,6 +184,8 @@ fn post(s: &ScorePlan, minute: usize) -> ScorePost {
         ))
         .unwrap(),
         comment: None,
+        score_given_as_sent: None,
+        score_maximum_as_sent: None,
     }
 }
 

@@ -251,6 +251,8 @@ fn events(ops: &[Op]) -> Vec<Envelope> {
                     ))
                     .unwrap(),
                     comment: (v % 4 == 0).then(|| format!("comment {v}")),
+                    score_given_as_sent: None,
+                    score_maximum_as_sent: None,
                 };
                 let (course_id, line_item_id, user_id) = (
                     course(c),

@@ -6,7 +6,7 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
-use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 
@@ -33,9 +33,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
             Ok(axum::Json(v)) => Ok(Json(v)),
             // serde stops at the first value of the wrong type, so a body
             // that is not JSON at all (10,000 `[`, two objects) would be
-            // called merely the wrong shape: say it is not JSON.
+            // called merely the wrong shape: say it is not JSON. Read as a
+            // value, so a number beyond a float (`1e309`), which a decimal
+            // read from its text also refuses, is not JSON here either.
             Err(JsonRejection::JsonDataError(e)) => {
-                match serde_json::from_slice::<IgnoredAny>(&bytes) {
+                match serde_json::from_slice::<serde_json::Value>(&bytes) {
                     Err(syntax) => Err(ApiError::bad_request(
                         "invalid_json",
                         format!("the body is not valid JSON: {syntax}"),

@@ -152,6 +152,9 @@ fn timeline(p: &Provenance) -> Vec<Entry<'_>> {
                     @if let Some(pts) = &e.points { span.sub { " = " (pts) " / " (item.maximum) " pts" } }
                     div.sub { (e.post.activity_progress) ", " (e.post.grading_progress) " · tool time " (when(&e.post.timestamp))
                         @if let Some(c) = &e.post.comment { " · “" (c) "”" } }
+                    // Numbers a decimal had to round, as the tool sent them.
+                    @if let Some(t) = &e.post.score_given_as_sent { div.sub { "score sent as " (t) } }
+                    @if let Some(t) = &e.post.score_maximum_as_sent { div.sub { "maximum sent as " (t) } }
                 },
                 outcome: outcome(e.outcome, e.reason, e.kept_timestamp.as_deref()),
             });

@@ -241,6 +241,8 @@ pub mod fixtures {
             grading_progress: GradingProgress::FullyGraded,
             timestamp: DateTime::parse_from_rfc3339(ts).unwrap(),
             comment: None,
+            score_given_as_sent: None,
+            score_maximum_as_sent: None,
         }
     }
 

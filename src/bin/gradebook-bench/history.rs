@@ -33,6 +33,8 @@ fn post(given: u32, second: i64) -> ScorePost {
             .unwrap()
             .fixed_offset(),
         comment: None,
+        score_given_as_sent: None,
+        score_maximum_as_sent: None,
     }
 }
 

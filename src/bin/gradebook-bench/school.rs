@@ -376,6 +376,8 @@ pub async fn generate(db: &Db, sizes: Sizes) -> anyhow::Result<School> {
             grading_progress: GradingProgress::FullyGraded,
             timestamp: timestamp.fixed_offset(),
             comment: None,
+            score_given_as_sent: None,
+            score_maximum_as_sent: None,
         };
         let (cid, iid, uid) = (&course_ids[c], &item_ids[k], &user_ids[c][j]);
         let cmd = ScoreCommand::Post {

@@ -2,21 +2,22 @@
 //! accepted as JSON strings or numbers, "null clears" fields for PATCH, an
 //! optional JSON body, and the command metadata of a caller.
 
-use std::str::FromStr;
-
 use axum::body::Bytes;
 use axum::http::HeaderMap;
 use gradebook_domain::{CommandMeta, Source};
 use rust_decimal::Decimal;
 use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
 
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
+use crate::json;
 
-/// A decimal read from `"83.25"` or `83.25`. Numbers go through their
-/// shortest decimal text, so `0.1` is exactly 0.1; NaN, infinities and
-/// values too large for a decimal are refused.
+/// A decimal read from `"83.25"` or `83.25`, from the digits sent (a JSON
+/// number never passes through a float), and kept only exactly: NaN,
+/// infinities, values too large for a decimal and numbers with more digits
+/// than a decimal holds are refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dec(pub Decimal);
 
@@ -24,32 +25,13 @@ const DEC_HINT: &str = "must be a decimal number such as \"83.25\" (a string or 
 
 impl<'de> Deserialize<'de> for Dec {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let parsed = match serde_json::Value::deserialize(d)? {
-            serde_json::Value::String(s) => parse_decimal_text(s.trim()),
-            serde_json::Value::Number(n) => {
-                if let Some(i) = n.as_i64() {
-                    Some(Decimal::from(i))
-                } else if let Some(u) = n.as_u64() {
-                    Some(Decimal::from(u))
-                } else {
-                    n.as_f64()
-                        .filter(|f| f.is_finite())
-                        .and_then(|f| parse_decimal_text(&f.to_string()))
-                }
-            }
-            _ => None,
-        };
-        parsed.map(Dec).ok_or_else(|| D::Error::custom(DEC_HINT))
+        let raw = Box::<RawValue>::deserialize(d)?;
+        match json::decimal(&raw) {
+            Ok(Some(n)) if n.read.is_exact() => Ok(Dec(n.value())),
+            Ok(Some(_)) => Err(D::Error::custom(json::too_many_digits("the number"))),
+            Ok(None) | Err(_) => Err(D::Error::custom(DEC_HINT)),
+        }
     }
-}
-
-fn parse_decimal_text(s: &str) -> Option<Decimal> {
-    if s.is_empty() || s.chars().any(|c| c.is_alphabetic() && c != 'e' && c != 'E') {
-        return None;
-    }
-    Decimal::from_str(s)
-        .or_else(|_| Decimal::from_scientific(s))
-        .ok()
 }
 
 /// For PATCH fields: absent is `None`, `null` is `Some(None)`.
@@ -102,26 +84,46 @@ pub fn meta(caller: &Caller, source: Source) -> CommandMeta {
 mod tests {
     use super::*;
 
-    fn dec(v: serde_json::Value) -> Option<Decimal> {
-        serde_json::from_value::<Dec>(v).ok().map(|d| d.0)
+    /// Reads a `Dec` from JSON text, as a request body is read.
+    fn dec(text: &str) -> Option<String> {
+        serde_json::from_str::<Dec>(text)
+            .ok()
+            .map(|d| d.0.to_string())
     }
 
     #[test]
     fn decimals_are_read_from_strings_and_numbers_exactly() {
-        assert_eq!(dec(serde_json::json!("83.25")), Some(Decimal::new(8325, 2)));
-        assert_eq!(dec(serde_json::json!(83.25)), Some(Decimal::new(8325, 2)));
-        assert_eq!(dec(serde_json::json!(0.1)), Some(Decimal::new(1, 1)));
-        assert_eq!(dec(serde_json::json!(60)), Some(Decimal::from(60)));
-        assert_eq!(dec(serde_json::json!("1e2")), Some(Decimal::from(100)));
+        assert_eq!(dec("\"83.25\"").as_deref(), Some("83.25"));
+        assert_eq!(dec("83.25").as_deref(), Some("83.25"));
+        assert_eq!(dec("0.1").as_deref(), Some("0.1"));
+        assert_eq!(dec("60").as_deref(), Some("60"));
+        assert_eq!(dec("\"1e2\"").as_deref(), Some("100"));
+        assert_eq!(dec(" \" 7.50 \"").as_deref(), Some("7.50"));
+        for digits in ["0.19999999999999998", "1.6666666666666665"] {
+            assert_eq!(dec(digits).as_deref(), Some(digits));
+            assert_eq!(dec(&format!("\"{digits}\"")).as_deref(), Some(digits));
+        }
+        assert_eq!(
+            dec("1.0000000000000002e-05").as_deref(),
+            Some("0.000010000000000000002")
+        );
     }
 
     #[test]
     fn text_that_is_not_a_finite_decimal_is_refused() {
-        for bad in ["abc", "NaN", "inf", "", "1e309", "12,5"] {
-            assert_eq!(dec(serde_json::json!(bad)), None, "{bad}");
+        for bad in ["abc", "NaN", "inf", "", "1e309", "12,5", "1_000"] {
+            assert_eq!(dec(&format!("\"{bad}\"")), None, "{bad}");
         }
-        assert_eq!(dec(serde_json::json!(1e300)), None);
-        assert_eq!(dec(serde_json::json!(true)), None);
-        assert_eq!(dec(serde_json::Value::Null), None);
+        for bad in ["1e300", "true", "null", "[1]", "{}"] {
+            assert_eq!(dec(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_number_a_decimal_cannot_hold_exactly_is_refused_not_rounded() {
+        for text in ["0.12345678901234567890123456789012345", "\"1e-40\""] {
+            let err = serde_json::from_str::<Dec>(text).unwrap_err().to_string();
+            assert!(err.contains("more digits than a decimal holds"), "{err}");
+        }
     }
 }

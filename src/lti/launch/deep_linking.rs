@@ -26,8 +26,8 @@ use crate::engine::EngineError;
 use crate::http::api::openapi::ErrorBody;
 use crate::http::error::ApiError;
 use crate::http::SharedState;
+use crate::json::{too_many_digits, SentObject};
 use crate::lti::crypto::{verify_tool_jwt, Expect, JwksCache};
-use crate::lti::services::wire::decimal;
 use crate::lti::tools::{self, Tool};
 
 /// Tool key sets fetched for deep-linking responses, shared by all requests.
@@ -78,12 +78,13 @@ fn optional_string(
     }
 }
 
-/// Validates the content items of a response and turns them into what
-/// will be created. `accept_multiple` is what our request offered; `tool`
-/// is the tool that answered, whose registered hosts a link's `url` must
-/// be on.
+/// Validates the content items of a response (each object with its texts
+/// as sent, `None` for an element that is not an object) and turns them
+/// into what will be created. `accept_multiple` is what our request
+/// offered; `tool` is the tool that answered, whose registered hosts a
+/// link's `url` must be on.
 pub fn plan_items(
-    items: &[Value],
+    items: &[Option<SentObject>],
     accept_multiple: bool,
     tool: &Tool,
 ) -> Result<Vec<PlannedItem>, ApiError> {
@@ -102,12 +103,13 @@ pub fn plan_items(
     let mut planned = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let n = i + 1;
-        let item = item.as_object().ok_or_else(|| {
+        let sent = item.as_ref().ok_or_else(|| {
             refuse(
                 "invalid_content_item",
                 format!("content item {n} is not a JSON object"),
             )
         })?;
+        let item = sent.values();
         match item.get("type").and_then(Value::as_str) {
             Some("ltiResourceLink") => {}
             Some(other) => {
@@ -155,15 +157,23 @@ pub fn plan_items(
         let line_item = match present(item, "lineItem") {
             None => None,
             Some(Value::Object(li)) => {
-                let max = present(li, "scoreMaximum")
-                    .and_then(decimal)
-                    .filter(|d| *d > Decimal::ZERO)
-                    .ok_or_else(|| {
-                        refuse(
+                // Read from the digits sent, and kept only exactly.
+                let max = sent.object("lineItem").map(|li| li.decimal("scoreMaximum"));
+                let max = match max {
+                    Some(Ok(Some(m))) if !m.read.is_exact() => {
+                        return Err(refuse(
+                            "invalid_content_item",
+                            too_many_digits(&format!("content item {n}: lineItem.scoreMaximum")),
+                        ))
+                    }
+                    Some(Ok(Some(m))) if m.value() > Decimal::ZERO => m.value(),
+                    _ => {
+                        return Err(refuse(
                             "invalid_content_item",
                             format!("content item {n}: lineItem.scoreMaximum must be a number greater than 0"),
-                        )
-                    })?;
+                        ))
+                    }
+                };
                 let label = optional_string(li, "label", n)?
                     .filter(|l| !l.trim().is_empty())
                     .or_else(|| title.clone())
@@ -191,6 +201,13 @@ pub fn plan_items(
         });
     }
     Ok(planned)
+}
+
+/// The claims of a JWT with their texts as sent; the caller has verified it.
+fn sent_claims(token: &str) -> Option<SentObject> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
+    SentObject::from_slice(&bytes).ok()
 }
 
 /// The claims of a JWT, unverified: only to find out which tool signed it.
@@ -316,10 +333,14 @@ async fn receive(
             "this deep-linking request has expired; start it again",
         ));
     }
+    let not_an_array = || refuse("invalid_jwt", "content_items must be an array");
     let items = match claims.get(DL_CONTENT_ITEMS) {
         None | Some(Value::Null) => vec![],
-        Some(Value::Array(a)) => a.clone(),
-        Some(_) => return Err(refuse("invalid_jwt", "content_items must be an array")),
+        // The verified payload read again for the numbers' texts.
+        Some(Value::Array(_)) => sent_claims(token)
+            .and_then(|c| c.objects(DL_CONTENT_ITEMS))
+            .ok_or_else(not_an_array)?,
+        Some(_) => return Err(not_an_array()),
     };
     let planned = plan_items(&items, true, &tool)?;
 
@@ -423,6 +444,16 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// Plans items written as JSON values, read back from their text.
+    fn plan(
+        items: &[Value],
+        accept_multiple: bool,
+        tool: &Tool,
+    ) -> Result<Vec<PlannedItem>, ApiError> {
+        let sent = crate::json::objects(&Value::Array(items.to_vec()).to_string()).unwrap();
+        super::plan_items(&sent, accept_multiple, tool)
+    }
+
     fn moodle() -> Tool {
         let mut t = tools::new_tool(
             "Moodle".into(),
@@ -442,7 +473,7 @@ mod tests {
     fn a_link_url_must_be_on_the_tools_registered_host() {
         let item =
             |url: &str| vec![json!({"type": "ltiResourceLink", "title": "Quiz", "url": url})];
-        let ok = plan_items(
+        let ok = plan(
             &item("https://MOODLE.example/mod/quiz/view.php?id=7"),
             true,
             &moodle(),
@@ -458,7 +489,7 @@ mod tests {
             "javascript:alert(1)",
             "/relative/path",
         ] {
-            let e = plan_items(&item(bad), true, &moodle()).unwrap_err();
+            let e = plan(&item(bad), true, &moodle()).unwrap_err();
             assert_eq!(e.code, "invalid_content_item", "{bad}");
             assert!(
                 e.message.starts_with("content item 1: url"),
@@ -469,7 +500,7 @@ mod tests {
         // The domain a tool gave at dynamic registration counts too.
         let mut dynamic = moodle();
         dynamic.registration = Some(json!({tools::TOOL_CONFIG: {"domain": "quiz.example:8443"}}));
-        assert!(plan_items(&item("https://quiz.example/x"), true, &dynamic).is_ok());
+        assert!(plan(&item("https://quiz.example/x"), true, &dynamic).is_ok());
     }
 
     #[test]
@@ -480,7 +511,7 @@ mod tests {
             "available": null, "submission": null,
             "lineItem": {"label": null, "scoreMaximum": 10, "resourceId": 42, "tag": null}
         })];
-        let planned = plan_items(&items, true, &moodle()).unwrap();
+        let planned = plan(&items, true, &moodle()).unwrap();
         let li = planned[0].line_item.as_ref().unwrap();
         assert_eq!(li.label, "Quiz 1");
         assert_eq!(li.score_maximum, Decimal::from(10));
@@ -496,13 +527,42 @@ mod tests {
             json!({"type": "ltiResourceLink", "title": "bad", "lineItem": {"scoreMaximum": 0}}),
         ];
         assert_eq!(
-            plan_items(&items, true, &moodle()).unwrap_err().code,
+            plan(&items, true, &moodle()).unwrap_err().code,
             "invalid_content_item"
         );
         let items = vec![json!({"type": "file", "title": "x"})];
         assert_eq!(
-            plan_items(&items, true, &moodle()).unwrap_err().code,
+            plan(&items, true, &moodle()).unwrap_err().code,
             "unsupported_content_type"
+        );
+    }
+
+    #[test]
+    fn a_line_items_maximum_keeps_the_digits_sent_and_is_refused_when_a_decimal_cannot_hold_it() {
+        let item = |max: &str| {
+            format!(
+                r#"[{{"type": "ltiResourceLink", "title": "Quiz", "lineItem": {{"scoreMaximum": {max}}}}}]"#
+            )
+        };
+        let sent = crate::json::objects(&item("1.6666666666666665")).unwrap();
+        let planned = super::plan_items(&sent, false, &moodle()).unwrap();
+        assert_eq!(
+            planned[0]
+                .line_item
+                .as_ref()
+                .unwrap()
+                .score_maximum
+                .to_string(),
+            "1.6666666666666665"
+        );
+        let sent = crate::json::objects(&item("0.12345678901234567890123456789012345")).unwrap();
+        let err = super::plan_items(&sent, false, &moodle()).unwrap_err();
+        assert_eq!(err.code, "invalid_content_item");
+        assert!(
+            err.message
+                .contains("lineItem.scoreMaximum has more digits"),
+            "{}",
+            err.message
         );
     }
 }

@@ -11,6 +11,7 @@ use gradebook_domain::ids::ResourceLinkId;
 use gradebook_domain::line_item::{LineItemPatch, LineItemSpec};
 use gradebook_domain::{clean_text, CourseId, DomainError, LineItemId, Source, ToolId};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 use super::{course_not_found, live_tool};
@@ -19,7 +20,7 @@ use crate::http::auth::SisCaller;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Json, Path};
 use crate::http::SharedState;
-use crate::lti::services::wire::decimal;
+use crate::json;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -47,9 +48,9 @@ pub struct NewResourceLink {
 #[serde(deny_unknown_fields)]
 pub struct NewLineItem {
     pub label: String,
-    /// A JSON number or a numeric string.
+    /// A JSON number or a numeric string, read from the digits sent.
     #[schema(value_type = String, example = "50")]
-    pub score_maximum: Value,
+    pub score_maximum: Box<RawValue>,
 }
 
 /// A resource link made by the SIS rather than by deep linking, optionally
@@ -85,7 +86,17 @@ pub async fn create_resource_link(
     // leaves no half-made link or column behind.
     let spec = match &req.line_item {
         Some(li) => {
-            let max = decimal(&li.score_maximum).ok_or(DomainError::InvalidScoreMaximum)?;
+            // Kept only exactly, like every maximum.
+            let max = match json::decimal(&li.score_maximum) {
+                Ok(Some(n)) if n.read.is_exact() => n.value(),
+                Ok(Some(_)) => {
+                    return Err(ApiError::unprocessable(
+                        "invalid_body",
+                        json::too_many_digits("line_item.score_maximum"),
+                    ))
+                }
+                Ok(None) | Err(_) => return Err(DomainError::InvalidScoreMaximum.into()),
+            };
             let mut spec = LineItemSpec::new(li.label.clone(), max);
             spec.resource_link_id = Some(link_id.as_str().to_string());
             spec.tool_id = Some(tool_id.clone());

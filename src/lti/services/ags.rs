@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{DateTime, FixedOffset};
 use gradebook_domain::line_item::{LineItemPatch, LineItemSpec};
+use gradebook_domain::number::NumberError;
 use gradebook_domain::score::{
     ActivityProgress, GradingProgress, RejectReason, ScoreOutcome, ScorePost,
 };
@@ -22,12 +23,13 @@ use serde_json::{json, Map, Value};
 
 use super::bearer::ToolCaller;
 use super::platform::Urls;
-use super::wire::{self, decimal, number, typed};
+use super::wire::{self, number, typed};
 use crate::engine::EngineError;
 use crate::http::api::openapi::ErrorBody;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Path, Query};
 use crate::http::SharedState;
+use crate::json::{too_many_digits, ObjectError, SentObject};
 use crate::lti::scope;
 
 fn course_not_found() -> ApiError {
@@ -262,20 +264,19 @@ pub async fn list_line_items(
     ))
 }
 
-/// A JSON body whatever the Content-Type says (tools differ).
-fn body_object(body: &[u8]) -> ApiResult<Map<String, Value>> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(o)) => Ok(o),
-        Ok(_) => Err(malformed("the body must be a JSON object")),
-        Err(e) => Err(ApiError::bad_request(
-            "invalid_json",
-            format!("the body is not valid JSON: {e}"),
-        )),
-    }
+/// A JSON body whatever the Content-Type says (tools differ), with each
+/// member's text as sent for the numbers.
+fn body_object(body: &[u8]) -> ApiResult<SentObject> {
+    SentObject::from_slice(body).map_err(|e| match e {
+        ObjectError::NotAnObject => malformed("the body must be a JSON object"),
+        ObjectError::Json(e) => {
+            ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+        }
+    })
 }
 
 /// An optional text field: absent is `None`, null is `Some(None)`.
-fn opt_text(o: &Map<String, Value>, name: &str) -> ApiResult<Option<Option<String>>> {
+fn opt_text(o: &SentObject, name: &str) -> ApiResult<Option<Option<String>>> {
     match o.get(name) {
         None => Ok(None),
         Some(Value::Null) => Ok(Some(None)),
@@ -284,7 +285,7 @@ fn opt_text(o: &Map<String, Value>, name: &str) -> ApiResult<Option<Option<Strin
     }
 }
 
-fn opt_resource_id(o: &Map<String, Value>) -> ApiResult<Option<Option<Value>>> {
+fn opt_resource_id(o: &SentObject) -> ApiResult<Option<Option<Value>>> {
     match o.get("resourceId") {
         None => Ok(None),
         Some(Value::Null) => Ok(Some(None)),
@@ -293,12 +294,15 @@ fn opt_resource_id(o: &Map<String, Value>) -> ApiResult<Option<Option<Value>>> {
     }
 }
 
-fn opt_score_maximum(o: &Map<String, Value>) -> ApiResult<Option<rust_decimal::Decimal>> {
-    match o.get("scoreMaximum") {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => decimal(v)
-            .map(Some)
-            .ok_or_else(|| malformed("scoreMaximum must be a number")),
+/// A line item's maximum, read from its digits: kept only exactly, so one
+/// with more digits than a decimal holds is refused rather than rounded.
+fn opt_score_maximum(o: &SentObject) -> ApiResult<Option<rust_decimal::Decimal>> {
+    match o.decimal("scoreMaximum") {
+        Ok(None) => Ok(None),
+        Ok(Some(n)) if n.read.is_exact() => Ok(Some(n.value())),
+        Ok(Some(_)) => Err(malformed(too_many_digits("scoreMaximum"))),
+        Err(NumberError::NotANumber) => Err(malformed("scoreMaximum must be a number")),
+        Err(e) => Err(malformed(format!("scoreMaximum {e}"))),
     }
 }
 
@@ -603,7 +607,7 @@ pub fn parse_timestamp(s: &str) -> Option<DateTime<FixedOffset>> {
 }
 
 fn progress<T: serde::de::DeserializeOwned>(
-    o: &Map<String, Value>,
+    o: &SentObject,
     name: &str,
     allowed: &str,
 ) -> ApiResult<T> {
@@ -614,19 +618,24 @@ fn progress<T: serde::de::DeserializeOwned>(
 }
 
 /// Reads a score publish the way tools send it.
-pub fn parse_score(o: &Map<String, Value>) -> ApiResult<(UserId, ScorePost)> {
+pub fn parse_score(o: &SentObject) -> ApiResult<(UserId, ScorePost)> {
     let user = match o.get("userId") {
         Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
+        // Its digits as sent: a long numeric id is not a float.
+        Some(Value::Number(_)) => o.text("userId").unwrap_or_default().to_string(),
         _ => return Err(malformed("userId is required")),
     };
     let user = UserId::parse(user).map_err(|e| malformed(e.to_string()))?;
-    let num = |name: &str| match o.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => decimal(v)
-            .map(Some)
-            .ok_or_else(|| malformed(format!("{name} must be a number"))),
+    // Read from the digits sent; a number with more digits than a decimal
+    // holds is kept rounded, with its text beside it.
+    let num = |name: &str| match o.decimal(name) {
+        Ok(None) => Ok((None, None)),
+        Ok(Some(n)) => Ok((Some(n.value()), n.as_sent())),
+        Err(NumberError::NotANumber) => Err(malformed(format!("{name} must be a number"))),
+        Err(e) => Err(malformed(format!("{name} {e}"))),
     };
+    let (score_given, score_given_as_sent) = num("scoreGiven")?;
+    let (score_maximum, score_maximum_as_sent) = num("scoreMaximum")?;
     let timestamp = o
         .get("timestamp")
         .and_then(Value::as_str)
@@ -641,8 +650,8 @@ pub fn parse_score(o: &Map<String, Value>) -> ApiResult<(UserId, ScorePost)> {
         Some(_) => return Err(malformed("comment must be a string")),
     };
     let post = ScorePost {
-        score_given: num("scoreGiven")?,
-        score_maximum: num("scoreMaximum")?,
+        score_given,
+        score_maximum,
         activity_progress: progress::<ActivityProgress>(
             o,
             "activityProgress",
@@ -655,6 +664,8 @@ pub fn parse_score(o: &Map<String, Value>) -> ApiResult<(UserId, ScorePost)> {
         )?,
         timestamp,
         comment,
+        score_given_as_sent,
+        score_maximum_as_sent,
     };
     Ok((user, post))
 }
@@ -836,4 +847,48 @@ pub async fn results(
         &Value::Array(page),
         next,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn post(body: &str) -> (UserId, ScorePost) {
+        parse_score_body(body.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_score_posts_numbers_are_its_digits_as_sent() {
+        let (user, p) = post(
+            r#"{"userId": 12345678901234567890123, "scoreGiven": 0.19999999999999998, "scoreMaximum": 1.0000000000000002e-05,
+                "activityProgress": "Completed", "gradingProgress": "FullyGraded", "timestamp": "2026-09-10T10:00:00Z"}"#,
+        );
+        assert_eq!(user.as_str(), "12345678901234567890123");
+        assert_eq!(p.score_given.unwrap().to_string(), "0.19999999999999998");
+        assert_eq!(
+            p.score_maximum.unwrap().to_string(),
+            "0.000010000000000000002"
+        );
+        assert_eq!(
+            (p.score_given_as_sent, p.score_maximum_as_sent),
+            (None, None)
+        );
+    }
+
+    #[test]
+    fn a_score_with_more_digits_than_a_decimal_holds_keeps_its_text() {
+        let (_, p) = post(
+            r#"{"userId": "ada", "scoreGiven": 0.12345678901234567890123456789012345, "scoreMaximum": "1",
+                "activityProgress": "Completed", "gradingProgress": "FullyGraded", "timestamp": "2026-09-10T10:00:00Z"}"#,
+        );
+        assert_eq!(
+            p.score_given.unwrap().to_string(),
+            "0.1234567890123456789012345679"
+        );
+        assert_eq!(
+            p.score_given_as_sent.as_deref(),
+            Some("0.12345678901234567890123456789012345")
+        );
+        assert_eq!(p.score_maximum_as_sent, None);
+    }
 }

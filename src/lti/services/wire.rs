@@ -1,6 +1,6 @@
 //! Small pieces of the LTI wire format shared by the service endpoints:
 //! answers with a spec media type, the OAuth error shape, decimals as JSON
-//! numbers, and `Link: <url>; rel="next"` paging.
+//! numbers (read in by `crate::json`), and `Link: <url>; rel="next"` paging.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -107,19 +107,6 @@ pub fn number(d: Decimal) -> Value {
         .unwrap_or_else(|| Value::String(d.to_string()))
 }
 
-/// A decimal sent as a JSON number or a numeric string (`"72.50000"`).
-pub fn decimal(v: &Value) -> Option<Decimal> {
-    use std::str::FromStr;
-    let text = match v {
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => s.trim().to_string(),
-        _ => return None,
-    };
-    Decimal::from_str(&text)
-        .or_else(|_| Decimal::from_scientific(&text))
-        .ok()
-}
-
 /// Percent-encodes a query value (everything but RFC 3986 unreserved).
 pub fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -190,17 +177,6 @@ mod tests {
         assert_eq!(number(Decimal::from_str("100").unwrap()).to_string(), "100");
         assert_eq!(number(Decimal::ZERO).to_string(), "0");
         assert_eq!(number(Decimal::from_str("0.1").unwrap()).to_string(), "0.1");
-    }
-
-    #[test]
-    fn numeric_strings_and_numbers_both_read_as_decimals() {
-        assert_eq!(
-            decimal(&serde_json::json!("72.50000")),
-            Decimal::from_str("72.5").ok()
-        );
-        assert_eq!(decimal(&serde_json::json!(0)), Some(Decimal::ZERO));
-        assert_eq!(decimal(&serde_json::json!("abc")), None);
-        assert_eq!(decimal(&serde_json::json!(true)), None);
     }
 
     #[test]
