@@ -1,7 +1,6 @@
 //! The command line.
 
 use clap::{Parser, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::Settings;
 use gradebook_projections::db::Db;
@@ -35,6 +34,46 @@ pub enum Command {
     /// Manage the platform's signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Move a whole gradebook to another store.
+    #[command(subcommand)]
+    Store(StoreCommand),
+    /// Write a consistent copy of a SQLite store to PATH while the server
+    /// runs (on PostgreSQL: print the pg_dump command to use).
+    Backup { path: std::path::PathBuf },
+    /// Export or import the event log as JSON lines.
+    #[command(subcommand)]
+    Log(LogCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Copy the event log and everything kept beside it from one store to
+    /// another, empty one, rebuild the read tables there and check that
+    /// both give the same grades.
+    Copy {
+        /// The store to copy (read in one snapshot, never written).
+        #[arg(long)]
+        from: String,
+        /// The empty store to copy into (a SQLite file is created).
+        #[arg(long)]
+        to: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LogCommand {
+    /// Write the event log, in log order, one event a line.
+    Export {
+        /// Only this course's events.
+        #[arg(long)]
+        course: Option<String>,
+        /// A new file to write (default: standard output).
+        #[arg(long)]
+        output: Option<std::path::PathBuf>,
+    },
+    /// Append the events of an exported file, checked first: nothing is
+    /// written unless every line is good.
+    Import { file: std::path::PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -79,6 +118,65 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             println!("{}", key.kid);
             Ok(())
+        }
+        Command::Store(StoreCommand::Copy { from, to }) => {
+            let report = crate::ops::copy::run(&from, &to).await?;
+            print!("{report}");
+            if !report.check.passed() {
+                anyhow::bail!(
+                    "the copy was written, but its check found differences (listed above)"
+                );
+            }
+            Ok(())
+        }
+        Command::Backup { path } => backup(&settings, &path).await,
+        Command::Log(LogCommand::Export { course, output }) => {
+            let n = crate::ops::log_io::export_to(
+                &settings.database_url,
+                course.as_deref(),
+                output.as_deref(),
+            )
+            .await?;
+            eprintln!(
+                "exported {n} event(s){}",
+                output
+                    .map(|p| format!(" to {}", p.display()))
+                    .unwrap_or_default()
+            );
+            Ok(())
+        }
+        Command::Log(LogCommand::Import { file }) => {
+            let done = crate::ops::log_io::import(&settings.database_url, &file).await?;
+            println!(
+                "imported {} event(s) of {} aggregate(s) in {} course(s); a running server applies \
+                 them within a moment, otherwise the next `serve` or `replay` does",
+                done.events, done.aggregates, done.courses
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn backup(settings: &Settings, path: &std::path::Path) -> anyhow::Result<()> {
+    use crate::ops::backup::Backup;
+    match crate::ops::backup::run(&settings.database_url, path).await? {
+        Backup::Written {
+            path,
+            events,
+            bytes,
+        } => {
+            println!(
+                "backed up {events} event(s) and everything kept beside them to {} ({bytes} bytes)",
+                path.display()
+            );
+            Ok(())
+        }
+        Backup::UsePgDump { command } => {
+            println!("{command}");
+            anyhow::bail!(
+                "nothing was written: back up PostgreSQL with pg_dump, as printed above \
+                 (see docs/operations.md)"
+            )
         }
     }
 }
@@ -129,18 +227,7 @@ async fn token(settings: &Settings, cmd: TokenCommand) -> anyhow::Result<()> {
 async fn replay(settings: &Settings) -> anyhow::Result<()> {
     let db = Db::connect_for_replay(&settings.database_url, 2).await?;
     db.migrate().await?;
-    let total = gradebook_projections::events::count(&db).await? as u64;
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} replaying [{bar:40}] {pos}/{len} events ({per_sec}, eta {eta})",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let started = std::time::Instant::now();
-    let applied = gradebook_projections::projector::replay(&db, |n| bar.set_position(n)).await?;
-    bar.finish();
-    let secs = started.elapsed().as_secs_f64();
+    let (applied, secs) = crate::ops::replay_with_progress(&db).await?;
     println!(
         "replayed {applied} events in {secs:.2} s ({:.0} events/s)",
         applied as f64 / secs.max(1e-9)

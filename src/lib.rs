@@ -15,6 +15,7 @@ pub mod http;
 pub mod json;
 pub mod lti;
 pub mod metrics;
+pub mod ops;
 pub mod reads;
 pub mod store;
 pub mod ui;

@@ -47,7 +47,7 @@ const GATE_ATTEMPTS: usize = 20;
 /// The advisory lock class of the course gate locks on PostgreSQL (the
 /// second key is `hashtext(course id)`); `score_gates_hold` in migration
 /// 0009 takes the same lock shared.
-const GATE_LOCK_CLASS: i32 = 1_919_181_921;
+pub const GATE_LOCK_CLASS: i32 = 1_919_181_921;
 
 /// A gate's row key in `score_gates`.
 pub fn gate_key(aggregate_type: &str, aggregate_id: &str) -> String {

@@ -56,17 +56,7 @@ on_both_stores! {
             "tool_private_key": t.key.private_pkcs8_pem, "platform_jwks": jwks,
             "launch_url": t.tool.launch_url, "deep_linking_url": t.tool.deep_linking_url,
         });
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/lti_tool.py");
-        let out = tokio::process::Command::new(&python)
-            .arg(script)
-            .arg(config.to_string())
-            .output()
-            .await
-            .unwrap_or_else(|e| panic!("could not run {python}: {e}"));
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "the pylti1p3 tool failed:\n{stderr}");
-        let seen: Value = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("tool output is not JSON ({e}):\n{}\n{stderr}", String::from_utf8_lossy(&out.stdout)));
+        let seen = run_tool(&python, &config).await;
 
         // The resource-link launch as pylti1p3 validated it.
         let rl = &seen["resource_link"];
@@ -686,4 +676,168 @@ on_both_stores! {
     async fn an_ltijs_tool_registered_by_hand_deep_links_grades_and_reads_the_roster(app: TestApp) {
         ltijs_scenario(app, "manual").await;
     }
+}
+
+/// Runs the tool with `config`; what it printed.
+async fn run_tool(python: &str, config: &Value) -> Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/lti_tool.py");
+    let out = tokio::process::Command::new(python)
+        .arg(script)
+        .arg(config.to_string())
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("could not run {python}: {e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the pylti1p3 tool failed:\n{stderr}");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "tool output is not JSON ({e}):\n{}\n{stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// The tool's result for `user`, in the line item's scale.
+fn result_of(seen: &Value, user: &str) -> Option<f64> {
+    seen["results"]
+        .as_array()?
+        .iter()
+        .find(|r| r["userId"] == user)?["resultScore"]
+        .as_f64()
+}
+
+/// A college moves from the SQLite file to PostgreSQL. The tool was
+/// registered on the SQLite server and posts a score there; the store is
+/// copied with `gradebook store copy`; the PostgreSQL server takes the same
+/// address (the same issuer); the tool, configured exactly as before (its
+/// client id, deployment id, keys, the platform's JWKS URL), launches and
+/// posts again, and both scores are in the grades.
+#[sqlx::test(migrations = false)]
+async fn a_pylti1p3_tool_goes_on_posting_after_the_store_moves_from_sqlite_to_postgres(
+    opts: sqlx::postgres::PgPoolOptions,
+    connect: sqlx::postgres::PgConnectOptions,
+) {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let from = format!("sqlite://{}", dir.path().join("gradebook.db").display());
+    let to = {
+        let base = std::env::var("DATABASE_URL").expect("DATABASE_URL");
+        let (server, _) = base.rsplit_once('/').unwrap();
+        format!("{server}/{}", connect.get_database().unwrap())
+    };
+
+    // On SQLite: registered, deployed, a first score.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let db = gradebook::projections::db::Db::connect(&from, 8)
+        .await
+        .unwrap();
+    let app = TestApp::start_on(db.clone(), listener, None).await;
+    let t = register(&app, Grading::Full, roster(true, false, false)).await;
+    course_with(&app, &[&t.tool.tool_id]).await;
+    let link = sis_link(&app, &t.tool.tool_id, "unit-1", Some("30")).await;
+    let line_item = link["line_item_id"].as_str().unwrap().to_string();
+    let mut config = json!({
+        "mode": "score", "base": app.base, "sis_token": app.sis, "course_id": COURSE,
+        "learner": "ada", "instructor": "grace", "resource_link_id": "unit-1",
+        "tool_id": t.tool.tool_id, "client_id": t.tool.client_id, "deployment_id": t.tool.deployment_id,
+        "tool_private_key": t.key.private_pkcs8_pem, "platform_jwks": Value::Null,
+        "launch_url": t.tool.launch_url, "deep_linking_url": t.tool.deep_linking_url,
+        "score": 15, "score_maximum": 20, "timestamp": "2026-10-01T10:00:00+00:00",
+    });
+    let seen = run_tool(&python, &config).await;
+    assert_eq!(
+        seen["key_source"], "key_set_url",
+        "the tool reads the platform's published keys"
+    );
+    assert_eq!(result_of(&seen, "ada"), Some(22.5), "{seen}");
+    let (_, jwks) = app.get_json("/.well-known/jwks.json").await;
+    let (_, grades) = app.get_json(&format!("/api/courses/{COURSE}/grades")).await;
+    app.stop().await;
+    if let gradebook::projections::db::Db::Sqlite(pool) = db {
+        pool.close().await;
+    }
+
+    // The move.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_gradebook"))
+        .args(["store", "copy", "--from", &from, "--to", &to])
+        .env_remove("DATABASE_URL")
+        .output()
+        .await
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(report.contains("all equal"), "{report}");
+
+    // On PostgreSQL, at the same address: same issuer, same keys.
+    let pool = opts
+        .max_connections(16)
+        .connect_with(connect)
+        .await
+        .unwrap();
+    let mut tries = 0;
+    let listener = loop {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => break l,
+            Err(e) if tries < 100 => {
+                tries += 1;
+                eprintln!("waiting for {addr}: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("{addr} stays taken: {e}"),
+        }
+    };
+    let app = TestApp::start_on(
+        gradebook::projections::db::Db::Postgres(pool),
+        listener,
+        None,
+    )
+    .await;
+    assert_eq!(app.engine().db.kind(), "postgres");
+    assert_eq!(
+        app.get_json("/.well-known/jwks.json").await.1,
+        jwks,
+        "the same signing keys, kids and all"
+    );
+    assert_eq!(
+        app.get_json(&format!("/api/courses/{COURSE}/grades"))
+            .await
+            .1,
+        grades
+    );
+
+    config["score"] = json!(18);
+    config["timestamp"] = json!("2026-10-02T10:00:00+00:00");
+    let seen = run_tool(&python, &config).await;
+    assert_eq!(result_of(&seen, "ada"), Some(27.0), "{seen}");
+    let (_, grades) = app.get_json(&format!("/api/courses/{COURSE}/grades")).await;
+    let ada = grades["students"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["user_id"] == "ada")
+        .unwrap();
+    let cell = ada["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["line_item_id"] == line_item.as_str())
+        .unwrap();
+    assert_eq!(cell["score"], "27.00", "{grades}");
+    // Both posts are in the log the PostgreSQL server holds.
+    let (_, audit) = app
+        .get_json(&format!("/api/audit?course_id={COURSE}&limit=1000"))
+        .await;
+    let accepted = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event_type"] == "ScoreAccepted")
+        .count();
+    assert_eq!(accepted, 2, "{audit}");
+    app.stop().await;
 }

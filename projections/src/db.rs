@@ -115,6 +115,15 @@ pub enum DbError {
 static PG_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 
+/// The migrations this build runs on PostgreSQL (`postgres`) or SQLite.
+pub fn migrator(postgres: bool) -> &'static sqlx::migrate::Migrator {
+    if postgres {
+        &PG_MIGRATIONS
+    } else {
+        &SQLITE_MIGRATIONS
+    }
+}
+
 /// How much of a SQLite file is read through a memory map (1 GiB). The
 /// server's reads land all over the file (a course's events lie spread over
 /// the log): through the map each is a memory access instead of a `pread`

@@ -156,6 +156,95 @@ fn decode_parts(
     })
 }
 
+/// Checks an event from outside this store (a row of another store being
+/// copied, a line of an exported log) the way this build would read it,
+/// and decodes it: its payload is one of this build's events of its
+/// aggregate type, `event_type` and `event_version` are the ones that
+/// event is written with, the metadata is a JSON object of strings (as the
+/// store crates read it back), the aggregate id has its type's shape and
+/// names the ids the payload carries, and the sequence starts at 1. The
+/// error says why in a sentence.
+pub fn check_stored(
+    aggregate_type: &str,
+    aggregate_id: &str,
+    sequence: i64,
+    event_type: &str,
+    event_version: &str,
+    payload: &str,
+    metadata: &str,
+) -> Result<Envelope, String> {
+    use cqrs_es::DomainEvent;
+    if sequence < 1 {
+        return Err(format!("sequence {sequence} is below 1"));
+    }
+    serde_json::from_str::<std::collections::HashMap<String, String>>(metadata)
+        .map_err(|e| format!("metadata is not a JSON object of strings: {e}"))?;
+    let env = decode_parts(
+        Checkpoint::default(),
+        aggregate_type.to_string(),
+        aggregate_id.to_string(),
+        sequence,
+        event_type.to_string(),
+        payload,
+        metadata,
+    )
+    .map_err(|e| match e {
+        ReadError::Decode { reason, .. } => {
+            format!("{event_type} is not a {aggregate_type} event this build can read: {reason}")
+        }
+        other => other.to_string(),
+    })?;
+    let (known_type, known_version) = match &env.event {
+        AnyEvent::Course(e) => (e.event_type(), e.event_version()),
+        AnyEvent::LineItem(e) => (e.event_type(), e.event_version()),
+        AnyEvent::Enrollment(e) => (e.event_type(), e.event_version()),
+        AnyEvent::Score(e) => (e.event_type(), e.event_version()),
+    };
+    if event_type != known_type {
+        return Err(format!(
+            "event_type {event_type:?} does not match its payload, which is a {known_type}"
+        ));
+    }
+    if event_version != known_version {
+        return Err(format!(
+            "{event_type} version {event_version:?} is not one this build knows (it reads version {known_version:?})"
+        ));
+    }
+    let segments: Vec<&str> = aggregate_id.split('/').collect();
+    let (shape, named): (usize, Vec<&str>) = match &env.event {
+        AnyEvent::Course(CourseEvent::CourseOpened { course_id, .. }) => {
+            (1, vec![course_id.as_str()])
+        }
+        AnyEvent::Course(_) => (1, vec![]),
+        AnyEvent::LineItem(LineItemEvent::LineItemCreated {
+            course_id,
+            line_item_id,
+            ..
+        }) => (2, vec![course_id.as_str(), line_item_id.as_str()]),
+        AnyEvent::LineItem(_) => (2, vec![]),
+        AnyEvent::Enrollment(EnrollmentEvent::Enrolled {
+            course_id, user_id, ..
+        }) => (2, vec![course_id.as_str(), user_id.as_str()]),
+        AnyEvent::Enrollment(_) => (2, vec![]),
+        AnyEvent::Score(e) => {
+            let (c, i, u) = e.ids();
+            (3, vec![c.as_str(), i.as_str(), u.as_str()])
+        }
+    };
+    if segments.len() != shape || segments.iter().any(|s| s.is_empty()) {
+        return Err(format!(
+            "aggregate id {aggregate_id:?} is not the id of a {aggregate_type} ({shape} part(s) joined by '/')"
+        ));
+    }
+    if !named.is_empty() && named != segments {
+        return Err(format!(
+            "aggregate id {aggregate_id:?} does not match the ids its payload names ({})",
+            named.join("/")
+        ));
+    }
+    Ok(env)
+}
+
 fn raw_from_row<R: Row>(row: &R) -> RawEvent
 where
     for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
@@ -393,4 +482,85 @@ pub async fn checkpoint_of(
 /// How many events the log holds.
 pub async fn count(db: &Db) -> Result<i64, sqlx::Error> {
     with_db!(db, pool => sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(pool).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cqrs_es::DomainEvent;
+    use gradebook_domain::score::{ActivityProgress, GradingProgress, ScorePost};
+
+    fn accepted(course: &str, item: &str, user: &str) -> ScoreEvent {
+        ScoreEvent::ScoreAccepted {
+            course_id: gradebook_domain::CourseId::parse(course).unwrap(),
+            line_item_id: gradebook_domain::LineItemId::parse(item).unwrap(),
+            user_id: gradebook_domain::UserId::parse(user).unwrap(),
+            post: ScorePost {
+                score_given: Some(rust_decimal::Decimal::new(875, 1)),
+                score_maximum: Some(rust_decimal::Decimal::new(100, 0)),
+                score_given_as_sent: None,
+                score_maximum_as_sent: None,
+                activity_progress: ActivityProgress::Completed,
+                grading_progress: GradingProgress::FullyGraded,
+                timestamp: chrono::DateTime::parse_from_rfc3339("2026-10-01T10:00:00Z").unwrap(),
+                comment: None,
+            },
+        }
+    }
+
+    const META: &str =
+        r#"{"actor":"t","source":"ags","request_id":"r","received_at":"2026-10-01T10:00:00Z"}"#;
+
+    fn check(
+        id: &str,
+        seq: i64,
+        ty: &str,
+        version: &str,
+        payload: &str,
+        meta: &str,
+    ) -> Result<(), String> {
+        check_stored("score", id, seq, ty, version, payload, meta).map(drop)
+    }
+
+    #[test]
+    fn a_stored_event_must_be_one_this_build_writes_as_it_writes_it() {
+        let e = accepted("C1", "hw1", "ada");
+        let payload = serde_json::to_string(&e).unwrap();
+        let ty = e.event_type();
+        assert_eq!(check("C1/hw1/ada", 1, &ty, "1", &payload, META), Ok(()));
+
+        let refused = |r: Result<(), String>, words: &str| {
+            let why = r.expect_err("refused");
+            assert!(why.contains(words), "{why:?} should say {words:?}");
+        };
+        refused(check("C1/hw1/ada", 0, &ty, "1", &payload, META), "below 1");
+        refused(
+            check("C1/hw1/ada", 1, "ScoreCleared", "1", &payload, META),
+            "does not match its payload",
+        );
+        refused(
+            check("C1/hw1/ada", 1, &ty, "2", &payload, META),
+            "version \"2\"",
+        );
+        refused(
+            check("C1/hw1/ada", 1, &ty, "1", r#"{"ScoreDoubled":{}}"#, META),
+            "ScoreDoubled",
+        );
+        refused(
+            check("C1/hw1/ada", 1, &ty, "1", &payload, r#"{"actor":1}"#),
+            "metadata",
+        );
+        refused(
+            check("C1/hw1", 1, &ty, "1", &payload, META),
+            "is not the id of a score",
+        );
+        refused(
+            check("C1/hw1/alan", 1, &ty, "1", &payload, META),
+            "does not match the ids",
+        );
+        refused(
+            check_stored("grade", "C1", 1, &ty, "1", &payload, META).map(drop),
+            "unknown aggregate type",
+        );
+    }
 }

@@ -290,3 +290,38 @@ impl CourseView {
         self.line_items.iter().filter(|r| !r.deleted)
     }
 }
+
+/// Every course folded from one pass over the whole log, in log order:
+/// for each course what [`CourseView::fold`] gives it without `as_of`,
+/// without holding the log in memory (only the views). Used to check a
+/// copied store against the log it was copied from.
+#[derive(Debug, Default)]
+pub struct LogFold {
+    /// Each course seen, whether it was opened, and its view so far.
+    courses: BTreeMap<String, (bool, CourseView)>,
+}
+
+impl LogFold {
+    pub fn apply(&mut self, env: &Envelope) {
+        let course = gradebook_domain::ids::aggregate_id::course_of(&env.aggregate_id);
+        let (opened, view) = self
+            .courses
+            .entry(course.to_string())
+            .or_insert_with(|| (false, CourseView::empty(course)));
+        if matches!(
+            env.event,
+            AnyEvent::Course(CourseEvent::CourseOpened { .. })
+        ) {
+            *opened = true;
+        }
+        view.apply(env);
+    }
+
+    /// The views of the courses that were opened, by course id.
+    pub fn into_views(self) -> BTreeMap<String, CourseView> {
+        self.courses
+            .into_iter()
+            .filter_map(|(id, (opened, view))| opened.then_some((id, view)))
+            .collect()
+    }
+}

@@ -46,6 +46,12 @@ impl TestApp {
 
     async fn start(db: Db, dir: Option<tempfile::TempDir>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on(db, listener, dir).await
+    }
+
+    /// The server on a store of the test's own, listening on `listener`
+    /// (a second server can then take the address of a stopped one).
+    pub async fn start_on(db: Db, listener: TcpListener, dir: Option<tempfile::TempDir>) -> Self {
         let addr = listener.local_addr().unwrap();
         let settings = Settings {
             database_url: String::new(),
