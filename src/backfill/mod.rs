@@ -3,16 +3,16 @@
 //! `POST /api/courses/{id}/backfill`, the backfill page and
 //! `gradebook backfill`.
 //!
-//! The file is read as a stream ([`source`]), a chunk of rows at a time,
+//! The file is read as a stream (`source.rs`), a chunk of rows at a time,
 //! and only rejections are kept in memory. Every row is checked by itself
-//! and against the course as the batch found it ([`checks`]) before
+//! and against the course as the batch found it (`checks.rs`) before
 //! anything is posted for it, so a row that cannot land (unknown line item,
 //! someone who is not an active learner, a bad number or time) is reported
 //! with its line number and records nothing.
 //!
 //! Rows that pass are decided by the domain (`Score::decide`, a
 //! `ScoreCommand::Backfill`) on their cell loaded from the log, with the
-//! score gates a single post is decided on ([`post`]): a row whose exact
+//! score gates a single post is decided on (`post.rs`): a row whose exact
 //! post is already in the cell's history is `unchanged` (the same file twice
 //! changes nothing), one older than the kept score is refused without a
 //! record. A chunk's events are appended in one transaction that first
