@@ -656,16 +656,27 @@ impl Engine {
         post: ScorePost,
         meta: &CommandMeta,
     ) -> Result<ScoreOutcome, EngineError> {
-        let ctx = queries::score_context(
+        let ctx = self.score_context(course_id, line_item_id, user_id).await?;
+        self.post_score_in(ctx, course_id, line_item_id, user_id, post, meta)
+            .await
+    }
+
+    /// What the read side says of a post's course and column; an unknown
+    /// course is refused here.
+    async fn score_context(
+        &self,
+        course_id: &CourseId,
+        line_item_id: &LineItemId,
+        user_id: &UserId,
+    ) -> Result<ScoreContext, EngineError> {
+        Ok(queries::score_context(
             &self.db,
             course_id.as_str(),
             line_item_id.as_str(),
             user_id.as_str(),
         )
         .await?
-        .ok_or(DomainError::CourseNotFound)?;
-        self.post_score_in(ctx, course_id, line_item_id, user_id, post, meta)
-            .await
+        .ok_or(DomainError::CourseNotFound)?)
     }
 
     /// [`Self::post_score`] with the facts already read (by a caller that
@@ -708,16 +719,10 @@ impl Engine {
         applied_before: bool,
         meta: &CommandMeta,
     ) -> Result<ScoreOutcome, EngineError> {
-        queries::score_context(
-            &self.db,
-            course_id.as_str(),
-            line_item_id.as_str(),
-            user_id.as_str(),
-        )
-        .await?
-        .ok_or(DomainError::CourseNotFound)?
-        .line_item_deleted
-        .ok_or(DomainError::LineItemNotFound)?;
+        self.score_context(course_id, line_item_id, user_id)
+            .await?
+            .line_item_deleted
+            .ok_or(DomainError::LineItemNotFound)?;
         self.decide_score(course_id, line_item_id, user_id, meta, |facts| {
             ScoreCommand::Backfill {
                 course_id: course_id.clone(),
