@@ -656,16 +656,27 @@ impl Engine {
         post: ScorePost,
         meta: &CommandMeta,
     ) -> Result<ScoreOutcome, EngineError> {
-        let ctx = queries::score_context(
+        let ctx = self.score_context(course_id, line_item_id, user_id).await?;
+        self.post_score_in(ctx, course_id, line_item_id, user_id, post, meta)
+            .await
+    }
+
+    /// What the read side says of a post's course and column; an unknown
+    /// course is refused here.
+    async fn score_context(
+        &self,
+        course_id: &CourseId,
+        line_item_id: &LineItemId,
+        user_id: &UserId,
+    ) -> Result<ScoreContext, EngineError> {
+        Ok(queries::score_context(
             &self.db,
             course_id.as_str(),
             line_item_id.as_str(),
             user_id.as_str(),
         )
         .await?
-        .ok_or(DomainError::CourseNotFound)?;
-        self.post_score_in(ctx, course_id, line_item_id, user_id, post, meta)
-            .await
+        .ok_or(DomainError::CourseNotFound)?)
     }
 
     /// [`Self::post_score`] with the facts already read (by a caller that
@@ -685,30 +696,61 @@ impl Engine {
         meta: &CommandMeta,
     ) -> Result<ScoreOutcome, EngineError> {
         ctx.line_item_deleted.ok_or(DomainError::LineItemNotFound)?;
-        let gates = [
-            gate_key(Course::TYPE, &aggregate_id::course(course_id)),
-            gate_key(
-                LineItem::TYPE,
-                &aggregate_id::line_item(course_id, line_item_id),
-            ),
-            gate_key(
-                Enrollment::TYPE,
-                &aggregate_id::enrollment(course_id, user_id),
-            ),
-        ];
-        let decide = |score: &Score, open: &[bool]| {
-            let decision = score.decide(ScoreCommand::Post {
+        self.decide_score(course_id, line_item_id, user_id, meta, |facts| {
+            ScoreCommand::Post {
                 course_id: course_id.clone(),
                 line_item_id: line_item_id.clone(),
                 user_id: user_id.clone(),
                 post: post.clone(),
-                facts: ScoreFacts {
-                    course_locked: !open[0],
-                    line_item_deleted: !open[1],
-                    learner_active: open[2],
-                    received_at: Some(meta.received_at),
-                },
-            })?;
+                facts,
+            }
+        })
+        .await
+    }
+
+    /// One backfill row by itself, decided and appended as a single post
+    /// is; `applied_before` is what the cell's log said of this exact post.
+    pub async fn post_past_score(
+        &self,
+        course_id: &CourseId,
+        line_item_id: &LineItemId,
+        user_id: &UserId,
+        post: ScorePost,
+        applied_before: bool,
+        meta: &CommandMeta,
+    ) -> Result<ScoreOutcome, EngineError> {
+        self.score_context(course_id, line_item_id, user_id)
+            .await?
+            .line_item_deleted
+            .ok_or(DomainError::LineItemNotFound)?;
+        self.decide_score(course_id, line_item_id, user_id, meta, |facts| {
+            ScoreCommand::Backfill {
+                course_id: course_id.clone(),
+                line_item_id: line_item_id.clone(),
+                user_id: user_id.clone(),
+                post: post.clone(),
+                facts,
+                applied_before,
+            }
+        })
+        .await
+    }
+
+    /// Runs a score command on the cell's gates, which the append itself
+    /// checks (`AggStore::execute_gated`): a post in flight when a lock, a
+    /// drop or a deletion answers is either in the log before that event
+    /// or decided again after it.
+    async fn decide_score(
+        &self,
+        course_id: &CourseId,
+        line_item_id: &LineItemId,
+        user_id: &UserId,
+        meta: &CommandMeta,
+        command: impl Fn(ScoreFacts) -> ScoreCommand,
+    ) -> Result<ScoreOutcome, EngineError> {
+        let gates = score_gates(course_id, line_item_id, user_id);
+        let decide = |score: &Score, open: &[bool]| {
+            let decision = score.decide(command(score_facts(open, meta)))?;
             Ok((decision.events, decision.outcome))
         };
         let id = aggregate_id::score(course_id, line_item_id, user_id);
@@ -722,5 +764,36 @@ impl Engine {
         self.wait_committed(&id, &committed).await?;
         crate::metrics::score_outcome(&outcome);
         Ok(outcome)
+    }
+}
+
+/// The score gates a post on one cell is decided on, in the order
+/// [`score_facts`] reads them: the course, the line item, the enrollment.
+pub fn score_gates(
+    course_id: &CourseId,
+    line_item_id: &LineItemId,
+    user_id: &UserId,
+) -> [String; 3] {
+    [
+        gate_key(Course::TYPE, &aggregate_id::course(course_id)),
+        gate_key(
+            LineItem::TYPE,
+            &aggregate_id::line_item(course_id, line_item_id),
+        ),
+        gate_key(
+            Enrollment::TYPE,
+            &aggregate_id::enrollment(course_id, user_id),
+        ),
+    ]
+}
+
+/// The facts the score rules take, from whether each of [`score_gates`]
+/// is open.
+pub fn score_facts(open: &[bool], meta: &CommandMeta) -> ScoreFacts {
+    ScoreFacts {
+        course_locked: !open[0],
+        line_item_deleted: !open[1],
+        learner_active: open[2],
+        received_at: Some(meta.received_at),
     }
 }

@@ -488,11 +488,11 @@ on_both_stores! {
         assert_eq!(
             got,
             [
-                (2, "unknown_line_item"),
+                (2, "line_item_not_found"),
                 (3, "user_not_enrolled"),
                 (4, "user_not_enrolled"),
-                (5, "invalid_score"),
-                (6, "invalid_score"),
+                (5, "invalid_score_given"),
+                (6, "invalid_score_given"),
                 (7, "invalid_timestamp"),
                 (8, "stale"),
                 (9, "invalid_json"),
@@ -691,7 +691,7 @@ on_both_stores! {
 /// backfill went before batching, one post through the engine per row.
 mod large_backfill {
     use super::*;
-    use gradebook::backfill::{self, Batch, CellHistory, CsvRows, Decision, Rejection};
+    use gradebook::backfill::{self, Batch, CsvRows, Rejection};
     use gradebook::domain::enrollment::Role;
     use gradebook::domain::ids::CourseId;
     use gradebook::projections::events::AnyEvent;
@@ -815,46 +815,38 @@ mod large_backfill {
                 }
             };
             let id = format!("{course}/{}/{}", row.line_item_id, row.user_id);
-            let applied = audit::read_aggregate(&engine.db, "score", &id)
+            let mut history = gradebook::domain::score::ScoreHistory::default();
+            for e in audit::read_aggregate(&engine.db, "score", &id)
                 .await
                 .unwrap()
-                .into_iter()
-                .filter_map(|e| match e.event {
-                    AnyEvent::Score(
-                        gradebook::domain::score::ScoreEvent::ScoreAccepted { post, .. }
-                        | gradebook::domain::score::ScoreEvent::ScoreCleared { post, .. },
-                    ) => Some(post),
-                    _ => None,
-                })
-                .collect();
-            match backfill::decide(&row.post, &CellHistory { applied }) {
-                Decision::Unchanged => unchanged += 1,
-                Decision::Stale { .. } => rejections.push(Rejection {
+            {
+                if let AnyEvent::Score(e) = e.event {
+                    history.apply(e);
+                }
+            }
+            let meta = CommandMeta {
+                received_at: chrono::Utc::now(),
+                ..meta.clone()
+            };
+            match engine
+                .post_past_score(
+                    course,
+                    &row.line_item_id,
+                    &row.user_id,
+                    row.post.clone(),
+                    history.applied_before(&row.post),
+                    &meta,
+                )
+                .await
+            {
+                Ok(ScoreOutcome::Accepted | ScoreOutcome::Cleared) => accepted += 1,
+                Ok(ScoreOutcome::Unchanged) => unchanged += 1,
+                Err(gradebook::engine::EngineError::Domain(e)) => rejections.push(Rejection {
                     line,
-                    reason: "stale",
+                    reason: e.code(),
                     message: String::new(),
                 }),
-                Decision::Post => {
-                    let meta = CommandMeta {
-                        received_at: chrono::Utc::now(),
-                        ..meta.clone()
-                    };
-                    match engine
-                        .post_score(
-                            course,
-                            &row.line_item_id,
-                            &row.user_id,
-                            row.post.clone(),
-                            &meta,
-                        )
-                        .await
-                        .unwrap()
-                    {
-                        ScoreOutcome::Accepted | ScoreOutcome::Cleared => accepted += 1,
-                        ScoreOutcome::Unchanged => unchanged += 1,
-                        other => panic!("line {line}: {other:?}"),
-                    }
-                }
+                other => panic!("line {line}: {other:?}"),
             }
         }
         (accepted, unchanged, rejections)
@@ -951,7 +943,7 @@ on_both_stores! {
         assert!(report.accepted > 500 && report.unchanged > 20, "{report:?}");
         let lines = |r: &[gradebook::backfill::Rejection]| r.iter().map(|r| (r.line, r.reason)).collect::<Vec<_>>();
         assert_eq!(lines(&report.rejections), lines(&rejections));
-        for reason in ["stale", "unknown_line_item", "line_item_deleted", "user_not_enrolled", "invalid_score"] {
+        for reason in ["stale", "line_item_not_found", "line_item_deleted", "user_not_enrolled", "invalid_score_given"] {
             assert!(report.rejections.iter().any(|r| r.reason == reason), "no {reason} row");
         }
         assert_eq!((dry.accepted, dry.unchanged, lines(&dry.rejections)), (report.accepted, report.unchanged, lines(&report.rejections)));

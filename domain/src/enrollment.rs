@@ -121,6 +121,12 @@ impl EnrollmentStatus {
     }
 }
 
+/// Whether someone with this role and status takes scores: an active
+/// learner, and no one else.
+pub fn takes_scores(role: &Role, status: EnrollmentStatus) -> bool {
+    *role == Role::Learner && status == EnrollmentStatus::Active
+}
+
 /// Who the person is, as the SIS knows them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Person {

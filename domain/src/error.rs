@@ -45,6 +45,8 @@ pub enum DomainError {
     TimestampInFuture,
     #[error("the score's timestamp {0}")]
     InvalidTimestamp(TimeError),
+    #[error("a newer score (timestamp {}) is kept; this older one is not applied", .0.to_rfc3339())]
+    OlderThanKept(chrono::DateTime<chrono::FixedOffset>),
 }
 
 impl DomainError {
@@ -71,6 +73,7 @@ impl DomainError {
             DomainError::TimestampInFuture | DomainError::InvalidTimestamp(_) => {
                 "invalid_timestamp"
             }
+            DomainError::OlderThanKept(_) => "stale",
         }
     }
 

@@ -9,7 +9,7 @@
 //! deletion that answered is then in force for every post still in flight.
 
 use crate::course::Course;
-use crate::enrollment::{Enrollment, EnrollmentStatus, Role};
+use crate::enrollment::{takes_scores, Enrollment};
 use crate::line_item::LineItem;
 use crate::score::Score;
 
@@ -42,7 +42,7 @@ impl ScoreGate for Enrollment {
     fn lets_scores_through(&self) -> bool {
         self.person
             .as_ref()
-            .is_some_and(|p| p.role == Role::Learner && p.status == EnrollmentStatus::Active)
+            .is_some_and(|p| takes_scores(&p.role, p.status))
     }
 }
 
@@ -51,7 +51,7 @@ impl ScoreGate for Score {}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::enrollment::Person;
+    use crate::enrollment::{EnrollmentStatus, Person, Role};
 
     #[test]
     fn only_an_open_unlocked_course_an_undeleted_item_and_an_active_learner_let_scores_through() {

@@ -109,7 +109,9 @@ fn as_read(
 }
 
 impl ScorePost {
-    fn validate(&self) -> Result<(), DomainError> {
+    /// The post's own checks, before any rule: its numbers' bounds as
+    /// sent, its timestamp and its comment.
+    pub fn check(&self) -> Result<(), DomainError> {
         let maximum = as_read(
             self.score_maximum,
             self.score_maximum_as_sent.as_deref(),
@@ -200,6 +202,21 @@ pub enum ScoreCommand {
         user_id: UserId,
         post: ScorePost,
         facts: ScoreFacts,
+    },
+    /// A past grade from a registrar's file. The rules of a post, and two
+    /// of its own: a post applied to the cell at any time before is
+    /// unchanged (so a file sent twice changes nothing), and one older than
+    /// the kept score is refused without a record (a file is not a tool
+    /// that retries).
+    Backfill {
+        course_id: CourseId,
+        line_item_id: LineItemId,
+        user_id: UserId,
+        post: ScorePost,
+        facts: ScoreFacts,
+        /// This exact post was applied to the cell before, as its log says
+        /// ([`ScoreHistory::applied_before`]).
+        applied_before: bool,
     },
 }
 
@@ -353,7 +370,49 @@ impl Score {
                 post: p,
                 facts,
             } => post(self, course_id, line_item_id, user_id, p, facts),
+            ScoreCommand::Backfill {
+                course_id,
+                line_item_id,
+                user_id,
+                post: p,
+                facts,
+                applied_before,
+            } => {
+                p.check()?;
+                if applied_before {
+                    return Ok(ScoreDecision::of(vec![]));
+                }
+                if let Some(kept) = self.kept.as_ref().filter(|k| p.timestamp < k.timestamp) {
+                    return Err(DomainError::OlderThanKept(kept.timestamp));
+                }
+                post(self, course_id, line_item_id, user_id, p, facts)
+            }
         }
+    }
+}
+
+/// A score cell folded from its events outside the framework, with every
+/// post ever applied to it: what a backfill row is decided on.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScoreHistory {
+    pub state: Score,
+    applied: Vec<ScorePost>,
+}
+
+impl ScoreHistory {
+    pub fn apply(&mut self, event: ScoreEvent) {
+        if let ScoreEvent::ScoreAccepted { post, .. } | ScoreEvent::ScoreCleared { post, .. } =
+            &event
+        {
+            self.applied.push(post.clone());
+        }
+        self.state.apply(event);
+    }
+
+    /// Whether this exact post (same timestamp and values) was applied to
+    /// the cell, whether or not it is still the kept one.
+    pub fn applied_before(&self, post: &ScorePost) -> bool {
+        self.applied.iter().any(|p| p == post)
     }
 }
 
@@ -365,7 +424,7 @@ fn post(
     post: ScorePost,
     facts: ScoreFacts,
 ) -> Result<ScoreDecision, DomainError> {
-    post.validate()?;
+    post.check()?;
     if facts
         .received_at
         .is_some_and(|now| post.timestamp > now + MAX_CLOCK_AHEAD)
@@ -539,6 +598,94 @@ mod tests {
 
     const T1: &str = "2026-05-01T10:00:00Z";
     const T0: &str = "2026-05-01T09:59:59Z";
+
+    fn past(history: &ScoreHistory, post: ScorePost, facts: ScoreFacts) -> ScoreCommand {
+        let (course_id, line_item_id, user_id) = ids();
+        ScoreCommand::Backfill {
+            course_id,
+            line_item_id,
+            user_id,
+            applied_before: history.applied_before(&post),
+            post,
+            facts,
+        }
+    }
+
+    fn history(events: Vec<ScoreEvent>) -> ScoreHistory {
+        let mut h = ScoreHistory::default();
+        for e in events {
+            h.apply(e);
+        }
+        h
+    }
+
+    #[test]
+    fn a_past_grade_already_applied_is_unchanged_even_when_no_longer_kept() {
+        let h = history(vec![
+            accepted(p(Some(dec!(7)), "2026-09-10T10:00:00Z")),
+            accepted(p(Some(dec!(9)), "2026-09-12T10:00:00Z")),
+        ]);
+        for again in [
+            p(Some(dec!(7.00)), "2026-09-10T12:00:00+02:00"),
+            p(Some(dec!(9)), "2026-09-12T10:00:00Z"),
+        ] {
+            let d = h.state.decide(past(&h, again, OPEN)).unwrap();
+            assert_eq!((d.events, d.outcome), (vec![], ScoreOutcome::Unchanged));
+        }
+    }
+
+    #[test]
+    fn a_past_grade_older_than_the_kept_score_is_refused_without_a_record() {
+        let h = history(vec![accepted(p(Some(dec!(9)), "2026-09-12T10:00:00Z"))]);
+        let older = h
+            .state
+            .decide(past(&h, p(Some(dec!(5)), "2026-09-11T10:00:00Z"), OPEN))
+            .unwrap_err();
+        assert_eq!(older.code(), "stale");
+        assert!(older.to_string().contains("2026-09-12T10:00:00"), "{older}");
+        for ts in ["2026-09-12T10:00:00Z", "2026-09-13T10:00:00Z"] {
+            let d = h
+                .state
+                .decide(past(&h, p(Some(dec!(5)), ts), OPEN))
+                .unwrap();
+            assert_eq!(d.outcome, ScoreOutcome::Accepted, "{ts}");
+        }
+        let fresh = ScoreHistory::default();
+        let d = fresh
+            .state
+            .decide(past(&fresh, p(Some(dec!(5)), T1), OPEN))
+            .unwrap();
+        assert_eq!(d.outcome, ScoreOutcome::Accepted);
+    }
+
+    #[test]
+    fn a_past_grade_is_held_to_a_posts_checks_and_gates() {
+        let h = ScoreHistory::default();
+        let mut bad = p(Some(dec!(-1)), T1);
+        let e = h.state.decide(past(&h, bad.clone(), OPEN)).unwrap_err();
+        assert_eq!(e.code(), "invalid_score_given");
+        bad.score_given = Some(dec!(1));
+        bad.score_maximum = None;
+        let e = h.state.decide(past(&h, bad, OPEN)).unwrap_err();
+        assert_eq!(e.code(), "missing_score_maximum");
+        let locked = ScoreFacts {
+            course_locked: true,
+            ..OPEN
+        };
+        let d = h
+            .state
+            .decide(past(&h, p(Some(dec!(1)), T1), locked))
+            .unwrap();
+        assert_eq!(
+            d.outcome,
+            ScoreOutcome::Rejected(RejectReason::CourseLocked)
+        );
+        assert_eq!(
+            d.events.len(),
+            1,
+            "a refusal by a gate is recorded, as for a tool"
+        );
+    }
 
     #[test]
     fn a_first_score_is_accepted() {

@@ -382,7 +382,7 @@ pub struct ScoreContext {
     pub line_item_deleted: Option<bool>,
     pub line_item_maximum: Option<Decimal>,
     /// Role and status, when the user is enrolled at all.
-    pub enrollment: Option<(String, String)>,
+    pub enrollment: Option<(Role, EnrollmentStatus)>,
 }
 
 impl ScoreContext {
@@ -397,6 +397,13 @@ impl ScoreContext {
     {
         let role: Option<String> = r.get("role");
         let status: Option<String> = r.get("status");
+        let enrollment = match role.zip(status) {
+            None => None,
+            Some((role, status)) => Some((
+                Role::parse(&role).map_err(|e| corrupt("role", e))?,
+                parse_enum::<EnrollmentStatus>("status", &status)?,
+            )),
+        };
         Ok(ScoreContext {
             course_locked: r.get("locked"),
             line_item_deleted: r.get("deleted"),
@@ -404,7 +411,7 @@ impl ScoreContext {
                 "score_maximum",
                 r.get::<Option<String>, _>("score_maximum").as_deref(),
             )?,
-            enrollment: role.zip(status),
+            enrollment,
         })
     }
 }
