@@ -19,10 +19,10 @@ use sqlx::Row;
 use subtle::ConstantTimeEq;
 
 use super::UiError;
-use crate::auth::{self, ApiRole};
 use crate::http::auth::Caller;
 use crate::http::SharedState;
 use crate::lti::services::registration::{secret, sha256_hex};
+use crate::services::api_tokens::{self, ApiRole};
 
 /// The session cookie.
 pub const COOKIE: &str = "gb_session";
@@ -133,7 +133,7 @@ pub fn sign_in_nonce_ok(headers: &HeaderMap, sent: &str) -> bool {
 /// Checks an API token and opens a session for it; returns the cookie value.
 /// `Ok(None)` when the token is unknown or revoked.
 pub async fn open(db: &Db, api_token: &str) -> Result<Option<String>, sqlx::Error> {
-    let Some(token) = auth::verify(db, api_token.trim()).await? else {
+    let Some(token) = api_tokens::verify(db, api_token.trim()).await? else {
         return Ok(None);
     };
     let id = secret();

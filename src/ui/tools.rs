@@ -13,12 +13,12 @@ use serde_json::{json, Value};
 
 use super::session::Viewer;
 use super::{csrf_field, layout, when, Nav, UiError, UiResult};
-use crate::auth::ApiRole;
 use crate::http::auth::RegistrarCaller;
 use crate::http::extract::{Json as ApiJson, Path as ApiPath};
 use crate::http::SharedState;
 use crate::lti::services::platform::Urls;
 use crate::lti::services::registration::{self as reg};
+use crate::services::api_tokens::ApiRole;
 
 fn copyable(id: &str, label: &str, value: &str) -> Markup {
     html! {

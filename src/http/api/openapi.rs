@@ -12,8 +12,8 @@ use utoipa::{Modify, OpenApi, ToSchema};
 use super::{courses, line_items, metrics, people};
 use crate::http::reports::{audit, backfill, provenance, reconciliation};
 use crate::lti::launch::{authorize, deep_linking, initiate, links};
-use crate::lti::scope;
 use crate::lti::services::{ags, nrps, platform, registration, token};
+use crate::services::scope;
 
 #[derive(OpenApi)]
 #[openapi(

@@ -28,7 +28,7 @@ pub struct ReconciliationQuery {
 
 fn parse_threshold(s: Option<&str>) -> Result<Decimal, ApiError> {
     let Some(s) = s else {
-        return Ok(crate::reads::DEFAULT_THRESHOLD);
+        return Ok(crate::services::reads::DEFAULT_THRESHOLD);
     };
     Decimal::from_str(s.trim())
         .ok()

@@ -24,8 +24,8 @@ use crate::engine::EngineError;
 use crate::http::api::openapi::ErrorBody;
 use crate::http::error::ApiError;
 use crate::http::SharedState;
-use crate::lti::keys;
-use crate::lti::tools::{self, Tool};
+use crate::services::platform_keys;
+use crate::services::tools::{self, Tool};
 
 type Params = HashMap<String, String>;
 
@@ -291,7 +291,7 @@ async fn issue(state: &SharedState, tool: &Tool, p: &Params) -> Result<String, O
         nonce,
         now: now.timestamp(),
     };
-    let key = keys::signing_key(&state.engine.db)
+    let key = platform_keys::signing_key(&state.engine.db)
         .await
         .map_err(|e| Outcome::Api(ApiError::internal(e)))?;
     let id_token = key

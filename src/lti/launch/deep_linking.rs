@@ -27,8 +27,8 @@ use crate::http::api::openapi::ErrorBody;
 use crate::http::error::ApiError;
 use crate::http::SharedState;
 use crate::json::{too_many_digits, SentObject};
-use crate::lti::crypto::{verify_tool_jwt, Expect, JwksCache};
-use crate::lti::tools::{self, Tool};
+use crate::services::crypto::{verify_tool_jwt, Expect, JwksCache};
+use crate::services::tools::{self, Tool};
 
 /// Tool key sets fetched for deep-linking responses, shared by all requests.
 fn jwks_cache() -> &'static JwksCache {

@@ -20,7 +20,7 @@ use crate::http::auth::SisCaller;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::Json;
 use crate::http::SharedState;
-use crate::lti::tools::Tool;
+use crate::services::tools::Tool;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[schema(as = LaunchKind)]

@@ -15,7 +15,7 @@ use gradebook_domain::{CommandMeta, Source};
 
 use crate::http::error::{current_request_id, ApiError};
 use crate::http::SharedState;
-use crate::lti::tools::{self, Tool};
+use crate::services::tools::{self, Tool};
 
 pub mod authorize;
 pub mod claims;

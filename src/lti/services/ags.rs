@@ -30,7 +30,7 @@ use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Path, Query};
 use crate::http::SharedState;
 use crate::json::{too_many_digits, ObjectError, SentObject};
-use crate::lti::scope;
+use crate::services::scope;
 
 fn course_not_found() -> ApiError {
     ApiError::not_found("the course")

@@ -14,7 +14,7 @@ use super::token::{check_access_token, Granted};
 use crate::engine::EngineError;
 use crate::http::error::{current_request_id, ApiError};
 use crate::http::SharedState;
-use crate::lti::tools::Tool;
+use crate::services::tools::Tool;
 
 /// A tool calling with a live access token.
 pub struct ToolCaller {

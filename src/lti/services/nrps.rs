@@ -19,7 +19,7 @@ use crate::http::api::openapi::ErrorBody;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Path, Query};
 use crate::http::SharedState;
-use crate::lti::scope;
+use crate::services::scope;
 
 const CLAIM: &str = "https://purl.imsglobal.org/spec/lti/claim/";
 

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::SharedState;
-use crate::lti::{keys, scope};
+use crate::services::{platform_keys, scope};
 
 /// The platform's URLs, all under the one public base (the issuer).
 pub struct Urls {
@@ -49,9 +49,9 @@ impl Urls {
     }
 }
 
-pub(crate) fn key_error(e: keys::KeyError) -> ApiError {
+pub(crate) fn key_error(e: platform_keys::KeyError) -> ApiError {
     match e {
-        keys::KeyError::Db(e) => crate::engine::EngineError::from(e).into(),
+        platform_keys::KeyError::Db(e) => crate::engine::EngineError::from(e).into(),
         other => ApiError::internal(other),
     }
 }
@@ -62,8 +62,8 @@ pub(crate) fn key_error(e: keys::KeyError) -> ApiError {
 pub async fn jwks(State(state): State<SharedState>) -> ApiResult<Json<Value>> {
     let db = &state.engine.db;
     // The first request on a fresh store makes the key, so the set is never empty.
-    keys::signing_key(db).await.map_err(key_error)?;
-    let set = keys::jwks(db, chrono::Utc::now())
+    platform_keys::signing_key(db).await.map_err(key_error)?;
+    let set = platform_keys::jwks(db, chrono::Utc::now())
         .await
         .map_err(key_error)?;
     Ok(Json(set))

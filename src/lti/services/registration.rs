@@ -27,8 +27,8 @@ use crate::http::auth::{Caller, RegistrarCaller};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Json, Path};
 use crate::http::SharedState;
-use crate::lti::crypto;
-use crate::lti::tools::{self, Courses, Grading, Roster, Tool, TOOL_CONFIG};
+use crate::services::crypto;
+use crate::services::tools::{self, Courses, Grading, Roster, Tool, TOOL_CONFIG};
 
 /// How long a dynamic-registration link works.
 pub const REGISTRATION_TOKEN_TTL: Duration = Duration::hours(1);

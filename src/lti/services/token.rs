@@ -22,8 +22,8 @@ use super::registration::{secret, sha256_hex};
 use super::wire::OAuthError;
 use crate::http::api::openapi::OAuthErrorBody;
 use crate::http::SharedState;
-use crate::lti::crypto::{self, Expect, JwksCache, JwtError};
-use crate::lti::tools::{self, Tool};
+use crate::services::crypto::{self, Expect, JwksCache, JwtError};
+use crate::services::tools::{self, Tool};
 
 /// How long an access token works.
 pub const ACCESS_TOKEN_TTL: Duration = Duration::hours(1);
