@@ -5,6 +5,7 @@
 
 pub mod api_tokens;
 pub mod crypto;
+pub mod lti_state;
 pub mod platform_keys;
 pub mod reads;
 pub mod scope;

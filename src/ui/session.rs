@@ -21,8 +21,8 @@ use subtle::ConstantTimeEq;
 use super::UiError;
 use crate::http::auth::Caller;
 use crate::http::SharedState;
-use crate::lti::services::registration::{secret, sha256_hex};
 use crate::services::api_tokens::{self, ApiRole};
+use crate::services::api_tokens::{secret, sha256_hex};
 
 /// The session cookie.
 pub const COOKIE: &str = "gb_session";

@@ -7,16 +7,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json as AxumJson;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use chrono::{Duration, Utc};
-use gradebook_projections::db::{ts, Db};
+use gradebook_projections::db::ts;
 use gradebook_projections::tool_reads;
-use gradebook_projections::with_db;
-use rand::RngCore;
 use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use super::platform::Urls;
@@ -27,7 +22,9 @@ use crate::http::auth::{Caller, RegistrarCaller};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Json, Path};
 use crate::http::SharedState;
+use crate::services::api_tokens::{secret, sha256_hex};
 use crate::services::crypto;
+use crate::services::lti_state;
 use crate::services::tools::{self, Courses, Grading, Roster, Tool, TOOL_CONFIG};
 
 /// How long a dynamic-registration link works.
@@ -35,20 +32,6 @@ pub const REGISTRATION_TOKEN_TTL: Duration = Duration::hours(1);
 
 fn db_err(e: sqlx::Error) -> ApiError {
     EngineError::from(e).into()
-}
-
-pub(crate) fn sha256_hex(s: &str) -> String {
-    Sha256::digest(s.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// A random secret of `[A-Za-z0-9_-]` (base64url without padding).
-pub(crate) fn secret() -> String {
-    let mut buf = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut buf);
-    URL_SAFE_NO_PAD.encode(buf)
 }
 
 /// An absolute http(s) URL, else a message saying what is wrong.
@@ -390,17 +373,16 @@ pub async fn start_dynamic_registration(
     };
     let token = secret();
     let now = Utc::now();
-    with_db!(&state.engine.db, pool => {
-        sqlx::query("INSERT INTO lti_registration_tokens (token_hash, created_by, created_at, expires_at, courses) VALUES ($1, $2, $3, $4, $5)")
-            .bind(sha256_hex(&token))
-            .bind(caller.actor())
-            .bind(ts(now))
-            .bind(ts(now + REGISTRATION_TOKEN_TTL))
-            .bind(courses.to_column())
-            .execute(pool)
-            .await
-            .map_err(db_err)?;
-    });
+    lti_state::insert_registration_token(
+        &state.engine.db,
+        &token,
+        &caller.actor(),
+        now,
+        now + REGISTRATION_TOKEN_TTL,
+        &courses,
+    )
+    .await
+    .map_err(db_err)?;
     let urls = Urls::of(&state);
     // Appending keeps the tool's own query (Moodle's `?token=...`).
     url.query_pairs_mut()
@@ -423,34 +405,6 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .ok()?;
     let (kind, token) = h.split_once(' ')?;
     kind.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
-/// The course set of a live registration token (unused, unexpired),
-/// `None` if it is not live; does not use it.
-async fn token_live(db: &Db, hash: &str) -> Result<Option<Courses>, sqlx::Error> {
-    with_db!(db, pool => {
-        let row: Option<(Option<String>,)> = sqlx::query_as("SELECT courses FROM lti_registration_tokens WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2")
-            .bind(hash)
-            .bind(ts(Utc::now()))
-            .fetch_optional(pool)
-            .await?;
-        Ok(row.map(|(c,)| Courses::from_column(c)))
-    })
-}
-
-/// Uses a registration token up; false if it was used or expired meanwhile.
-async fn use_token(db: &Db, hash: &str, tool_id: &str) -> Result<bool, sqlx::Error> {
-    with_db!(db, pool => {
-        let now = ts(Utc::now());
-        let n = sqlx::query("UPDATE lti_registration_tokens SET used_at = $2, tool_id = $3 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2")
-            .bind(hash)
-            .bind(&now)
-            .bind(tool_id)
-            .execute(pool)
-            .await?
-            .rows_affected();
-        Ok(n == 1)
-    })
 }
 
 fn str_field<'a>(v: &'a Value, name: &str) -> Option<&'a str> {
@@ -515,7 +469,7 @@ async fn register_inner(
     let unusable = || {
         OAuthError::new(StatusCode::UNAUTHORIZED, "invalid_token", "the registration token is unknown, used or expired; ask the registrar for a new registration link")
     };
-    let courses = token_live(db, &hash)
+    let courses = lti_state::registration_token_courses(db, &hash)
         .await
         .map_err(OAuthError::server)?
         .ok_or_else(unusable)?;
@@ -604,7 +558,7 @@ async fn register_inner(
     t.courses = courses;
     t.registration = Some(reg.clone());
 
-    if !use_token(db, &hash, &t.tool_id)
+    if !lti_state::use_registration_token(db, &hash, &t.tool_id)
         .await
         .map_err(OAuthError::server)?
     {
