@@ -5,6 +5,7 @@
 //! arithmetic) are crates of their own; this crate holds the service: the
 //! command line, settings, store wiring, the application services and HTTP.
 
+pub mod api;
 pub mod app;
 pub mod backfill;
 pub mod cli;

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use gradebook_domain::error::ErrorKind;
 use gradebook_domain::DomainError;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::engine::{EngineError, Shown};
 
@@ -155,3 +156,14 @@ impl From<gradebook_projections::queries::QueryError> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The error every `/api` endpoint (and AGS, NRPS, launches) answers with.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// A stable snake_case code.
+    #[schema(example = "course_locked")]
+    pub error: String,
+    /// What to do about it.
+    pub message: String,
+    pub request_id: String,
+}

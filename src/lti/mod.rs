@@ -4,4 +4,5 @@
 //! the LTI state they keep are in `crate::services`.
 
 pub mod launch;
+pub mod openapi;
 pub mod services;

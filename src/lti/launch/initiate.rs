@@ -14,8 +14,8 @@ use serde_json::{json, Value};
 
 use super::{course_not_found, live_tool};
 use crate::engine::EngineError;
-use crate::http::api::openapi::ErrorBody;
 use crate::http::auth::SisCaller;
+use crate::http::error::ErrorBody;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::Json;
 use crate::http::SharedState;

@@ -25,7 +25,7 @@ use super::bearer::ToolCaller;
 use super::platform::Urls;
 use super::wire::{self, number, typed};
 use crate::engine::EngineError;
-use crate::http::api::openapi::ErrorBody;
+use crate::http::error::ErrorBody;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Path, Query};
 use crate::http::SharedState;

@@ -15,7 +15,7 @@ use super::ags::{deployed_course, same_text};
 use super::bearer::ToolCaller;
 use super::platform::Urls;
 use super::wire::{self, typed};
-use crate::http::api::openapi::ErrorBody;
+use crate::http::error::ErrorBody;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Path, Query};
 use crate::http::SharedState;

@@ -16,9 +16,10 @@ use utoipa::ToSchema;
 
 use super::platform::Urls;
 use super::wire::OAuthError;
+use super::wire::OAuthErrorBody;
 use crate::engine::EngineError;
-use crate::http::api::openapi::{ErrorBody, OAuthErrorBody};
 use crate::http::auth::{Caller, RegistrarCaller};
+use crate::http::error::ErrorBody;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Json, Path};
 use crate::http::SharedState;

@@ -18,7 +18,7 @@ use serde_json::{json, Map, Value};
 
 use super::platform::Urls;
 use super::wire::OAuthError;
-use crate::http::api::openapi::OAuthErrorBody;
+use super::wire::OAuthErrorBody;
 use crate::http::SharedState;
 use crate::services::api_tokens::secret;
 use crate::services::crypto::{self, Expect, JwksCache, JwtError};

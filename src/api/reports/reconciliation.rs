@@ -11,8 +11,8 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::http::api::openapi::ErrorBody;
 use crate::http::auth::Caller;
+use crate::http::error::ErrorBody;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Path, Query};
 use crate::http::SharedState;

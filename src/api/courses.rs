@@ -12,8 +12,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::body::{meta, optional_json, Dec};
 use crate::engine::EngineError;
-use crate::http::api::openapi::ErrorBody;
 use crate::http::auth::{Caller, RegistrarCaller, SisCaller, SisOrRegistrarCaller};
+use crate::http::error::ErrorBody;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Json, Path, Query};
 use crate::http::SharedState;
