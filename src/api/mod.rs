@@ -1,7 +1,7 @@
 //! The JSON API face: the registrar API for courses, people and line
 //! items, the grade report and the registrar reports (`reports/`), and the
 //! operations endpoints `/healthz`, `/readyz` and `/metrics`. Tools,
-//! launches and resource links are the LTI face's (`crate::lti`).
+//! launches and resource links are the LTI face's (`src/lti/`).
 
 use axum::routing::{get, post, put};
 use axum::Router;

@@ -155,6 +155,23 @@ impl From<gradebook_projections::queries::QueryError> for ApiError {
     }
 }
 
+impl From<crate::services::tool_settings::ToolError> for ApiError {
+    fn from(e: crate::services::tool_settings::ToolError) -> Self {
+        use crate::services::tool_settings::ToolError;
+        match e {
+            ToolError::NotFound => ApiError::not_found("the tool"),
+            ToolError::Revoked => {
+                ApiError::new(StatusCode::CONFLICT, "tool_revoked", e.to_string())
+            }
+            ToolError::InvalidCourses(m) => ApiError::unprocessable("invalid_courses", m),
+            ToolError::InvalidRegistrationUrl => {
+                ApiError::unprocessable("invalid_registration_url", e.to_string())
+            }
+            ToolError::Store(e) => e.into(),
+        }
+    }
+}
+
 pub type ApiResult<T> = Result<T, ApiError>;
 
 /// The error every `/api` endpoint (and AGS, NRPS, launches) answers with.

@@ -9,4 +9,7 @@ pub mod lti_state;
 pub mod platform_keys;
 pub mod reads;
 pub mod scope;
+pub mod tool_settings;
 pub mod tools;
+pub mod ui_sessions;
+pub mod urls;

@@ -16,7 +16,6 @@ use chrono::{Duration, Utc};
 use gradebook_projections::db::Db;
 use serde_json::{json, Map, Value};
 
-use super::platform::Urls;
 use super::wire::OAuthError;
 use super::wire::OAuthErrorBody;
 use crate::http::SharedState;
@@ -24,6 +23,7 @@ use crate::services::api_tokens::secret;
 use crate::services::crypto::{self, Expect, JwksCache, JwtError};
 use crate::services::lti_state;
 use crate::services::tools::{self, Tool};
+use crate::services::urls::Urls;
 
 /// How long an access token works.
 pub const ACCESS_TOKEN_TTL: Duration = Duration::hours(1);
@@ -177,7 +177,7 @@ async fn issue(state: &SharedState, form: &HashMap<String, String>) -> Result<Va
         .key_source()
         .ok_or_else(|| OAuthError::invalid_client("the registration has no public key"))?;
 
-    let urls = Urls::of(state);
+    let urls = Urls::of(&state.settings);
     let token_url = urls.token();
     let mut expect = Expect::new(&client_id, &token_url);
     expect.subject = Some(&client_id);
