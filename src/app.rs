@@ -36,7 +36,7 @@ pub async fn start(db: Db, settings: Settings, listener: TcpListener) -> anyhow:
     let (engine, projector) = Engine::start(db).await?;
     // The platform's signing key exists from the first start on, so the
     // JWKS a tool fetches while being registered already lists it.
-    crate::lti::keys::signing_key(&engine.db).await?;
+    crate::services::platform_keys::signing_key(&engine.db).await?;
     let state: SharedState = Arc::new(AppState { engine, settings });
     let (stop, rx) = watch::channel(false);
     let projector = tokio::spawn(projector.run(stopped(rx.clone())));

@@ -87,7 +87,7 @@ pub enum TokenCommand {
     /// Create a token; it is printed once, alone on the last line.
     Create {
         #[arg(long, value_enum)]
-        role: crate::auth::ApiRole,
+        role: crate::services::api_tokens::ApiRole,
         #[arg(long)]
         name: Option<String>,
     },
@@ -111,10 +111,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backfill(args) => crate::backfill::cli(&settings, args).await,
         Command::Keys(KeysCommand::Rotate) => {
             let db = open_store(&settings).await?;
-            let key = crate::lti::keys::rotate(&db).await?;
+            let key = crate::services::platform_keys::rotate(&db).await?;
             eprintln!(
                 "rotated the platform signing key; the previous key stays in the JWKS for {} days",
-                crate::lti::keys::KEY_OVERLAP.num_days()
+                crate::services::platform_keys::KEY_OVERLAP.num_days()
             );
             println!("{}", key.kid);
             Ok(())
@@ -191,7 +191,7 @@ async fn token(settings: &Settings, cmd: TokenCommand) -> anyhow::Result<()> {
     let db = open_store(settings).await?;
     match cmd {
         TokenCommand::Create { role, name } => {
-            let (info, secret) = crate::auth::create(&db, role, name).await?;
+            let (info, secret) = crate::services::api_tokens::create(&db, role, name).await?;
             eprintln!(
                 "created token {} with role {}; it is shown only once:",
                 info.token_id,
@@ -200,7 +200,7 @@ async fn token(settings: &Settings, cmd: TokenCommand) -> anyhow::Result<()> {
             println!("{secret}");
         }
         TokenCommand::List => {
-            for t in crate::auth::list(&db).await? {
+            for t in crate::services::api_tokens::list(&db).await? {
                 println!(
                     "{}\t{}\t{}\tcreated {}{}",
                     t.token_id,
@@ -214,7 +214,7 @@ async fn token(settings: &Settings, cmd: TokenCommand) -> anyhow::Result<()> {
             }
         }
         TokenCommand::Revoke { token_id } => {
-            if crate::auth::revoke(&db, &token_id).await? {
+            if crate::services::api_tokens::revoke(&db, &token_id).await? {
                 println!("revoked {token_id}");
             } else {
                 anyhow::bail!("no live token with id {token_id}");

@@ -5,8 +5,8 @@
 //! arithmetic) are crates of their own; this crate holds the service: the
 //! command line, settings, store wiring, the application services and HTTP.
 
+pub mod api;
 pub mod app;
-pub mod auth;
 pub mod backfill;
 pub mod cli;
 pub mod config;
@@ -16,7 +16,7 @@ pub mod json;
 pub mod lti;
 pub mod metrics;
 pub mod ops;
-pub mod reads;
+pub mod services;
 pub mod store;
 pub mod ui;
 

@@ -1,6 +1,6 @@
 //! Prometheus metrics: requests by route template and status, score posts
 //! by outcome, and the projector's lag. This module owns the recorder and
-//! the counters the engine moves; `http::api::metrics` serves them.
+//! the counters the engine moves; `api::metrics` serves them.
 //!
 //! The recorder is process-wide (the `metrics` facade allows one), so it is
 //! installed once and shared by every app started in the process; counters

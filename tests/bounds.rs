@@ -19,7 +19,7 @@ use gradebook::domain::line_item::{LineItem, LineItemEvent, LineItemSpec};
 use gradebook::domain::policy::{Category, MissingPolicy, Scheme};
 use gradebook::domain::score::{Score, ScoreEvent, ScoreOutcome};
 use gradebook::domain::{CommandMeta, Source};
-use gradebook::lti::tools::Grading;
+use gradebook::services::tools::Grading;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 

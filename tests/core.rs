@@ -308,7 +308,7 @@ on_both_stores! {
             })
         };
         assert_eq!(count().await, 1, "made at start, before any request");
-        let kid = gradebook::lti::keys::signing_key(&app.db).await.unwrap().kid;
+        let kid = gradebook::services::platform_keys::signing_key(&app.db).await.unwrap().kid;
         let (status, jwks) = app.get_json("/.well-known/jwks.json").await;
         assert_eq!(status, 200);
         assert_eq!(jwks["keys"][0]["kid"], kid.as_str());

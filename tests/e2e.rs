@@ -20,8 +20,8 @@ use common::TestApp;
 use gradebook::domain::enrollment::Role;
 use gradebook::domain::line_item::LineItemSpec;
 use gradebook::domain::{CourseId, LineItemId, Source, UserId};
-use gradebook::lti::keys;
-use gradebook::lti::tools::Grading;
+use gradebook::services::platform_keys as keys;
+use gradebook::services::tools::Grading;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use std::str::FromStr;
@@ -285,7 +285,7 @@ async fn ltijs_scenario(app: TestApp, registration: &str) {
     // Registration: the platform holds the tool as ltijs described itself
     // (or as the registrar typed it), and ltijs holds the platform.
     let reg = &seen["registration"];
-    let tool = gradebook::lti::tools::get(&app.db, reg["tool_id"].as_str().unwrap())
+    let tool = gradebook::services::tools::get(&app.db, reg["tool_id"].as_str().unwrap())
         .await
         .unwrap()
         .expect("the tool is registered");

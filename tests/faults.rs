@@ -18,11 +18,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use gradebook::auth::{create, ApiRole};
-use gradebook::lti::crypto::PlatformKey;
 use gradebook::projections::db::Db;
 use gradebook::projections::events::Checkpoint;
 use gradebook::projections::projector;
+use gradebook::services::api_tokens::{create, ApiRole};
+use gradebook::services::crypto::PlatformKey;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use sqlx::Row;

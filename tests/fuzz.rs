@@ -18,10 +18,10 @@ use gradebook::domain::line_item::LineItemSpec;
 use gradebook::domain::policy::GradingPolicy;
 use gradebook::domain::score::{Score, ScoreCommand, ScoreFacts, ScorePost};
 use gradebook::domain::{CourseId, LineItemId, ToolId};
-use gradebook::lti::crypto::{verify_tool_jwt, Expect, JwksCache, PlatformKey, ToolKeySource};
 use gradebook::lti::launch::deep_linking::{plan_items, unverified_issuer};
 use gradebook::lti::services::ags::{parse_line_item, parse_line_item_patch, parse_score_body};
 use gradebook::projections::view::{CourseView, EnrollmentRow, LineItemRow};
+use gradebook::services::crypto::{verify_tool_jwt, Expect, JwksCache, PlatformKey, ToolKeySource};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{json, Map, Value};
@@ -300,10 +300,10 @@ fn content_items() -> impl Strategy<Value = Vec<Value>> {
 #[test]
 fn deep_linking_content_items_of_any_shape_never_panic() {
     // A tool whose registered host the fuzzed urls may or may not be on.
-    let mut tool = gradebook::lti::tools::new_tool(
+    let mut tool = gradebook::services::tools::new_tool(
         "Fuzzed".into(),
-        gradebook::lti::tools::Grading::Full,
-        gradebook::lti::tools::Roster {
+        gradebook::services::tools::Grading::Full,
+        gradebook::services::tools::Roster {
             access: false,
             hide_names: false,
             hide_emails: false,

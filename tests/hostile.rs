@@ -10,7 +10,7 @@ mod common;
 
 use common::launch::{course_with, COURSE};
 use common::TestApp;
-use gradebook::lti::crypto::PlatformKey;
+use gradebook::services::crypto::PlatformKey;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;

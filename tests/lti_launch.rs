@@ -7,7 +7,7 @@ mod common;
 
 use common::launch::*;
 use gradebook::domain::{CourseId, LineItemId, UserId};
-use gradebook::lti::tools::{self, Grading};
+use gradebook::services::tools::{self, Grading};
 use serde_json::{json, Value};
 
 const LTI: &str = "https://purl.imsglobal.org/spec/lti/claim/";

@@ -13,8 +13,8 @@ use gradebook::domain::enrollment::{EnrollmentStatus, Person, Role};
 use gradebook::domain::ids::ResourceLinkId;
 use gradebook::domain::line_item::LineItemSpec;
 use gradebook::domain::{CourseId, Source, ToolId};
-use gradebook::lti::crypto::PlatformKey;
-use gradebook::lti::scope;
+use gradebook::services::crypto::PlatformKey;
+use gradebook::services::scope;
 use serde_json::{json, Value};
 
 /// Plays the tool: its own key pair, registered by a registrar.
@@ -259,7 +259,7 @@ on_both_stores! {
         assert_eq!(types, ["LtiResourceLinkRequest", "LtiDeepLinkingRequest"]);
 
         // After a rotation the old key is still published beside the new one.
-        let new = gradebook::lti::keys::rotate(&app.db).await.unwrap();
+        let new = gradebook::services::platform_keys::rotate(&app.db).await.unwrap();
         let (_, jwks) = app.get_json("/.well-known/jwks.json").await;
         let kids: Vec<&Value> = jwks["keys"].as_array().unwrap().iter().map(|k| &k["kid"]).collect();
         assert_eq!(kids.len(), 2);

@@ -145,23 +145,29 @@ async fn populate(app: &TestApp) {
 
     let tool = common::launch::register(
         app,
-        gradebook::lti::tools::Grading::Full,
+        gradebook::services::tools::Grading::Full,
         common::launch::roster(true, false, true),
     )
     .await;
-    gradebook::lti::keys::signing_key(&app.db).await.unwrap();
-    gradebook::lti::keys::rotate(&app.db).await.unwrap();
-    let (revoked, _) = gradebook::auth::create(
+    gradebook::services::platform_keys::signing_key(&app.db)
+        .await
+        .unwrap();
+    gradebook::services::platform_keys::rotate(&app.db)
+        .await
+        .unwrap();
+    let (revoked, _) = gradebook::services::api_tokens::create(
         &app.db,
-        gradebook::auth::ApiRole::Sis,
+        gradebook::services::api_tokens::ApiRole::Sis,
         Some("old SIS \"link\"".into()),
     )
     .await
     .unwrap();
-    gradebook::auth::revoke(&app.db, &revoked.token_id)
+    gradebook::services::api_tokens::revoke(&app.db, &revoked.token_id)
         .await
         .unwrap();
-    let token_id = gradebook::auth::list(&app.db).await.unwrap()[0]
+    let token_id = gradebook::services::api_tokens::list(&app.db)
+        .await
+        .unwrap()[0]
         .token_id
         .clone();
     let t = tool.tool.tool_id.as_str();
@@ -698,9 +704,13 @@ async fn a_target_that_is_not_empty_is_refused_and_left_alone(
     let to = pg_url(&connect);
     let db = Db::connect(&to, 2).await.unwrap();
     db.migrate().await.unwrap();
-    gradebook::auth::create(&db, gradebook::auth::ApiRole::Auditor, None)
-        .await
-        .unwrap();
+    gradebook::services::api_tokens::create(
+        &db,
+        gradebook::services::api_tokens::ApiRole::Auditor,
+        None,
+    )
+    .await
+    .unwrap();
     close(db).await;
     let before = kept_rows(&to).await;
 

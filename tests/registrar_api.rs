@@ -243,7 +243,7 @@ on_both_stores! {
 on_both_stores! {
     async fn a_missing_or_revoked_token_is_401_and_a_wrong_role_is_403_on_every_write_route(app: TestApp) {
         setup(&app).await;
-        use gradebook::auth::{create, revoke, ApiRole};
+        use gradebook::services::api_tokens::{create, revoke, ApiRole};
         let (info, revoked) = create(&app.db, ApiRole::Sis, None).await.unwrap();
         assert!(revoke(&app.db, &info.token_id).await.unwrap());
         let sis = app.sis.clone();
@@ -852,7 +852,7 @@ mod route_source {
 
 on_both_stores! {
     async fn a_course_deploys_only_registered_live_tools(app: TestApp) {
-        use gradebook::lti::tools::{insert, new_tool, revoke, Grading, Roster};
+        use gradebook::services::tools::{insert, new_tool, revoke, Grading, Roster};
         let roster = Roster { access: true, hide_names: false, hide_emails: false };
         let moodle = new_tool("Moodle".into(), Grading::Full, roster, "manual");
         let h5p = new_tool("H5P".into(), Grading::SyncOnly, roster, "manual");
@@ -1039,7 +1039,7 @@ on_both_stores! {
 
 on_both_stores! {
     async fn a_tool_deployment_the_read_side_has_not_applied_is_503_not_yet_visible(app: TestApp) {
-        use gradebook::lti::tools::{insert, new_tool, Grading, Roster};
+        use gradebook::services::tools::{insert, new_tool, Grading, Roster};
         setup(&app).await;
         let roster = Roster { access: true, hide_names: false, hide_emails: false };
         let moodle = new_tool("Moodle".into(), Grading::Full, roster, "manual");

@@ -21,10 +21,10 @@ use gradebook::domain::course::ResourceLink;
 use gradebook::domain::enrollment::{EnrollmentStatus, Person, Role};
 use gradebook::domain::ids::ResourceLinkId;
 use gradebook::domain::{CourseId, Source, ToolId, UserId};
-use gradebook::lti::crypto::PlatformKey;
-use gradebook::lti::scope;
-use gradebook::lti::tools::Grading;
 use gradebook::projections::with_db;
+use gradebook::services::crypto::PlatformKey;
+use gradebook::services::scope;
+use gradebook::services::tools::Grading;
 use serde_json::{json, Value};
 
 fn now() -> i64 {
@@ -591,7 +591,7 @@ on_both_stores! {
         let tool = register_tool(&app, json!({})).await;
         course_with(&app, &[&tool.tool_id]).await;
         let lti_token = tool.token(&app, ALL_SCOPES).await;
-        use gradebook::auth::{create, revoke, ApiRole};
+        use gradebook::services::api_tokens::{create, revoke, ApiRole};
         let (info, revoked) = create(&app.db, ApiRole::Registrar, None).await.unwrap();
         assert!(revoke(&app.db, &info.token_id).await.unwrap());
         let (live, _) = create(&app.db, ApiRole::Registrar, None).await.unwrap();
@@ -683,14 +683,14 @@ on_both_stores! {
     /// for the overlap, then drops out; no private key material is served
     /// anywhere a tool or anyone else can read.
     async fn rotation_keeps_the_old_key_for_the_overlap_and_no_private_key_is_served(app: TestApp) {
-        let old = gradebook::lti::keys::signing_key(&app.db).await.unwrap();
-        let new = gradebook::lti::keys::rotate(&app.db).await.unwrap();
+        let old = gradebook::services::platform_keys::signing_key(&app.db).await.unwrap();
+        let new = gradebook::services::platform_keys::rotate(&app.db).await.unwrap();
         let (status, jwks) = send(&app, "GET", "", "/.well-known/jwks.json", None).await;
         assert_eq!(status, 200);
         let kids: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
         assert_eq!(kids, [new.kid.as_str(), old.kid.as_str()]);
-        let later = chrono::Utc::now() + gradebook::lti::keys::KEY_OVERLAP + chrono::TimeDelta::hours(1);
-        let then = gradebook::lti::keys::jwks(&app.db, later).await.unwrap();
+        let later = chrono::Utc::now() + gradebook::services::platform_keys::KEY_OVERLAP + chrono::TimeDelta::hours(1);
+        let then = gradebook::services::platform_keys::jwks(&app.db, later).await.unwrap();
         assert_eq!(then["keys"].as_array().unwrap().len(), 1);
         assert_eq!(then["keys"][0]["kid"], new.kid.as_str());
         // Launches are signed with the new key.

@@ -136,7 +136,7 @@ on_both_stores! {
         let (auditor, _) = sign_in(&app, &app.auditor).await;
         assert_eq!(auditor.get("/ui/courses").await.status().as_u16(), 200);
         let token_id = app.auditor.split('_').nth(1).unwrap().to_string();
-        assert!(gradebook::auth::revoke(&app.db, &token_id).await.unwrap());
+        assert!(gradebook::services::api_tokens::revoke(&app.db, &token_id).await.unwrap());
         let res = auditor.get("/ui/courses").await;
         assert_eq!(res.status().as_u16(), 303, "a revoked token's session must end");
         assert!(res.headers()["location"].to_str().unwrap().starts_with("/ui/sign-in"));

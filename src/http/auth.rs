@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 
 use super::error::ApiError;
 use super::SharedState;
-use crate::auth::{self, ApiRole};
+use crate::services::api_tokens::{self, ApiRole};
 
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -117,7 +117,7 @@ impl FromRequestParts<SharedState> for Caller {
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
             .ok_or_else(|| unauthorized("send an API token as Authorization: Bearer <token>"))?;
-        match auth::verify(&state.engine.db, bearer.trim()).await {
+        match api_tokens::verify(&state.engine.db, bearer.trim()).await {
             Ok(Some(t)) => Ok(Caller {
                 token_id: t.token_id,
                 role: t.role,

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use gradebook_domain::error::ErrorKind;
 use gradebook_domain::DomainError;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::engine::{EngineError, Shown};
 
@@ -154,4 +155,32 @@ impl From<gradebook_projections::queries::QueryError> for ApiError {
     }
 }
 
+impl From<crate::services::tool_settings::ToolError> for ApiError {
+    fn from(e: crate::services::tool_settings::ToolError) -> Self {
+        use crate::services::tool_settings::ToolError;
+        match e {
+            ToolError::NotFound => ApiError::not_found("the tool"),
+            ToolError::Revoked => {
+                ApiError::new(StatusCode::CONFLICT, "tool_revoked", e.to_string())
+            }
+            ToolError::InvalidCourses(m) => ApiError::unprocessable("invalid_courses", m),
+            ToolError::InvalidRegistrationUrl => {
+                ApiError::unprocessable("invalid_registration_url", e.to_string())
+            }
+            ToolError::Store(e) => e.into(),
+        }
+    }
+}
+
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The error every `/api` endpoint (and AGS, NRPS, launches) answers with.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// A stable snake_case code.
+    #[schema(example = "course_locked")]
+    pub error: String,
+    /// What to do about it.
+    pub message: String,
+    pub request_id: String,
+}

@@ -16,11 +16,11 @@ use serde::Deserialize;
 
 use super::session::Viewer;
 use super::{csrf_field, layout, Nav, UiError, UiResult};
-use crate::auth::ApiRole;
 use crate::backfill::Report;
 use crate::http::auth::RegistrarCaller;
 use crate::http::extract::Path as ApiPath;
 use crate::http::SharedState;
+use crate::services::api_tokens::ApiRole;
 
 const HEADER_LINE: &str = "line_item_id,user_id,score_given,score_maximum,timestamp,comment";
 

@@ -26,12 +26,12 @@ use serde::Deserialize;
 
 use super::session::Viewer;
 use super::{csrf_field, layout, local_time_value, parse_local_time, Nav, UiError, UiResult};
-use crate::auth::ApiRole;
 use crate::engine::EngineError;
 use crate::http::auth::RegistrarCaller;
 use crate::http::error::ApiError;
 use crate::http::extract::Path as ApiPath;
 use crate::http::SharedState;
+use crate::services::api_tokens::ApiRole;
 
 /// How a cell's status reads: a symbol, a word, and a class for colour.
 pub fn status_label(status: &str) -> (&'static str, &'static str) {

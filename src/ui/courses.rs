@@ -156,7 +156,7 @@ pub async fn findings(
     let course_id = CourseId::parse(course_id.to_string())?;
     Ok(state
         .engine
-        .reconciliation(&course_id, crate::reads::DEFAULT_THRESHOLD)
+        .reconciliation(&course_id, crate::services::reads::DEFAULT_THRESHOLD)
         .await?)
 }
 

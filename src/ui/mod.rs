@@ -156,6 +156,12 @@ impl From<ApiError> for UiError {
     }
 }
 
+impl From<crate::services::tool_settings::ToolError> for UiError {
+    fn from(e: crate::services::tool_settings::ToolError) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
 impl IntoResponse for UiError {
     fn into_response(self) -> Response {
         let body = layout(

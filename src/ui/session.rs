@@ -11,18 +11,17 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use cookie::{Cookie, SameSite};
-use gradebook_projections::db::{ts, Db};
-use gradebook_projections::with_db;
-use sqlx::Row;
+use gradebook_projections::db::Db;
 use subtle::ConstantTimeEq;
 
 use super::UiError;
-use crate::auth::{self, ApiRole};
 use crate::http::auth::Caller;
 use crate::http::SharedState;
-use crate::lti::services::registration::{secret, sha256_hex};
+use crate::services::api_tokens::secret;
+use crate::services::api_tokens::ApiRole;
+use crate::services::ui_sessions;
 
 /// The session cookie.
 pub const COOKIE: &str = "gb_session";
@@ -133,66 +132,24 @@ pub fn sign_in_nonce_ok(headers: &HeaderMap, sent: &str) -> bool {
 /// Checks an API token and opens a session for it; returns the cookie value.
 /// `Ok(None)` when the token is unknown or revoked.
 pub async fn open(db: &Db, api_token: &str) -> Result<Option<String>, sqlx::Error> {
-    let Some(token) = auth::verify(db, api_token.trim()).await? else {
-        return Ok(None);
-    };
-    let id = secret();
-    let now = Utc::now();
-    with_db!(db, pool => {
-        // Expired sessions are dropped here, where they are cheap to find.
-        sqlx::query("DELETE FROM ui_sessions WHERE expires_at <= $1")
-            .bind(ts(now))
-            .execute(pool)
-            .await?;
-        sqlx::query("INSERT INTO ui_sessions (session_hash, token_id, csrf_token, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(sha256_hex(&id))
-            .bind(&token.token_id)
-            .bind(secret())
-            .bind(ts(now))
-            .bind(ts(now + SESSION_TTL))
-            .execute(pool)
-            .await?;
-    });
-    Ok(Some(id))
+    ui_sessions::open(db, api_token, SESSION_TTL).await
 }
 
 /// Ends a session (sign-out).
 pub async fn close(db: &Db, session_id: &str) -> Result<(), sqlx::Error> {
-    with_db!(db, pool => {
-        sqlx::query("DELETE FROM ui_sessions WHERE session_hash = $1")
-            .bind(sha256_hex(session_id))
-            .execute(pool)
-            .await?;
-    });
-    Ok(())
+    ui_sessions::close(db, session_id).await
 }
 
 /// The live session a cookie names: unexpired, and its token not revoked.
 pub async fn lookup(db: &Db, session_id: &str) -> Result<Option<Viewer>, sqlx::Error> {
-    if session_id.is_empty() || session_id.len() > 128 {
-        return Ok(None);
-    }
-    with_db!(db, pool => {
-        let row = sqlx::query(
-            "SELECT s.token_id, s.csrf_token, t.role, t.name FROM ui_sessions s
-               JOIN api_tokens t ON t.token_id = s.token_id
-              WHERE s.session_hash = $1 AND s.expires_at > $2 AND t.revoked_at IS NULL",
-        )
-        .bind(sha256_hex(session_id))
-        .bind(ts(Utc::now()))
-        .fetch_optional(pool)
-        .await?;
-        Ok(row.and_then(|r| {
-            Some(Viewer {
-                caller: Caller {
-                    token_id: r.get("token_id"),
-                    role: ApiRole::parse(&r.get::<String, _>("role"))?,
-                },
-                token_name: r.get("name"),
-                csrf: r.get("csrf_token"),
-            })
-        }))
-    })
+    Ok(ui_sessions::lookup(db, session_id).await?.map(|s| Viewer {
+        caller: Caller {
+            token_id: s.token_id,
+            role: s.role,
+        },
+        token_name: s.token_name,
+        csrf: s.csrf,
+    }))
 }
 
 /// A page that needs a session sends the browser to sign in, then back.

@@ -3,7 +3,7 @@
 //! hidden names or emails, the courses the tool reaches), editable by
 //! registrars; the platform details a Moodle admin copies, with copy
 //! buttons; and the start of a dynamic registration. Every action runs the
-//! REST handler of `/api/tools` with the session's caller.
+//! same tool service as `/api/tools` with the session's caller.
 
 use axum::extract::{Form, State};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -13,12 +13,12 @@ use serde_json::{json, Value};
 
 use super::session::Viewer;
 use super::{csrf_field, layout, when, Nav, UiError, UiResult};
-use crate::auth::ApiRole;
 use crate::http::auth::RegistrarCaller;
-use crate::http::extract::{Json as ApiJson, Path as ApiPath};
+use crate::http::extract::Path as ApiPath;
 use crate::http::SharedState;
-use crate::lti::services::platform::Urls;
-use crate::lti::services::registration::{self as reg};
+use crate::services::api_tokens::ApiRole;
+use crate::services::tool_settings;
+use crate::services::urls::Urls;
 
 fn copyable(id: &str, label: &str, value: &str) -> Markup {
     html! {
@@ -68,11 +68,9 @@ const GRADING: [(&str, &str); 3] = [
 ];
 
 pub async fn page(State(state): State<SharedState>, viewer: Viewer) -> UiResult<Markup> {
-    let list = reg::list_tools(State(state.clone()), viewer.caller.clone())
-        .await?
-        .0;
-    let tools: Vec<Value> = list["tools"].as_array().cloned().unwrap_or_default();
-    let urls = Urls::of(&state);
+    viewer.caller.require_read()?;
+    let tools = tool_settings::views(&state.engine.db).await?;
+    let urls = Urls::of(&state.settings);
     Ok(render(&viewer, &urls, &tools, None))
 }
 
@@ -234,7 +232,7 @@ pub async fn save(
     }
     let patch = serde_json::from_value(patch)
         .map_err(|_| UiError::bad_input("Grading must be full, sync only or off."))?;
-    let _tool = reg::patch_tool(State(state), caller, ApiPath(tool_id), ApiJson(patch)).await?;
+    tool_settings::change_settings(&state.engine.db, &tool_id, patch, &caller.0.actor()).await?;
     Ok(Redirect::to("/ui/tools").into_response())
 }
 
@@ -254,12 +252,19 @@ pub async fn start_registration(
     let body =
         serde_json::from_value(json!({"registration_url": f.registration_url.unwrap_or_default()}))
             .map_err(|_| UiError::bad_input("Paste the tool's registration URL."))?;
-    let started = reg::start_dynamic_registration(State(state.clone()), caller, ApiJson(body))
-        .await?
-        .0;
-    let list = reg::list_tools(State(state.clone()), viewer.caller.clone())
-        .await?
-        .0;
-    let tools: Vec<Value> = list["tools"].as_array().cloned().unwrap_or_default();
-    Ok(render(&viewer, &Urls::of(&state), &tools, Some(started)))
+    let started = tool_settings::start_dynamic_registration(
+        &state.engine.db,
+        &Urls::of(&state.settings),
+        body,
+        &caller.0.actor(),
+    )
+    .await?;
+    viewer.caller.require_read()?;
+    let tools = tool_settings::views(&state.engine.db).await?;
+    Ok(render(
+        &viewer,
+        &Urls::of(&state.settings),
+        &tools,
+        Some(started),
+    ))
 }

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 
 use gradebook::domain::enrollment::{EnrollmentStatus, Person, Role};
 use gradebook::domain::{CourseId, Source, ToolId, UserId};
-use gradebook::lti::crypto::{parse_rsa_jwk, PlatformKey};
-use gradebook::lti::keys;
-use gradebook::lti::tools::{self, Grading, Roster, Tool};
+use gradebook::services::crypto::{parse_rsa_jwk, PlatformKey};
+use gradebook::services::platform_keys as keys;
+use gradebook::services::tools::{self, Grading, Roster, Tool};
 use serde_json::{json, Value};
 
 use super::{meta, TestApp};

@@ -62,7 +62,7 @@ impl TestApp {
         let running = app::start(db.clone(), settings, listener)
             .await
             .expect("start the app");
-        use gradebook::auth::{create, ApiRole};
+        use gradebook::services::api_tokens::{create, ApiRole};
         let registrar = create(&db, ApiRole::Registrar, None).await.unwrap().1;
         let auditor = create(&db, ApiRole::Auditor, None).await.unwrap().1;
         let sis = create(&db, ApiRole::Sis, None).await.unwrap().1;

@@ -18,14 +18,14 @@ use gradebook_domain::{CourseId, Source, ToolId, UserId};
 use super::claims::{self, LaunchFacts, Message};
 use super::html;
 use super::initiate::{checked_target, Kind};
-use super::state::{self, DeepLinkRequest};
 use super::tool_meta;
 use crate::engine::EngineError;
-use crate::http::api::openapi::ErrorBody;
 use crate::http::error::ApiError;
+use crate::http::error::ErrorBody;
 use crate::http::SharedState;
-use crate::lti::keys;
-use crate::lti::tools::{self, Tool};
+use crate::services::lti_state::{self, DeepLinkRequest};
+use crate::services::platform_keys;
+use crate::services::tools::{self, Tool};
 
 type Params = HashMap<String, String>;
 
@@ -215,7 +215,7 @@ async fn issue(state: &SharedState, tool: &Tool, p: &Params) -> Result<String, O
         return Err(oidc("login_required", "login_hint is missing").into());
     };
     let now = Utc::now();
-    let hint = state::hint(&state.engine.db, message_hint)
+    let hint = lti_state::hint(&state.engine.db, message_hint)
         .await?
         .filter(|h| h.tool_id == tool.tool_id)
         .ok_or_else(|| {
@@ -234,7 +234,7 @@ async fn issue(state: &SharedState, tool: &Tool, p: &Params) -> Result<String, O
         )
         .into());
     }
-    if !state::consume_hint(&state.engine.db, &hint.hint, now).await? {
+    if !lti_state::consume_hint(&state.engine.db, &hint.hint, now).await? {
         return Err(oidc(
             "invalid_request",
             "this launch has expired or was already used; start a new one",
@@ -269,7 +269,7 @@ async fn issue(state: &SharedState, tool: &Tool, p: &Params) -> Result<String, O
         .map_err(refusal)?;
 
     let issuer = state.settings.public_url();
-    let data = state::random_token();
+    let data = lti_state::random_token();
     let message = match (kind, &link_id) {
         (Kind::ResourceLink, Some(id)) => Message::ResourceLink(
             course
@@ -291,7 +291,7 @@ async fn issue(state: &SharedState, tool: &Tool, p: &Params) -> Result<String, O
         nonce,
         now: now.timestamp(),
     };
-    let key = keys::signing_key(&state.engine.db)
+    let key = platform_keys::signing_key(&state.engine.db)
         .await
         .map_err(|e| Outcome::Api(ApiError::internal(e)))?;
     let id_token = key
@@ -305,10 +305,10 @@ async fn issue(state: &SharedState, tool: &Tool, p: &Params) -> Result<String, O
             course_id: course_id.as_str().to_string(),
             user_id: user_id.as_str().to_string(),
             nonce: nonce.to_string(),
-            expires_at: state::expiry(now, state::DEEP_LINK_LIFETIME),
+            expires_at: lti_state::expiry(now, lti_state::DEEP_LINK_LIFETIME),
             used_at: None,
         };
-        state::insert_deep_link_request(&state.engine.db, &request, now).await?;
+        lti_state::insert_deep_link_request(&state.engine.db, &request, now).await?;
     }
     let launch_kind = match kind {
         Kind::ResourceLink => LaunchKind::ResourceLink,

@@ -6,7 +6,7 @@ use gradebook_domain::course::ResourceLink;
 use gradebook_domain::enrollment::Person;
 use serde_json::{json, Map, Value};
 
-use crate::lti::tools::{Grading, Tool};
+use crate::services::tools::{Grading, Tool};
 
 pub const LTI: &str = "https://purl.imsglobal.org/spec/lti/claim/";
 pub const MESSAGE_TYPE: &str = "https://purl.imsglobal.org/spec/lti/claim/message_type";
@@ -191,7 +191,7 @@ fn split_name(name: &str) -> (&str, Option<&str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lti::scope;
+    use crate::services::scope;
 
     #[test]
     fn a_single_name_is_a_given_name_only() {
@@ -204,10 +204,10 @@ mod tests {
 
     #[test]
     fn the_nrps_scope_is_not_an_ags_scope() {
-        let mut tool = crate::lti::tools::new_tool(
+        let mut tool = crate::services::tools::new_tool(
             "t".into(),
             Grading::SyncOnly,
-            crate::lti::tools::Roster {
+            crate::services::tools::Roster {
                 access: true,
                 hide_names: false,
                 hide_emails: false,

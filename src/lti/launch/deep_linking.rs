@@ -21,14 +21,15 @@ use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 
 use super::claims::{DEPLOYMENT_ID, DL_CONTENT_ITEMS, DL_DATA, MESSAGE_TYPE, VERSION};
-use super::{html, state, tool_meta};
+use super::{html, tool_meta};
 use crate::engine::EngineError;
-use crate::http::api::openapi::ErrorBody;
 use crate::http::error::ApiError;
+use crate::http::error::ErrorBody;
 use crate::http::SharedState;
 use crate::json::{too_many_digits, SentObject};
-use crate::lti::crypto::{verify_tool_jwt, Expect, JwksCache};
-use crate::lti::tools::{self, Tool};
+use crate::services::crypto::{verify_tool_jwt, Expect, JwksCache};
+use crate::services::lti_state;
+use crate::services::tools::{self, Tool};
 
 /// Tool key sets fetched for deep-linking responses, shared by all requests.
 fn jwks_cache() -> &'static JwksCache {
@@ -299,7 +300,7 @@ async fn receive(
     if text(VERSION) != Some("1.3.0") {
         return Err(refuse("invalid_jwt", "version must be 1.3.0"));
     }
-    if state::nonce_used(db, &tool.tool_id, nonce)
+    if lti_state::nonce_used(db, &tool.tool_id, nonce)
         .await
         .map_err(EngineError::from)?
     {
@@ -311,7 +312,7 @@ async fn receive(
     let data = text(DL_DATA)
         .ok_or_else(|| refuse("invalid_jwt", "the response does not echo our data"))?;
     let now = Utc::now();
-    let request = state::deep_link_request(db, data)
+    let request = lti_state::deep_link_request(db, data)
         .await
         .map_err(EngineError::from)?
         .filter(|r| r.tool_id == tool.tool_id)
@@ -354,7 +355,7 @@ async fn receive(
     if !tool.reaches(course_id.as_str(), course.tools.contains(&tool_id)) {
         return Err(super::course_not_found(course_id.as_str()));
     }
-    if !state::consume_deep_link(db, data, &tool.tool_id, nonce, now)
+    if !lti_state::consume_deep_link(db, data, &tool.tool_id, nonce, now)
         .await
         .map_err(EngineError::from)?
     {
@@ -367,7 +368,7 @@ async fn receive(
     let meta = tool_meta(&tool, Source::DeepLinking);
     let mut created = Vec::new();
     for item in planned {
-        let link_id = ResourceLinkId::parse(state::random_token())?;
+        let link_id = ResourceLinkId::parse(lti_state::random_token())?;
         let line_item = match item.line_item {
             Some(mut spec) => {
                 spec.resource_link_id = Some(link_id.as_str().to_string());

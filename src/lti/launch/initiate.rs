@@ -12,15 +12,15 @@ use gradebook_domain::{CourseId, ToolId, UserId};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::state::{self, LaunchHint};
 use super::{course_not_found, live_tool};
 use crate::engine::EngineError;
-use crate::http::api::openapi::ErrorBody;
 use crate::http::auth::SisCaller;
+use crate::http::error::ErrorBody;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::Json;
 use crate::http::SharedState;
-use crate::lti::tools::Tool;
+use crate::services::lti_state::{self, LaunchHint};
+use crate::services::tools::Tool;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[schema(as = LaunchKind)]
@@ -109,7 +109,7 @@ pub async fn create_launch(
 
     let now = Utc::now();
     let hint = LaunchHint {
-        hint: state::random_token(),
+        hint: lti_state::random_token(),
         // The person's SIS id: tools pass it back unchanged, and it is the
         // `sub` the id_token will carry.
         login_hint: user_id.as_str().to_string(),
@@ -118,10 +118,10 @@ pub async fn create_launch(
         user_id: user_id.as_str().to_string(),
         kind: req.kind.as_str().to_string(),
         resource_link_id: link_id.as_ref().map(|l| l.as_str().to_string()),
-        expires_at: state::expiry(now, state::HINT_LIFETIME),
+        expires_at: lti_state::expiry(now, lti_state::HINT_LIFETIME),
         used_at: None,
     };
-    state::insert_hint(&state.engine.db, &hint, now)
+    lti_state::insert_hint(&state.engine.db, &hint, now)
         .await
         .map_err(EngineError::from)?;
 

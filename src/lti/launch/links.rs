@@ -15,8 +15,8 @@ use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 use super::{course_not_found, live_tool};
-use crate::http::api::openapi::ErrorBody;
 use crate::http::auth::SisCaller;
+use crate::http::error::ErrorBody;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Json, Path};
 use crate::http::SharedState;

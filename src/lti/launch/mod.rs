@@ -5,7 +5,8 @@
 //! - [`authorize`]: `GET|POST /lti/authorize`, the OIDC answer carrying the id_token;
 //! - [`claims`]: what that id_token says;
 //! - [`deep_linking`]: `POST /lti/deep-linking/return`, content items becoming links and line items;
-//! - [`state`]: single-use hints, pending deep-linking requests and used nonces.
+//!
+//! Their single-use hints, pending deep-linking requests and used nonces are kept by `crate::services::lti_state`.
 
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -15,7 +16,7 @@ use gradebook_domain::{CommandMeta, Source};
 
 use crate::http::error::{current_request_id, ApiError};
 use crate::http::SharedState;
-use crate::lti::tools::{self, Tool};
+use crate::services::tools::{self, Tool};
 
 pub mod authorize;
 pub mod claims;
@@ -23,7 +24,6 @@ pub mod deep_linking;
 mod html;
 pub mod initiate;
 pub mod links;
-pub mod state;
 
 pub fn routes() -> Router<SharedState> {
     Router::new()

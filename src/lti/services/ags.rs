@@ -22,15 +22,15 @@ use gradebook_projections::tool_reads::{self, LineItemEntry, LinkEntry};
 use serde_json::{json, Map, Value};
 
 use super::bearer::ToolCaller;
-use super::platform::Urls;
 use super::wire::{self, number, typed};
 use crate::engine::EngineError;
-use crate::http::api::openapi::ErrorBody;
+use crate::http::error::ErrorBody;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Path, Query};
 use crate::http::SharedState;
 use crate::json::{too_many_digits, ObjectError, SentObject};
-use crate::lti::scope;
+use crate::services::scope;
+use crate::services::urls::Urls;
 
 fn course_not_found() -> ApiError {
     ApiError::not_found("the course")
@@ -226,7 +226,7 @@ pub async fn list_line_items(
             })
             && tag.is_none_or(|t| e.spec.tag.as_ref().is_some_and(|x| same_text(x, t, loose)))
     };
-    let urls = Urls::of(&state);
+    let urls = Urls::of(&state.settings);
     let mut page = Vec::new();
     let mut next = None;
     // The cursor is a position in the course's creation-ordered list, which
@@ -419,7 +419,7 @@ pub async fn create_line_item(
     let spec = parse_line_item(&body, tool_id)?;
     known_resource_link(&state, &course, spec.resource_link_id.as_deref()).await?;
 
-    let urls = Urls::of(&state);
+    let urls = Urls::of(&state.settings);
     let v = Visible::load(&state, &course, &caller.tool.tool_id).await?;
     // Moodle's grade sync finds-or-creates by (tag, resourceId,
     // resourceLinkId) every run; answering a repeat with the column it made
@@ -527,7 +527,7 @@ pub async fn get_line_item(
     caller.require(&[scope::LINEITEM, scope::LINEITEM_READONLY])?;
     let (course, item, v) = visible_item(&state, &caller, &course_id, &line_item_id).await?;
     let e = v.live(item.as_str())?;
-    let body = line_item_json(&Urls::of(&state), course.as_str(), &v, e);
+    let body = line_item_json(&Urls::of(&state.settings), course.as_str(), &v, e);
     Ok(typed(StatusCode::OK, wire::LINEITEM, &body, None))
 }
 
@@ -560,7 +560,7 @@ pub async fn put_line_item(
         .await?;
     let v = Visible::load(&state, &course, &caller.tool.tool_id).await?;
     let e = v.live(item.as_str())?;
-    let body = line_item_json(&Urls::of(&state), course.as_str(), &v, e);
+    let body = line_item_json(&Urls::of(&state.settings), course.as_str(), &v, e);
     Ok(typed(StatusCode::OK, wire::LINEITEM, &body, None))
 }
 
@@ -761,7 +761,7 @@ pub async fn post_score(
     let body = json!({
         "result": result,
         "userId": user.as_str(),
-        "scoreOf": Urls::of(&state).line_item(course.as_str(), item.as_str()),
+        "scoreOf": Urls::of(&state.settings).line_item(course.as_str(), item.as_str()),
     });
     Ok(typed(StatusCode::OK, "application/json", &body, None))
 }
@@ -803,7 +803,7 @@ pub async fn results(
     }
     let all =
         tool_reads::line_item_results(&state.engine.db, course.as_str(), item.as_str()).await?;
-    let urls = Urls::of(&state);
+    let urls = Urls::of(&state.settings);
     let item_url = urls.line_item(course.as_str(), item.as_str());
     let results_url = format!("{item_url}/results");
     let matching: Vec<_> = all

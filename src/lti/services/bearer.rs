@@ -10,11 +10,11 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use gradebook_domain::{CommandMeta, Source};
 
-use super::token::{check_access_token, Granted};
 use crate::engine::EngineError;
 use crate::http::error::{current_request_id, ApiError};
 use crate::http::SharedState;
-use crate::lti::tools::Tool;
+use crate::services::lti_state::{check_access_token, Granted};
+use crate::services::tools::Tool;
 
 /// A tool calling with a live access token.
 pub struct ToolCaller {

@@ -13,13 +13,13 @@ use serde_json::{json, Map, Value};
 
 use super::ags::{deployed_course, same_text};
 use super::bearer::ToolCaller;
-use super::platform::Urls;
 use super::wire::{self, typed};
-use crate::http::api::openapi::ErrorBody;
+use crate::http::error::ErrorBody;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Path, Query};
 use crate::http::SharedState;
-use crate::lti::scope;
+use crate::services::scope;
+use crate::services::urls::Urls;
 
 const CLAIM: &str = "https://purl.imsglobal.org/spec/lti/claim/";
 
@@ -151,7 +151,7 @@ pub async fn memberships(
         .take(limit)
         .map(|m| member_json(m, hide.hide_names, hide.hide_emails, message.as_ref()))
         .collect();
-    let urls = Urls::of(&state);
+    let urls = Urls::of(&state.settings);
     let base = urls.memberships(course.as_str());
     let mut filters: Vec<(&str, String)> = Vec::new();
     for k in ["role", "rlid"] {

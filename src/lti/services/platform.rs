@@ -7,51 +7,12 @@ use serde_json::{json, Value};
 
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::SharedState;
-use crate::lti::{keys, scope};
+use crate::services::urls::Urls;
+use crate::services::{platform_keys, scope};
 
-/// The platform's URLs, all under the one public base (the issuer).
-pub struct Urls {
-    pub issuer: String,
-}
-
-impl Urls {
-    pub fn of(state: &SharedState) -> Self {
-        Self {
-            issuer: state.settings.public_url(),
-        }
-    }
-    pub fn authorization(&self) -> String {
-        format!("{}/lti/authorize", self.issuer)
-    }
-    pub fn token(&self) -> String {
-        format!("{}/lti/token", self.issuer)
-    }
-    pub fn jwks(&self) -> String {
-        format!("{}/.well-known/jwks.json", self.issuer)
-    }
-    pub fn registration(&self) -> String {
-        format!("{}/lti/register", self.issuer)
-    }
-    pub fn openid_configuration(&self) -> String {
-        format!("{}/.well-known/openid-configuration", self.issuer)
-    }
-    pub fn course(&self, course_id: &str) -> String {
-        format!("{}/lti/courses/{course_id}", self.issuer)
-    }
-    pub fn line_items(&self, course_id: &str) -> String {
-        format!("{}/lineitems", self.course(course_id))
-    }
-    pub fn line_item(&self, course_id: &str, line_item_id: &str) -> String {
-        format!("{}/lineitems/{line_item_id}", self.course(course_id))
-    }
-    pub fn memberships(&self, course_id: &str) -> String {
-        format!("{}/memberships", self.course(course_id))
-    }
-}
-
-pub(crate) fn key_error(e: keys::KeyError) -> ApiError {
+pub(crate) fn key_error(e: platform_keys::KeyError) -> ApiError {
     match e {
-        keys::KeyError::Db(e) => crate::engine::EngineError::from(e).into(),
+        platform_keys::KeyError::Db(e) => crate::engine::EngineError::from(e).into(),
         other => ApiError::internal(other),
     }
 }
@@ -62,8 +23,8 @@ pub(crate) fn key_error(e: keys::KeyError) -> ApiError {
 pub async fn jwks(State(state): State<SharedState>) -> ApiResult<Json<Value>> {
     let db = &state.engine.db;
     // The first request on a fresh store makes the key, so the set is never empty.
-    keys::signing_key(db).await.map_err(key_error)?;
-    let set = keys::jwks(db, chrono::Utc::now())
+    platform_keys::signing_key(db).await.map_err(key_error)?;
+    let set = platform_keys::jwks(db, chrono::Utc::now())
         .await
         .map_err(key_error)?;
     Ok(Json(set))
@@ -73,7 +34,7 @@ pub async fn jwks(State(state): State<SharedState>) -> ApiResult<Json<Value>> {
 #[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "lti",
     responses((status = 200, description = "OpenID configuration with the `https://purl.imsglobal.org/spec/lti-platform-configuration` claim", body = Object, content_type = "application/json")))]
 pub async fn openid_configuration(State(state): State<SharedState>) -> Json<Value> {
-    Json(configuration(&Urls::of(&state)))
+    Json(configuration(&Urls::of(&state.settings)))
 }
 
 pub fn configuration(urls: &Urls) -> Value {

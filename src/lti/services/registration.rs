@@ -7,68 +7,27 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json as AxumJson;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
-use chrono::{Duration, Utc};
-use gradebook_projections::db::{ts, Db};
-use gradebook_projections::tool_reads;
-use gradebook_projections::with_db;
-use rand::RngCore;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
-use super::platform::Urls;
 use super::wire::OAuthError;
+use super::wire::OAuthErrorBody;
 use crate::engine::EngineError;
-use crate::http::api::openapi::{ErrorBody, OAuthErrorBody};
 use crate::http::auth::{Caller, RegistrarCaller};
+use crate::http::error::ErrorBody;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Json, Path};
 use crate::http::SharedState;
-use crate::lti::crypto;
-use crate::lti::tools::{self, Courses, Grading, Roster, Tool, TOOL_CONFIG};
-
-/// How long a dynamic-registration link works.
-pub const REGISTRATION_TOKEN_TTL: Duration = Duration::hours(1);
+use crate::services::api_tokens::sha256_hex;
+use crate::services::crypto;
+use crate::services::lti_state;
+use crate::services::tool_settings::{self, http_url, view, StartRegistration, ToolPatch};
+use crate::services::tools::{self, Courses, Grading, Roster, Tool, TOOL_CONFIG};
+use crate::services::urls::Urls;
 
 fn db_err(e: sqlx::Error) -> ApiError {
     EngineError::from(e).into()
-}
-
-pub(crate) fn sha256_hex(s: &str) -> String {
-    Sha256::digest(s.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// A random secret of `[A-Za-z0-9_-]` (base64url without padding).
-pub(crate) fn secret() -> String {
-    let mut buf = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut buf);
-    URL_SAFE_NO_PAD.encode(buf)
-}
-
-/// An absolute http(s) URL, else a message saying what is wrong.
-fn http_url(what: &str, s: &str) -> Result<String, String> {
-    match reqwest::Url::parse(s.trim()) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
-            Ok(s.trim().to_string())
-        }
-        _ => Err(format!("{what} must be an absolute http(s) URL")),
-    }
-}
-
-/// A tool as the registrar API shows it (no secrets exist to hide: the
-/// platform keeps only public tool keys).
-fn view(t: &Tool) -> Value {
-    let mut v = serde_json::to_value(t).unwrap_or(Value::Null);
-    if let Some(o) = v.as_object_mut() {
-        o.insert("allowed_scopes".into(), json!(t.allowed_scopes()));
-    }
-    v
 }
 
 /// What a tool admin copies into the tool (Moodle's "Platform details").
@@ -107,33 +66,6 @@ pub struct NewTool {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     courses: Option<Value>,
-}
-
-/// A `courses` value from a request: `"all"`, a list of existing course
-/// ids, or null; else 422 `invalid_courses`, naming the field.
-pub(crate) async fn checked_courses(state: &SharedState, v: &Value) -> ApiResult<Courses> {
-    let invalid = |m: String| ApiError::unprocessable("invalid_courses", m);
-    let courses = Courses::parse(v).map_err(invalid)?;
-    if let Courses::Only(ids) = &courses {
-        let found: std::collections::HashSet<String> =
-            tool_reads::existing_courses(&state.engine.db, ids)
-                .await?
-                .into_iter()
-                .collect();
-        let missing: Vec<&str> = ids
-            .iter()
-            .filter(|c| !found.contains(*c))
-            .map(String::as_str)
-            .take(10)
-            .collect();
-        if !missing.is_empty() {
-            return Err(invalid(format!(
-                "courses: no course {} exists; list only courses opened with POST /api/courses",
-                missing.join(", ")
-            )));
-        }
-    }
-    Ok(courses)
 }
 
 fn invalid(message: impl Into<String>) -> ApiError {
@@ -189,7 +121,7 @@ pub async fn create_tool(
         redirect_uris.extend(deep_linking_url.filter(|u| Some(u) != launch_url.as_ref()));
     }
     let courses = match &body.courses {
-        Some(v) => checked_courses(&state, v).await?,
+        Some(v) => tool_settings::checked_courses(&state.engine.db, v).await?,
         None => Courses::Deployed,
     };
     let mut t = tools::new_tool(
@@ -215,7 +147,7 @@ pub async fn create_tool(
     t.courses = courses;
     tools::insert(&state.engine.db, &t).await.map_err(db_err)?;
     tracing::info!(tool_id = %t.tool_id, actor = %caller.actor(), "tool registered by hand");
-    let urls = Urls::of(&state);
+    let urls = Urls::of(&state.settings);
     let answer = json!({
         "tool_id": t.tool_id,
         "client_id": t.client_id,
@@ -235,17 +167,12 @@ pub async fn list_tools(
     caller: Caller,
 ) -> ApiResult<AxumJson<Value>> {
     caller.require_read()?;
-    let all = tools::list(&state.engine.db).await.map_err(db_err)?;
-    Ok(AxumJson(
-        json!({"tools": all.iter().map(view).collect::<Vec<_>>()}),
-    ))
+    let all = tool_settings::views(&state.engine.db).await?;
+    Ok(AxumJson(json!({"tools": all})))
 }
 
 async fn load(state: &SharedState, tool_id: &str) -> ApiResult<Tool> {
-    tools::get(&state.engine.db, tool_id)
-        .await
-        .map_err(db_err)?
-        .ok_or_else(|| ApiError::not_found("the tool"))
+    Ok(tool_settings::load(&state.engine.db, tool_id).await?)
 }
 
 /// One tool, with the platform details.
@@ -262,33 +189,8 @@ pub async fn get_tool(
     caller.require_read()?;
     let t = load(&state, &tool_id).await?;
     let mut v = view(&t);
-    v["platform"] = platform_details(&Urls::of(&state), &t);
+    v["platform"] = platform_details(&Urls::of(&state.settings), &t);
     Ok(AxumJson(v))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RosterPatch {
-    access: Option<bool>,
-    hide_names: Option<bool>,
-    hide_emails: Option<bool>,
-}
-
-/// A field that is present, `null` included, versus absent (`None`).
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
-    Value::deserialize(d).map(Some)
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ToolPatch {
-    grading: Option<Grading>,
-    roster: Option<RosterPatch>,
-    /// `"all"`, a list of course ids, or `null` (the courses that deploy
-    /// the tool themselves); left out keeps the tool's courses.
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Object>)]
-    courses: Option<Value>,
 }
 
 /// Changes a tool's grading and roster settings and the courses it
@@ -306,30 +208,9 @@ pub async fn patch_tool(
     Path(tool_id): Path<String>,
     Json(patch): Json<ToolPatch>,
 ) -> ApiResult<AxumJson<Value>> {
-    let t = load(&state, &tool_id).await?;
-    if !t.is_live() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "tool_revoked",
-            "the tool is revoked; register it again",
-        ));
-    }
-    let mut roster = t.roster;
-    if let Some(r) = patch.roster {
-        roster.access = r.access.unwrap_or(roster.access);
-        roster.hide_names = r.hide_names.unwrap_or(roster.hide_names);
-        roster.hide_emails = r.hide_emails.unwrap_or(roster.hide_emails);
-    }
-    let grading = patch.grading.unwrap_or(t.grading);
-    let courses = match &patch.courses {
-        Some(v) => checked_courses(&state, v).await?,
-        None => t.courses.clone(),
-    };
-    tools::update_settings(&state.engine.db, &tool_id, grading, roster, &courses)
-        .await
-        .map_err(db_err)?;
-    tracing::info!(tool_id, actor = %caller.actor(), grading = grading.as_str(), courses = %courses.to_json(), "tool settings changed");
-    Ok(AxumJson(view(&load(&state, &tool_id).await?)))
+    let t =
+        tool_settings::change_settings(&state.engine.db, &tool_id, patch, &caller.actor()).await?;
+    Ok(AxumJson(view(&t)))
 }
 
 /// Revokes a tool: its access tokens stop working at once.
@@ -353,17 +234,6 @@ pub async fn delete_tool(
 
 // ---- dynamic registration ----
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StartRegistration {
-    registration_url: String,
-    /// The courses the tool that registers with this link reaches: as for
-    /// `POST /api/tools`; left out or `null`, the courses that deploy it.
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    courses: Option<Value>,
-}
-
 /// A one-time link for LTI dynamic registration: the tool's registration
 /// URL with `openid_configuration` and `registration_token` added.
 #[utoipa::path(post, path = "/api/tools/dynamic-registration", tag = "registrar", request_body = StartRegistration,
@@ -375,41 +245,14 @@ pub async fn start_dynamic_registration(
     RegistrarCaller(caller): RegistrarCaller,
     Json(body): Json<StartRegistration>,
 ) -> ApiResult<AxumJson<Value>> {
-    let mut url = http_url("registration_url", &body.registration_url)
-        .ok()
-        .and_then(|s| reqwest::Url::parse(&s).ok())
-        .ok_or_else(|| {
-            ApiError::unprocessable(
-                "invalid_registration_url",
-                "registration_url must be the tool's absolute http(s) registration URL",
-            )
-        })?;
-    let courses = match &body.courses {
-        Some(v) => checked_courses(&state, v).await?,
-        None => Courses::Deployed,
-    };
-    let token = secret();
-    let now = Utc::now();
-    with_db!(&state.engine.db, pool => {
-        sqlx::query("INSERT INTO lti_registration_tokens (token_hash, created_by, created_at, expires_at, courses) VALUES ($1, $2, $3, $4, $5)")
-            .bind(sha256_hex(&token))
-            .bind(caller.actor())
-            .bind(ts(now))
-            .bind(ts(now + REGISTRATION_TOKEN_TTL))
-            .bind(courses.to_column())
-            .execute(pool)
-            .await
-            .map_err(db_err)?;
-    });
-    let urls = Urls::of(&state);
-    // Appending keeps the tool's own query (Moodle's `?token=...`).
-    url.query_pairs_mut()
-        .append_pair("openid_configuration", &urls.openid_configuration())
-        .append_pair("registration_token", &token);
-    Ok(AxumJson(json!({
-        "url": url.to_string(),
-        "expires_at": ts(now + REGISTRATION_TOKEN_TTL),
-    })))
+    let started = tool_settings::start_dynamic_registration(
+        &state.engine.db,
+        &Urls::of(&state.settings),
+        body,
+        &caller.actor(),
+    )
+    .await?;
+    Ok(AxumJson(started))
 }
 
 fn reg_error(description: impl Into<String>) -> OAuthError {
@@ -423,34 +266,6 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .ok()?;
     let (kind, token) = h.split_once(' ')?;
     kind.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
-/// The course set of a live registration token (unused, unexpired),
-/// `None` if it is not live; does not use it.
-async fn token_live(db: &Db, hash: &str) -> Result<Option<Courses>, sqlx::Error> {
-    with_db!(db, pool => {
-        let row: Option<(Option<String>,)> = sqlx::query_as("SELECT courses FROM lti_registration_tokens WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2")
-            .bind(hash)
-            .bind(ts(Utc::now()))
-            .fetch_optional(pool)
-            .await?;
-        Ok(row.map(|(c,)| Courses::from_column(c)))
-    })
-}
-
-/// Uses a registration token up; false if it was used or expired meanwhile.
-async fn use_token(db: &Db, hash: &str, tool_id: &str) -> Result<bool, sqlx::Error> {
-    with_db!(db, pool => {
-        let now = ts(Utc::now());
-        let n = sqlx::query("UPDATE lti_registration_tokens SET used_at = $2, tool_id = $3 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2")
-            .bind(hash)
-            .bind(&now)
-            .bind(tool_id)
-            .execute(pool)
-            .await?
-            .rows_affected();
-        Ok(n == 1)
-    })
 }
 
 fn str_field<'a>(v: &'a Value, name: &str) -> Option<&'a str> {
@@ -515,7 +330,7 @@ async fn register_inner(
     let unusable = || {
         OAuthError::new(StatusCode::UNAUTHORIZED, "invalid_token", "the registration token is unknown, used or expired; ask the registrar for a new registration link")
     };
-    let courses = token_live(db, &hash)
+    let courses = lti_state::registration_token_courses(db, &hash)
         .await
         .map_err(OAuthError::server)?
         .ok_or_else(unusable)?;
@@ -604,7 +419,7 @@ async fn register_inner(
     t.courses = courses;
     t.registration = Some(reg.clone());
 
-    if !use_token(db, &hash, &t.tool_id)
+    if !lti_state::use_registration_token(db, &hash, &t.tool_id)
         .await
         .map_err(OAuthError::server)?
     {

@@ -13,17 +13,17 @@ use axum::Json;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use chrono::{Duration, Utc};
-use gradebook_projections::db::{ts, Db};
-use gradebook_projections::with_db;
+use gradebook_projections::db::Db;
 use serde_json::{json, Map, Value};
 
-use super::platform::Urls;
-use super::registration::{secret, sha256_hex};
 use super::wire::OAuthError;
-use crate::http::api::openapi::OAuthErrorBody;
+use super::wire::OAuthErrorBody;
 use crate::http::SharedState;
-use crate::lti::crypto::{self, Expect, JwksCache, JwtError};
-use crate::lti::tools::{self, Tool};
+use crate::services::api_tokens::secret;
+use crate::services::crypto::{self, Expect, JwksCache, JwtError};
+use crate::services::lti_state;
+use crate::services::tools::{self, Tool};
+use crate::services::urls::Urls;
 
 /// How long an access token works.
 pub const ACCESS_TOKEN_TTL: Duration = Duration::hours(1);
@@ -177,7 +177,7 @@ async fn issue(state: &SharedState, form: &HashMap<String, String>) -> Result<Va
         .key_source()
         .ok_or_else(|| OAuthError::invalid_client("the registration has no public key"))?;
 
-    let urls = Urls::of(state);
+    let urls = Urls::of(&state.settings);
     let token_url = urls.token();
     let mut expect = Expect::new(&client_id, &token_url);
     expect.subject = Some(&client_id);
@@ -237,23 +237,16 @@ async fn issue(state: &SharedState, form: &HashMap<String, String>) -> Result<Va
     let token = secret();
     let now = Utc::now();
     let scopes = granted.join(" ");
-    with_db!(db, pool => {
-        // Expired tokens are dead weight: sweep them as new ones are made.
-        sqlx::query("DELETE FROM lti_access_tokens WHERE expires_at < $1")
-            .bind(ts(now))
-            .execute(pool)
-            .await
-            .map_err(OAuthError::server)?;
-        sqlx::query("INSERT INTO lti_access_tokens (token_hash, tool_id, scopes, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(sha256_hex(&token))
-            .bind(&tool.tool_id)
-            .bind(&scopes)
-            .bind(ts(now))
-            .bind(ts(now + ACCESS_TOKEN_TTL))
-            .execute(pool)
-            .await
-            .map_err(OAuthError::server)?;
-    });
+    lti_state::insert_access_token(
+        db,
+        &token,
+        &tool.tool_id,
+        &scopes,
+        now,
+        now + ACCESS_TOKEN_TTL,
+    )
+    .await
+    .map_err(OAuthError::server)?;
     Ok(json!({
         "access_token": token,
         "token_type": "Bearer",
@@ -262,43 +255,13 @@ async fn issue(state: &SharedState, form: &HashMap<String, String>) -> Result<Va
     }))
 }
 
-/// Records a used jti until its assertion expires; false when it was
-/// already there (a replay). Expired entries are swept on the way.
+/// Records a used jti until its assertion expires (with the leeway); false
+/// when it was already there (a replay).
 async fn remember_jti(db: &Db, client_id: &str, jti: &str, exp: i64) -> Result<bool, sqlx::Error> {
     let now = Utc::now();
     let until = chrono::DateTime::from_timestamp(exp, 0)
         .unwrap_or(now)
         .max(now)
         + Duration::seconds(crypto::DEFAULT_LEEWAY_SECS as i64);
-    with_db!(db, pool => {
-        sqlx::query("DELETE FROM lti_used_jtis WHERE expires_at < $1")
-            .bind(ts(now))
-            .execute(pool)
-            .await?;
-        let n = sqlx::query("INSERT INTO lti_used_jtis (client_id, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-            .bind(client_id)
-            .bind(jti)
-            .bind(ts(until))
-            .execute(pool)
-            .await?
-            .rows_affected();
-        Ok(n == 1)
-    })
-}
-
-/// A live access token: the tool it belongs to and the scopes granted.
-pub struct Granted {
-    pub tool: Tool,
-    pub scopes: Vec<String>,
-}
-
-/// Looks an access token up; `None` when unknown, expired or its tool is revoked.
-pub async fn check_access_token(db: &Db, token: &str) -> Result<Option<Granted>, sqlx::Error> {
-    let found = tools::by_access_token(db, &sha256_hex(token), &ts(Utc::now())).await?;
-    Ok(found
-        .filter(|(tool, _)| tool.is_live())
-        .map(|(tool, scopes)| Granted {
-            tool,
-            scopes: scopes.split_whitespace().map(str::to_string).collect(),
-        }))
+    lti_state::remember_jti(db, client_id, jti, now, until).await
 }

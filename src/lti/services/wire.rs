@@ -5,7 +5,9 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use rust_decimal::Decimal;
+use serde::Serialize;
 use serde_json::Value;
+use utoipa::ToSchema;
 
 pub const LINEITEM_CONTAINER: &str = "application/vnd.ims.lis.v2.lineitemcontainer+json";
 pub const LINEITEM: &str = "application/vnd.ims.lis.v2.lineitem+json";
@@ -33,6 +35,14 @@ pub fn typed(
         }
     }
     res
+}
+
+/// The RFC 6749 error of the OAuth endpoints (`/lti/token`, `/lti/register`).
+#[derive(Serialize, ToSchema)]
+pub struct OAuthErrorBody {
+    #[schema(example = "invalid_client")]
+    pub error: String,
+    pub error_description: String,
 }
 
 /// An RFC 6749 §5.2 error: `{"error", "error_description"}`.

@@ -8,10 +8,10 @@ use gradebook_projections::grades::{course_grades as report, CourseGrades};
 use gradebook_projections::queries;
 use serde::Deserialize;
 
-use super::auth::Caller;
-use super::error::{ApiError, ApiResult};
-use super::extract::{Path, Query};
-use super::SharedState;
+use crate::http::auth::Caller;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{Path, Query};
+use crate::http::SharedState;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,8 +32,8 @@ pub fn parse_as_of(s: &str) -> Result<DateTime<Utc>, ApiError> {
     params(("course_id" = String, Path, description = "The SIS course id"),
            ("as_of" = Option<String>, Query, description = "RFC 3339; the grades as the engine held them then")),
     responses((status = 200, description = "The course grades", body = Object),
-              (status = 400, description = "invalid_id or invalid_as_of", body = super::api::openapi::ErrorBody),
-              (status = 404, description = "course_not_found", body = super::api::openapi::ErrorBody)),
+              (status = 400, description = "invalid_id or invalid_as_of", body = crate::http::error::ErrorBody),
+              (status = 404, description = "course_not_found", body = crate::http::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn course_grades(
     State(state): State<SharedState>,

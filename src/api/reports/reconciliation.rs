@@ -11,8 +11,8 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::http::api::openapi::ErrorBody;
 use crate::http::auth::Caller;
+use crate::http::error::ErrorBody;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Path, Query};
 use crate::http::SharedState;
@@ -28,7 +28,7 @@ pub struct ReconciliationQuery {
 
 fn parse_threshold(s: Option<&str>) -> Result<Decimal, ApiError> {
     let Some(s) = s else {
-        return Ok(crate::reads::DEFAULT_THRESHOLD);
+        return Ok(crate::services::reads::DEFAULT_THRESHOLD);
     };
     Decimal::from_str(s.trim())
         .ok()

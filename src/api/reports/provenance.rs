@@ -9,8 +9,8 @@ use gradebook_projections::audit::read_student_events;
 use gradebook_projections::provenance::{knows_student, provenance as build, Provenance};
 use gradebook_projections::queries;
 
-use crate::http::api::openapi::ErrorBody;
 use crate::http::auth::Caller;
+use crate::http::error::ErrorBody;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::Path;
 use crate::http::SharedState;

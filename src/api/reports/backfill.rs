@@ -11,8 +11,8 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::backfill::{self, BackfillError, Batch, CsvRows, Format, JsonLines, Report, RowSource};
-use crate::http::api::openapi::ErrorBody;
 use crate::http::auth::RegistrarCaller;
+use crate::http::error::ErrorBody;
 use crate::http::error::{current_request_id, ApiError, ApiResult};
 use crate::http::extract::{Path, Query};
 use crate::http::SharedState;

@@ -11,14 +11,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::body::{meta, optional_json, Dec};
-use crate::auth::ApiRole;
 use crate::engine::EngineError;
-use crate::http::api::openapi::ErrorBody;
 use crate::http::auth::{Caller, RegistrarCaller, SisCaller, SisOrRegistrarCaller};
+use crate::http::error::ErrorBody;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Json, Path, Query};
 use crate::http::SharedState;
-use crate::lti::tools::Courses;
+use crate::services::api_tokens::ApiRole;
+use crate::services::tools::Courses;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -141,7 +141,7 @@ async fn known_tools(
     let mut tools = Vec::with_capacity(ids.len());
     for id in ids {
         let id = ToolId::parse(id)?;
-        match crate::lti::tools::get(&state.engine.db, id.as_str()).await {
+        match crate::services::tools::get(&state.engine.db, id.as_str()).await {
             Ok(Some(t)) if t.is_live() => {
                 if let Courses::Only(listed) = &t.courses {
                     if !listed.iter().any(|c| c == course_id.as_str()) {

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::SharedState;
+use crate::http::SharedState;
 
 /// The process is up.
 #[utoipa::path(get, path = "/healthz", tag = "operations",

@@ -1,5 +1,7 @@
-//! The registrar API for managing courses, people and line items, and the
-//! operations endpoints `/metrics` and `/api/openapi.json`.
+//! The JSON API face: the registrar API for courses, people and line
+//! items, the grade report and the registrar reports (`reports/`), and the
+//! operations endpoints `/healthz`, `/readyz` and `/metrics`. Tools,
+//! launches and resource links are the LTI face's (`src/lti/`).
 
 use axum::routing::{get, post, put};
 use axum::Router;
@@ -8,14 +10,19 @@ use crate::http::SharedState;
 
 mod body;
 pub mod courses;
+pub mod grades;
+pub mod health;
 pub mod line_items;
 pub mod metrics;
 pub mod openapi;
 pub mod people;
+pub mod reports;
 
 pub fn routes() -> Router<SharedState> {
     crate::metrics::install();
     Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
         .route("/api/courses", post(courses::create).get(courses::list))
         .route("/api/courses/{course_id}", get(courses::detail))
         .route(
@@ -40,6 +47,10 @@ pub fn routes() -> Router<SharedState> {
                 .patch(line_items::update)
                 .delete(line_items::delete),
         )
+        .route(
+            "/api/courses/{course_id}/grades",
+            get(grades::course_grades),
+        )
         .route("/metrics", get(metrics::render))
-        .route("/api/openapi.json", get(openapi::serve))
+        .merge(reports::routes())
 }

@@ -12,9 +12,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::body::{meta, nullable, Dec};
 use super::courses::detail_of;
-use crate::http::api::openapi::ErrorBody;
 use crate::http::auth::{Caller, SisCaller};
 use crate::http::error::ApiResult;
+use crate::http::error::ErrorBody;
 use crate::http::extract::{Json, Path, Query};
 use crate::http::SharedState;
 

@@ -12,8 +12,8 @@ use utoipa::ToSchema;
 
 use super::body::meta;
 use super::courses::detail_of;
-use crate::http::api::openapi::ErrorBody;
 use crate::http::auth::{Caller, SisCaller};
+use crate::http::error::ErrorBody;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Json, Path};
 use crate::http::SharedState;

@@ -55,8 +55,16 @@ pub struct TokenInfo {
     pub revoked_at: Option<String>,
 }
 
-fn hash(secret: &str) -> String {
+/// How every secret the platform hands out (API tokens, LTI access and
+/// registration tokens, page sessions) is stored: its SHA-256 in lowercase
+/// hex. The secrets are random, so a plain hash is as strong as a slow one.
+pub fn sha256_hex(secret: &str) -> String {
     hex(&Sha256::digest(secret.as_bytes()))
+}
+
+/// A random secret of `[A-Za-z0-9_-]` (32 bytes, base64url without padding).
+pub fn secret() -> String {
+    URL_SAFE_NO_PAD.encode(random(32))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -77,14 +85,14 @@ pub async fn create(
     name: Option<String>,
 ) -> Result<(TokenInfo, String), sqlx::Error> {
     let token_id = hex(&random(6));
-    let secret = URL_SAFE_NO_PAD.encode(random(32));
+    let secret = secret();
     let created_at = ts(Utc::now());
     with_db!(db, pool => {
         sqlx::query("INSERT INTO api_tokens (token_id, name, role, secret_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(&token_id)
             .bind(&name)
             .bind(role.as_str())
-            .bind(hash(&secret))
+            .bind(sha256_hex(&secret))
             .bind(&created_at)
             .execute(pool)
             .await?;
@@ -166,6 +174,9 @@ pub async fn verify(db: &Db, bearer: &str) -> Result<Option<TokenInfo>, sqlx::Er
     let Some((stored, revoked_at, info)) = row else {
         return Ok(None);
     };
-    let matches: bool = hash(secret).as_bytes().ct_eq(stored.as_bytes()).into();
+    let matches: bool = sha256_hex(secret)
+        .as_bytes()
+        .ct_eq(stored.as_bytes())
+        .into();
     Ok((matches && revoked_at.is_none()).then_some(info))
 }

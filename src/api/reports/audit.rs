@@ -8,8 +8,8 @@ use gradebook_projections::audit::{self, AuditFilter, AuditPage, Cursor};
 use serde::{Deserialize, Serialize};
 use utoipa::IntoParams;
 
-use crate::http::api::openapi::ErrorBody;
 use crate::http::auth::Caller;
+use crate::http::error::ErrorBody;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::Query;
 use crate::http::SharedState;

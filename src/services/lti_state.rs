@@ -1,14 +1,19 @@
-//! Launch state kept in the database between requests: the message hints
+//! LTI state kept in the database between requests: the message hints
 //! handed to the SIS, the deep-linking requests waiting for the tool's
-//! answer, and the nonces of deep-linking responses already taken. Each
-//! hint and request is used once: the update that marks it used is also the
-//! check, so two racing requests cannot both win.
+//! answer, the nonces of deep-linking responses already taken, the
+//! single-use dynamic-registration tokens, the client assertions' used
+//! `jti`s and the access tokens issued to tools. Each hint, request and
+//! registration token is used once: the update that marks it used is also
+//! the check, so two racing requests cannot both win.
 
 use chrono::{DateTime, Duration, Utc};
 use gradebook_projections::db::{ts, Db};
 use gradebook_projections::with_db;
 use rand::RngCore;
 use sqlx::Row;
+
+use super::api_tokens::sha256_hex;
+use super::tools::{self, Courses, Tool};
 
 /// How long a login initiation URL can be followed.
 pub const HINT_LIFETIME: Duration = Duration::minutes(5);
@@ -209,4 +214,131 @@ pub async fn nonce_used(db: &Db, tool_id: &str, nonce: &str) -> Result<bool, sql
 /// The expiry time text for something made now.
 pub fn expiry(now: DateTime<Utc>, lifetime: Duration) -> String {
     ts(now + lifetime)
+}
+
+/// Keeps a dynamic-registration token (its hash) until `expires_at`, with
+/// the courses the tool it registers will reach.
+pub async fn insert_registration_token(
+    db: &Db,
+    token: &str,
+    created_by: &str,
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    courses: &Courses,
+) -> Result<(), sqlx::Error> {
+    with_db!(db, pool => {
+        sqlx::query("INSERT INTO lti_registration_tokens (token_hash, created_by, created_at, expires_at, courses) VALUES ($1, $2, $3, $4, $5)")
+            .bind(sha256_hex(token))
+            .bind(created_by)
+            .bind(ts(now))
+            .bind(ts(expires_at))
+            .bind(courses.to_column())
+            .execute(pool)
+            .await?;
+    });
+    Ok(())
+}
+
+/// The course set of a live registration token (unused, unexpired),
+/// `None` if it is not live; does not use it.
+pub async fn registration_token_courses(
+    db: &Db,
+    hash: &str,
+) -> Result<Option<Courses>, sqlx::Error> {
+    with_db!(db, pool => {
+        let row: Option<(Option<String>,)> = sqlx::query_as("SELECT courses FROM lti_registration_tokens WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2")
+            .bind(hash)
+            .bind(ts(Utc::now()))
+            .fetch_optional(pool)
+            .await?;
+        Ok(row.map(|(c,)| Courses::from_column(c)))
+    })
+}
+
+/// Uses a registration token up; false if it was used or expired meanwhile.
+pub async fn use_registration_token(
+    db: &Db,
+    hash: &str,
+    tool_id: &str,
+) -> Result<bool, sqlx::Error> {
+    with_db!(db, pool => {
+        let now = ts(Utc::now());
+        let n = sqlx::query("UPDATE lti_registration_tokens SET used_at = $2, tool_id = $3 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2")
+            .bind(hash)
+            .bind(&now)
+            .bind(tool_id)
+            .execute(pool)
+            .await?
+            .rows_affected();
+        Ok(n == 1)
+    })
+}
+
+/// Records a used jti until `until`; false when it was already there (a
+/// replay). Expired entries are swept on the way.
+pub async fn remember_jti(
+    db: &Db,
+    client_id: &str,
+    jti: &str,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    with_db!(db, pool => {
+        sqlx::query("DELETE FROM lti_used_jtis WHERE expires_at < $1")
+            .bind(ts(now))
+            .execute(pool)
+            .await?;
+        let n = sqlx::query("INSERT INTO lti_used_jtis (client_id, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(client_id)
+            .bind(jti)
+            .bind(ts(until))
+            .execute(pool)
+            .await?
+            .rows_affected();
+        Ok(n == 1)
+    })
+}
+
+/// Keeps an access token (its hash) for a tool with the scopes granted.
+pub async fn insert_access_token(
+    db: &Db,
+    token: &str,
+    tool_id: &str,
+    scopes: &str,
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    with_db!(db, pool => {
+        // Expired tokens are dead weight: sweep them as new ones are made.
+        sqlx::query("DELETE FROM lti_access_tokens WHERE expires_at < $1")
+            .bind(ts(now))
+            .execute(pool)
+            .await?;
+        sqlx::query("INSERT INTO lti_access_tokens (token_hash, tool_id, scopes, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(sha256_hex(token))
+            .bind(tool_id)
+            .bind(scopes)
+            .bind(ts(now))
+            .bind(ts(expires_at))
+            .execute(pool)
+            .await?;
+    });
+    Ok(())
+}
+
+/// A live access token: the tool it belongs to and the scopes granted.
+pub struct Granted {
+    pub tool: Tool,
+    pub scopes: Vec<String>,
+}
+
+/// Looks an access token up; `None` when unknown, expired or its tool is revoked.
+pub async fn check_access_token(db: &Db, token: &str) -> Result<Option<Granted>, sqlx::Error> {
+    let found = tools::by_access_token(db, &sha256_hex(token), &ts(Utc::now())).await?;
+    Ok(found
+        .filter(|(tool, _)| tool.is_live())
+        .map(|(tool, scopes)| Granted {
+            tool,
+            scopes: scopes.split_whitespace().map(str::to_string).collect(),
+        }))
 }
