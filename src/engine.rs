@@ -345,14 +345,15 @@ impl Engine {
             term,
             tool_ids,
         };
-        self.exec(&self.courses, &aggregate_id::course(course_id), cmd, meta)
-            .await?
-            .shown(|| NotYetVisible {
-                what: format!("course {course_id}"),
-                meanwhile: "it cannot be read yet (it was created: creating it again answers course_exists)".into(),
-                shown_in: Shown::Course(course_id.clone()),
-            })
-            .map(drop)
+        self.change_course(
+            course_id,
+            cmd,
+            meta,
+            format!("course {course_id}"),
+            "it cannot be read yet (it was created: creating it again answers course_exists)",
+        )
+        .await
+        .map(drop)
     }
 
     pub async fn set_grading(
@@ -368,14 +369,15 @@ impl Engine {
             scale,
             missing,
         };
-        self.exec(&self.courses, &aggregate_id::course(course_id), cmd, meta)
-            .await?
-            .shown(|| NotYetVisible {
-                what: format!("the grading of course {course_id}"),
-                meanwhile: "grade reports use the policy before it".into(),
-                shown_in: Shown::Course(course_id.clone()),
-            })
-            .map(drop)
+        self.change_course(
+            course_id,
+            cmd,
+            meta,
+            format!("the grading of course {course_id}"),
+            "grade reports use the policy before it",
+        )
+        .await
+        .map(drop)
     }
 
     pub async fn allow_tools(
@@ -390,14 +392,15 @@ impl Engine {
             .collect::<Vec<_>>()
             .join(", ");
         let cmd = CourseCommand::AllowTools { tool_ids };
-        self.exec(&self.courses, &aggregate_id::course(course_id), cmd, meta)
-            .await?
-            .shown(|| NotYetVisible {
-                what: format!("the deployment of {listed} in course {course_id}"),
-                meanwhile: "launches and posts of a tool not deployed before are refused".into(),
-                shown_in: Shown::Course(course_id.clone()),
-            })
-            .map(drop)
+        self.change_course(
+            course_id,
+            cmd,
+            meta,
+            format!("the deployment of {listed} in course {course_id}"),
+            "launches and posts of a tool not deployed before are refused",
+        )
+        .await
+        .map(drop)
     }
 
     /// Locks a course; returns whether this call changed anything.
@@ -408,15 +411,15 @@ impl Engine {
         meta: &CommandMeta,
     ) -> Result<bool, EngineError> {
         let cmd = CourseCommand::Lock { reason };
-        self.exec(&self.courses, &aggregate_id::course(course_id), cmd, meta)
-            .await?
-            .shown(|| NotYetVisible {
-                what: format!("the lock of course {course_id}"),
-                // Score posts are decided on the score gates, not the read side.
-                meanwhile: "score posts are refused already, but grade reports still show the course unlocked".into(),
-                shown_in: Shown::Course(course_id.clone()),
-            })
-            .map(|e| !e.is_empty())
+        // Score posts are decided on the score gates, not the read side.
+        self.change_course(
+            course_id,
+            cmd,
+            meta,
+            format!("the lock of course {course_id}"),
+            "score posts are refused already, but grade reports still show the course unlocked",
+        )
+        .await
     }
 
     /// Unlocks a course; returns whether this call changed anything.
@@ -427,13 +430,31 @@ impl Engine {
         meta: &CommandMeta,
     ) -> Result<bool, EngineError> {
         let cmd = CourseCommand::Unlock { reason };
+        self.change_course(
+            course_id,
+            cmd,
+            meta,
+            format!("the unlock of course {course_id}"),
+            "score posts are taken already, but grade reports still show the course locked",
+        )
+        .await
+    }
+
+    /// A registrar's change to a course, visible in the course's reads
+    /// before it answers; returns whether it recorded anything.
+    async fn change_course(
+        &self,
+        course_id: &CourseId,
+        cmd: CourseCommand,
+        meta: &CommandMeta,
+        what: String,
+        meanwhile: &str,
+    ) -> Result<bool, EngineError> {
         self.exec(&self.courses, &aggregate_id::course(course_id), cmd, meta)
             .await?
             .shown(|| NotYetVisible {
-                what: format!("the unlock of course {course_id}"),
-                meanwhile:
-                    "score posts are taken already, but grade reports still show the course locked"
-                        .into(),
+                what,
+                meanwhile: meanwhile.into(),
                 shown_in: Shown::Course(course_id.clone()),
             })
             .map(|e| !e.is_empty())
