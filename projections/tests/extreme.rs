@@ -16,11 +16,11 @@ use gradebook_domain::score::{
     ActivityProgress, GradingProgress, RejectReason, ScoreEvent, ScorePost,
 };
 use gradebook_domain::{CommandMeta, CourseId, LineItemId, Source, UserId};
-use gradebook_projections::events::{AnyEvent, Checkpoint, Envelope};
-use gradebook_projections::grades::course_grades;
-use gradebook_projections::provenance::provenance;
-use gradebook_projections::reconciliation::{reconcile, Finding};
-use gradebook_projections::view::CourseView;
+use gradebook_projections::projector::events::{AnyEvent, Checkpoint, Envelope};
+use gradebook_projections::reports::grades::course_grades;
+use gradebook_projections::reports::provenance::provenance;
+use gradebook_projections::reports::reconciliation::{reconcile, Finding};
+use gradebook_projections::tables::view::CourseView;
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 

@@ -17,7 +17,7 @@ use gradebook_domain::score::{
 };
 use gradebook_domain::{CommandMeta, CourseId, LineItemId, Source, ToolId, UserId};
 use gradebook_projections::db::Db;
-use gradebook_projections::events::{AnyEvent, Checkpoint, Envelope};
+use gradebook_projections::projector::events::{AnyEvent, Checkpoint, Envelope};
 use gradebook_projections::projector::{apply_batch, dump_read_tables};
 use proptest::prelude::*;
 use rust_decimal::Decimal;
