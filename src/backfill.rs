@@ -31,8 +31,8 @@ use gradebook_domain::score::{
     ScoreFacts, ScoreOutcome, ScorePost, MAX_COMMENT_CHARS,
 };
 use gradebook_domain::{CommandMeta, CourseId, DomainError, LineItemId, Source, UserId};
-use gradebook_projections::queries::{self, QueryError};
-use gradebook_projections::view::CourseView;
+use gradebook_projections::tables::queries::{self, QueryError};
+use gradebook_projections::tables::view::CourseView;
 use rust_decimal::Decimal;
 use serde::Serialize;
 

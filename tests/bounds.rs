@@ -150,7 +150,7 @@ on_both_stores! {
 /// Appends events straight to the log, as a store written before the
 /// bounds holds them: no command would accept them today.
 async fn append_raw<A: cqrs_es::Aggregate>(app: &TestApp, id: &str, events: Vec<A::Event>) {
-    let sequence = gradebook::projections::audit::read_aggregate(&app.db, A::TYPE, id)
+    let sequence = gradebook::projections::reports::audit::read_aggregate(&app.db, A::TYPE, id)
         .await
         .unwrap()
         .len();

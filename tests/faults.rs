@@ -21,8 +21,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use gradebook::auth::{create, ApiRole};
 use gradebook::lti::crypto::PlatformKey;
 use gradebook::projections::db::Db;
-use gradebook::projections::events::Checkpoint;
 use gradebook::projections::projector;
+use gradebook::projections::projector::events::Checkpoint;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use sqlx::Row;
@@ -860,7 +860,9 @@ async fn concurrency(db_url: &str, logs: &Path) {
     assert_eq!(conflicts, 0.0, "posts on one record collided on one node");
 
     // The same post 8 times at once (a tool retrying in a hurry): one grade change.
-    let events_before = gradebook::projections::events::count(&db).await.unwrap();
+    let events_before = gradebook::projections::projector::events::count(&db)
+        .await
+        .unwrap();
     let same = Post {
         user: w.users[1].clone(),
         item: item.clone(),
@@ -888,7 +890,9 @@ async fn concurrency(db_url: &str, logs: &Path) {
         "{codes:?}"
     );
     assert_eq!(
-        gradebook::projections::events::count(&db).await.unwrap(),
+        gradebook::projections::projector::events::count(&db)
+            .await
+            .unwrap(),
         events_before + 1
     );
 
@@ -982,12 +986,16 @@ async fn retry_after_timeout(db_url: &str, logs: &Path) {
         .collect();
     assert_eq!(recorded.len(), 1, "{recorded:?}");
     assert_eq!(recorded[0].3, "ScoreAccepted");
-    let count = gradebook::projections::events::count(&db).await.unwrap();
+    let count = gradebook::projections::projector::events::count(&db)
+        .await
+        .unwrap();
     assert!(
         matches!(w.post(&node.base, &p, Duration::from_secs(30)).await, Answer::Status(200, c) if c == "unchanged")
     );
     assert_eq!(
-        gradebook::projections::events::count(&db).await.unwrap(),
+        gradebook::projections::projector::events::count(&db)
+            .await
+            .unwrap(),
         count
     );
     node.wait_caught_up(Duration::from_secs(60)).await;
@@ -2165,7 +2173,9 @@ async fn a_transaction_left_open_in_another_database_of_the_cluster_delays_no_po
     assert_eq!(r["projector"]["lag"]["events"], 0, "{r}");
     assert_eq!(r["projector"]["held_back_by"], json!([]), "{r}");
     let live = projector::dump_read_tables(&db).await.unwrap();
-    let events = gradebook::projections::events::count(&db).await.unwrap();
+    let events = gradebook::projections::projector::events::count(&db)
+        .await
+        .unwrap();
     assert_eq!(
         projector::replay(&db, |_| {}).await.unwrap(),
         events as u64,

@@ -21,7 +21,7 @@ use gradebook::domain::{CourseId, LineItemId, ToolId};
 use gradebook::lti::crypto::{verify_tool_jwt, Expect, JwksCache, PlatformKey, ToolKeySource};
 use gradebook::lti::launch::deep_linking::{plan_items, unverified_issuer};
 use gradebook::lti::services::ags::{parse_line_item, parse_line_item_patch, parse_score_body};
-use gradebook::projections::view::{CourseView, EnrollmentRow, LineItemRow};
+use gradebook::projections::tables::view::{CourseView, EnrollmentRow, LineItemRow};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{json, Map, Value};

@@ -23,10 +23,10 @@ use gradebook::domain::Source;
 use gradebook::ops::conn::{Conn, Value};
 use gradebook::ops::schema::{self, KEPT};
 use gradebook::projections::db::Db;
-use gradebook::projections::events::{check_stored, AnyEvent};
-use gradebook::projections::grades::course_grades;
-use gradebook::projections::queries::{load_report_view, People};
-use gradebook::projections::view::LogFold;
+use gradebook::projections::projector::events::{check_stored, AnyEvent};
+use gradebook::projections::reports::grades::course_grades;
+use gradebook::projections::tables::queries::{load_report_view, People};
+use gradebook::projections::tables::view::LogFold;
 use serde_json::Value as Json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
@@ -321,7 +321,7 @@ async fn grades_json(app: &TestApp) -> Json {
 /// The grades folded from the store's own log equal the ones its read
 /// tables give, for every course.
 async fn grades_match_the_log(db: &Db) -> usize {
-    let events = gradebook::projections::audit::read_course_events(db, "HIST-101-2026FA")
+    let events = gradebook::projections::reports::audit::read_course_events(db, "HIST-101-2026FA")
         .await
         .unwrap();
     let mut fold = LogFold::default();

@@ -382,7 +382,7 @@ on_both_stores! {
         let reg = app.registrar.clone();
         let (st, _) = call(&app, "POST", &format!("/api/courses/{C}/lock"), Some(&reg), Some(json!({"reason": "final"}))).await;
         assert_eq!(st, 200);
-        let events = gradebook::projections::audit::read_course_events(&app.db, C).await.unwrap();
+        let events = gradebook::projections::reports::audit::read_course_events(&app.db, C).await.unwrap();
         let sis_actor = format!("token:{}", token_id(&app.sis));
         let reg_actor = format!("token:{}", token_id(&app.registrar));
         // Course opened, grading and scale set, 3 line items, 3 enrollments, locked.
@@ -401,7 +401,7 @@ on_both_stores! {
         let res = app.client.post(app.url(&format!("/api/courses/{C}/unlock")))
             .bearer_auth(&reg).header("x-request-id", "unlock-req-42").send().await.unwrap();
         assert_eq!(res.status().as_u16(), 200);
-        let events = gradebook::projections::audit::read_course_events(&app.db, C).await.unwrap();
+        let events = gradebook::projections::reports::audit::read_course_events(&app.db, C).await.unwrap();
         assert_eq!(events.last().unwrap().meta.request_id, "unlock-req-42");
         app.stop().await;
     }

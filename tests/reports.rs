@@ -694,8 +694,8 @@ mod large_backfill {
     use gradebook::backfill::{self, Batch, CellHistory, CsvRows, Decision, Rejection};
     use gradebook::domain::enrollment::Role;
     use gradebook::domain::ids::CourseId;
-    use gradebook::projections::events::AnyEvent;
-    use gradebook::projections::{audit, db::Db, queries};
+    use gradebook::projections::projector::events::AnyEvent;
+    use gradebook::projections::{db::Db, reports::audit, tables::queries};
 
     pub const ROWS: usize = 1200;
 

@@ -124,7 +124,7 @@ impl TestApp {
     }
 
     pub async fn event_count(&self) -> i64 {
-        gradebook::projections::events::count(&self.db)
+        gradebook::projections::projector::events::count(&self.db)
             .await
             .unwrap()
     }

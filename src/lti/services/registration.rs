@@ -11,7 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use chrono::{Duration, Utc};
 use gradebook_projections::db::{ts, Db};
-use gradebook_projections::tool_reads;
+use gradebook_projections::tables::tool_reads;
 use gradebook_projections::with_db;
 use rand::RngCore;
 use serde::{Deserialize, Deserializer};
