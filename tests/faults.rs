@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use common::{FakeTool, ALL_SCOPES};
 use gradebook::auth::{create, ApiRole};
-use gradebook::lti::crypto::PlatformKey;
 use gradebook::projections::db::Db;
 use gradebook::projections::projector;
 use gradebook::projections::projector::events::Checkpoint;
@@ -29,7 +29,6 @@ use sqlx::Row;
 
 const COURSE: &str = "FAULT-101";
 const SCORE_MAX: u64 = 1_000_000;
-const ALL_SCOPES: &str = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly https://purl.imsglobal.org/spec/lti-ags/scope/score";
 
 // ---------------------------------------------------------------------------
 // A node: `gradebook serve` as a child process.
@@ -251,18 +250,14 @@ async fn world(base: &str, db_url: &str, users: usize, items: usize) -> World {
     let registrar = create(&db, ApiRole::Registrar, None).await.unwrap().1;
     let sis = create(&db, ApiRole::Sis, None).await.unwrap().1;
     close(db).await;
-    let key = PlatformKey::generate().unwrap();
-    let (st, tool) = call(
+    let tool = FakeTool::register_at(
         &client,
-        reqwest::Method::POST,
-        format!("{base}/api/tools"),
+        base,
         &registrar,
-        json!({"name": "Quiz engine", "public_jwk": key.public_jwk, "grading": "full"}),
+        json!({"name": "Quiz engine", "grading": "full"}),
     )
     .await;
-    assert_eq!(st, 201, "{tool}");
-    let tool_id = tool["tool_id"].as_str().unwrap();
-    let client_id = tool["client_id"].as_str().unwrap();
+    let tool_id = tool.tool_id.as_str();
     let (st, b) = call(
         &client,
         reqwest::Method::POST,
@@ -300,32 +295,7 @@ async fn world(base: &str, db_url: &str, users: usize, items: usize) -> World {
         )
         .await;
     }
-    let now = Utc::now().timestamp();
-    let assertion = key
-        .sign(&json!({
-            "iss": client_id, "sub": client_id, "aud": format!("{base}/lti/token"),
-            "iat": now, "exp": now + 300, "jti": uuid::Uuid::new_v4().to_string(),
-        }))
-        .unwrap();
-    let res = client
-        .post(format!("{base}/lti/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            (
-                "client_assertion_type",
-                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            ),
-            ("client_assertion", assertion.as_str()),
-            ("scope", ALL_SCOPES),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let tool_token = res.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let tool_token = tool.token_at(&client, base, ALL_SCOPES).await;
     let mut ids = Vec::new();
     for i in 0..items {
         let (st, item) = call(
@@ -355,7 +325,7 @@ async fn world(base: &str, db_url: &str, users: usize, items: usize) -> World {
         items: ids,
         users,
         // Whole seconds, a day back: every post stays well before "now".
-        epoch: DateTime::from_timestamp(now - 86_400, 0).unwrap(),
+        epoch: DateTime::from_timestamp(Utc::now().timestamp() - 86_400, 0).unwrap(),
     }
 }
 

@@ -10,14 +10,14 @@ mod common;
 
 use common::launch::{course_with, COURSE};
 use common::TestApp;
-use gradebook::lti::crypto::PlatformKey;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
 const CORPUS: &str = include_str!("hostile/corpus.json");
 
-use common::launch::ALL_SCOPES;
+use common::tool::{full_roster, moodle};
+use common::{FakeTool, ALL_SCOPES};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -83,63 +83,15 @@ struct World {
     vars: Vec<(&'static str, String)>,
 }
 
-fn now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
-
 /// A course with a registered tool deployed in it, a learner and an
 /// instructor, a line item made by the tool over AGS with one score in it,
 /// and an AGS token with every scope.
 async fn world(app: &TestApp) -> World {
-    let key = PlatformKey::generate().unwrap();
-    let res = app
-        .client
-        .post(app.url("/api/tools"))
-        .bearer_auth(&app.registrar)
-        .json(&json!({
-            "name": "Moodle", "issuer": "https://moodle.example.edu",
-            "launch_url": "https://moodle.example.edu/enrol/lti/launch.php",
-            "login_url": "https://moodle.example.edu/enrol/lti/login.php",
-            "redirect_uris": ["https://moodle.example.edu/enrol/lti/launch.php"],
-            "jwks_url": null, "public_jwk": key.public_jwk,
-            "deep_linking_url": "https://moodle.example.edu/enrol/lti/launch_deeplink.php",
-            "grading": "full", "roster": {"access": true, "hide_names": false, "hide_emails": false},
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 201);
-    let tool: Value = res.json().await.unwrap();
-    let tool_id = tool["tool_id"].as_str().unwrap().to_string();
-    let client_id = tool["client_id"].as_str().unwrap().to_string();
+    let tool = FakeTool::register(app, moodle("full", full_roster())).await;
+    let tool_id = tool.tool_id.clone();
+    let client_id = tool.client_id.clone();
     course_with(app, &[&tool_id]).await;
-
-    let assertion = key
-        .sign(&json!({
-            "iss": client_id, "sub": client_id, "aud": app.url("/lti/token"),
-            "iat": now(), "exp": now() + 300, "jti": uuid::Uuid::new_v4().to_string(),
-        }))
-        .unwrap();
-    let res = app
-        .client
-        .post(app.url("/lti/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            (
-                "client_assertion_type",
-                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            ),
-            ("client_assertion", &assertion),
-            ("scope", ALL_SCOPES),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 200);
-    let tool_token = res.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let tool_token = tool.token(app, ALL_SCOPES).await;
 
     let res = app
         .client

@@ -13,8 +13,6 @@ use serde_json::{json, Value};
 use super::{meta, TestApp};
 
 pub const COURSE: &str = "BIO-200-2026FA";
-/// Every scope a tool can ask for, space-separated as a token request sends them.
-pub const ALL_SCOPES: &str = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly https://purl.imsglobal.org/spec/lti-ags/scope/score https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly";
 pub const TOOL_BASE: &str = "https://tool.example.edu";
 
 /// A tool registration as a registrar would make it, with the tool's own

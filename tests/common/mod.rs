@@ -201,6 +201,10 @@ macro_rules! on_both_stores {
 }
 
 pub mod launch;
+pub mod tool;
+
+#[allow(unused_imports)]
+pub use tool::{FakeTool, ALL_SCOPES};
 
 pub mod fixtures {
     //! A small real-looking course: HIST-101 with a weighted scheme.
