@@ -11,15 +11,6 @@ use gradebook::domain::score::{RejectReason, ScoreOutcome};
 use gradebook::domain::{DomainError, Source};
 use gradebook::engine::EngineError;
 
-fn student<'a>(grades: &'a serde_json::Value, user: &str) -> &'a serde_json::Value {
-    grades["students"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["user_id"] == user)
-        .unwrap_or_else(|| panic!("{user} has no row in {grades}"))
-}
-
 on_both_stores! {
     async fn weighted_course_grades_match_a_hand_calculation(app: TestApp) {
         hist101(&app).await;

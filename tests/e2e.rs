@@ -15,6 +15,7 @@
 
 mod common;
 
+use common::fixtures::{find, student};
 use common::launch::*;
 use common::TestApp;
 use gradebook::domain::enrollment::Role;
@@ -251,18 +252,7 @@ async fn line_item_spec(app: &TestApp, id: &str) -> LineItemSpec {
 
 /// One learner's cell of a column in the grade report.
 fn grade_cell<'a>(grades: &'a Value, user: &str, item: &str) -> &'a Value {
-    let student = grades["students"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["user_id"] == user);
-    let student = student.unwrap_or_else(|| panic!("no {user} in {grades}"));
-    student["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["line_item_id"] == item)
-        .unwrap_or_else(|| panic!("no {item} for {user}"))
+    find(&student(grades, user)["items"], "line_item_id", item)
 }
 
 async fn ltijs_scenario(app: TestApp, registration: &str) {

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use common::{FakeTool, ALL_SCOPES};
+use common::{call, FakeTool, ALL_SCOPES};
 use gradebook::auth::{create, ApiRole};
 use gradebook::projections::db::Db;
 use gradebook::projections::projector;
@@ -184,25 +184,6 @@ struct World {
     users: Vec<String>,
     /// Score timestamps count up from here, one second per post number.
     epoch: DateTime<Utc>,
-}
-
-async fn call(
-    client: &reqwest::Client,
-    method: reqwest::Method,
-    url: String,
-    token: &str,
-    body: Value,
-) -> (u16, Value) {
-    let res = client
-        .request(method, url)
-        .bearer_auth(token)
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
 }
 
 /// Checks a set-up write answered 201 and waits until it reads back. When

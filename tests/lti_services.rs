@@ -130,21 +130,7 @@ async fn create_item(app: &TestApp, token: &str, course: &str, body: Value) -> V
 
 /// A resource link of the tool in the course, added by the SIS.
 async fn add_link(app: &TestApp, c: &CourseId, tool: &FakeTool, link: &str) {
-    app.engine()
-        .add_resource_link(
-            c,
-            ResourceLink {
-                resource_link_id: ResourceLinkId::parse(link).unwrap(),
-                tool_id: ToolId::parse(tool.tool_id.clone()).unwrap(),
-                title: link.into(),
-                url: None,
-                custom: Default::default(),
-                line_item_id: None,
-            },
-            &meta(Source::Sis),
-        )
-        .await
-        .unwrap();
+    common::fixtures::resource_link(app, c, &tool.tool_id, link, link).await;
 }
 
 fn path_of(app: &TestApp, url: &Value) -> String {
@@ -308,16 +294,9 @@ fn moodle_registration() -> Value {
 
 async fn register_raw(app: &TestApp, token: &str, body: &str) -> (u16, Value) {
     // No Content-Type at all, as Moodle sends it.
-    let res = app
-        .client
-        .post(app.url("/lti/register"))
-        .bearer_auth(token)
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
+    let body = Body::Untyped(body.as_bytes().to_vec());
+    let a = app.send("POST", "/lti/register", Some(token), body).await;
+    (a.status, a.json())
 }
 
 on_both_stores! {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::fixtures::{course, item, post, user};
+use common::fixtures::{course, item, post, student, user};
 use common::{meta, Body, TestApp};
 use gradebook::domain::score::{RejectReason, ScoreOutcome};
 use gradebook::domain::Source;
@@ -23,28 +23,6 @@ async fn call(
 ) -> (u16, Value) {
     let a = app.send(method, path, token, Body::json(body)).await;
     (a.status, a.json())
-}
-
-/// A request with a raw body and content type.
-async fn raw(
-    app: &TestApp,
-    method: &str,
-    path: &str,
-    token: &str,
-    ctype: &str,
-    body: &str,
-) -> (u16, Value) {
-    let res = app
-        .client
-        .request(method.parse().unwrap(), app.url(path))
-        .bearer_auth(token)
-        .header("content-type", ctype)
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
 }
 
 fn token_id(token: &str) -> String {
@@ -127,15 +105,6 @@ async fn setup(app: &TestApp) {
             Some(json!({"role": role, "status": "active", "name": name, "email": format!("{u}@example.edu")}))).await;
         assert_eq!(st, 201, "{b}");
     }
-}
-
-fn student<'a>(grades: &'a Value, user: &str) -> &'a Value {
-    grades["students"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["user_id"] == user)
-        .unwrap_or_else(|| panic!("{user} has no row in {grades}"))
 }
 
 on_both_stores! {
@@ -311,7 +280,7 @@ on_both_stores! {
         ];
         for (method, path, ctype, body, status, code) in cases {
             let token = if path.ends_with("/lock") { &reg } else { &sis };
-            let (st, b) = raw(&app, method, &path, token, ctype, body).await;
+            let (st, b) = app.send_text(method, &path, token, ctype, body).await;
             assert_error(st, &b, status, code);
         }
 

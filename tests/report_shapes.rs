@@ -19,35 +19,30 @@ const COURSE: &str = "/api/courses/HIST-101-2026FA";
 async fn history(app: &TestApp) {
     hist101(app).await;
     let e = app.engine();
-    score(
-        app,
-        "ada",
-        "midterm",
-        Some("40"),
-        "50",
-        "2026-10-01T10:00:00Z",
-    )
+    let posts = |list: &'static [(
+        &'static str,
+        &'static str,
+        Option<&'static str>,
+        &'static str,
+        &'static str,
+    )]| async move {
+        for (user, item, given, max, ts) in list {
+            score(app, user, item, *given, max, ts).await;
+        }
+    };
+    posts(&[
+        ("ada", "midterm", Some("40"), "50", "2026-10-01T10:00:00Z"),
+        ("ada", "hw1", Some("7"), "10", "2026-09-10T10:00:00Z"),
+        ("ada", "hw1", Some("3"), "10", "2026-09-09T10:00:00Z"),
+        ("alan", "midterm", Some("71"), "100", "2026-10-01T11:00:00Z"),
+        ("alan", "hw2", Some("10"), "10", "2026-09-20T10:00:00Z"),
+    ])
     .await;
-    score(app, "ada", "hw1", Some("7"), "10", "2026-09-10T10:00:00Z").await;
-    score(app, "ada", "hw1", Some("3"), "10", "2026-09-09T10:00:00Z").await;
-    score(
-        app,
-        "alan",
-        "midterm",
-        Some("71"),
-        "100",
-        "2026-10-01T11:00:00Z",
-    )
-    .await;
-    score(app, "alan", "hw2", Some("10"), "10", "2026-09-20T10:00:00Z").await;
-    e.lock_course(
-        &course(),
-        Some("term closed".into()),
-        &meta(Source::Registrar),
-    )
-    .await
-    .unwrap();
-    score(app, "ada", "hw1", Some("9"), "10", "2026-09-12T10:00:00Z").await;
+    let term_closed = Some("term closed".into());
+    e.lock_course(&course(), term_closed, &meta(Source::Registrar))
+        .await
+        .unwrap();
+    posts(&[("ada", "hw1", Some("9"), "10", "2026-09-12T10:00:00Z")]).await;
     e.unlock_course(&course(), None, &meta(Source::Registrar))
         .await
         .unwrap();
@@ -56,26 +51,21 @@ async fn history(app: &TestApp) {
         Source::Backfill,
         "req-backfill",
         chrono::Utc::now(),
-    )
-    .with_batch("batch-1");
+    );
+    let hw2 = post(Some("8"), "10", "2026-09-11T10:00:00Z");
     e.post_score(
         &course(),
         &item("hw2"),
         &user("ada"),
-        post(Some("8"), "10", "2026-09-11T10:00:00Z"),
-        &backfill,
+        hw2,
+        &backfill.with_batch("batch-1"),
     )
     .await
     .unwrap();
-    score(app, "alan", "hw2", None, "10", "2026-09-21T10:00:00Z").await;
-    score(
-        app,
-        "ada",
-        "hw1",
-        Some("9.5"),
-        "10",
-        "2026-09-14T10:00:00+02:00",
-    )
+    posts(&[
+        ("alan", "hw2", None, "10", "2026-09-21T10:00:00Z"),
+        ("ada", "hw1", Some("9.5"), "10", "2026-09-14T10:00:00+02:00"),
+    ])
     .await;
 }
 

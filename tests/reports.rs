@@ -14,14 +14,6 @@ use serde_json::Value;
 
 const COURSE: &str = "/api/courses/HIST-101-2026FA";
 
-fn find<'a>(list: &'a Value, key: &str, value: &str) -> &'a Value {
-    list.as_array()
-        .unwrap_or_else(|| panic!("not a list: {list}"))
-        .iter()
-        .find(|v| v[key] == value)
-        .unwrap_or_else(|| panic!("no {key} = {value} in {list}"))
-}
-
 fn finding<'a>(report: &'a Value, kind: &str) -> Option<&'a Value> {
     report["findings"]
         .as_array()

@@ -17,10 +17,8 @@ use common::launch::{
     COURSE,
 };
 use common::{meta, Body, TestApp};
-use gradebook::domain::course::ResourceLink;
 use gradebook::domain::enrollment::{EnrollmentStatus, Person, Role};
-use gradebook::domain::ids::ResourceLinkId;
-use gradebook::domain::{CourseId, Source, ToolId, UserId};
+use gradebook::domain::{CourseId, Source, UserId};
 use gradebook::lti::crypto::PlatformKey;
 use gradebook::lti::scope;
 use gradebook::lti::tools::Grading;
@@ -320,21 +318,7 @@ async fn big_roster(app: &TestApp, tool: &TestTool) -> Vec<(String, String, Stri
             .unwrap();
         people.push((id, name, email));
     }
-    app.engine()
-        .add_resource_link(
-            &c,
-            ResourceLink {
-                resource_link_id: ResourceLinkId::parse("rl-quiz").unwrap(),
-                tool_id: ToolId::parse(tool.tool.tool_id.clone()).unwrap(),
-                title: "Quiz".into(),
-                url: None,
-                custom: Default::default(),
-                line_item_id: None,
-            },
-            &meta(Source::Sis),
-        )
-        .await
-        .unwrap();
+    common::fixtures::resource_link(app, &c, &tool.tool.tool_id, "rl-quiz", "Quiz").await;
     people
 }
 

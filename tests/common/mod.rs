@@ -114,6 +114,7 @@ impl TestApp {
                 .header("content-type", "application/json")
                 .body(v.to_string()),
             Body::Raw(content_type, bytes) => req.header("content-type", content_type).body(bytes),
+            Body::Untyped(bytes) => req.body(bytes),
         };
         let res = req.send().await.unwrap();
         Answer {
@@ -121,6 +122,21 @@ impl TestApp {
             headers: res.headers().clone(),
             text: res.text().await.unwrap(),
         }
+    }
+
+    /// A body sent byte for byte with its content type (a `Value` would
+    /// print its numbers in its own way); the answer as status and JSON.
+    pub async fn send_text(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        content_type: &str,
+        body: &str,
+    ) -> (u16, serde_json::Value) {
+        let body = Body::Raw(content_type.to_string(), body.as_bytes().to_vec());
+        let a = self.send(method, path, Some(token), body).await;
+        (a.status, a.json())
     }
 
     pub async fn event_count(&self) -> i64 {
@@ -148,6 +164,8 @@ pub enum Body {
     Json(serde_json::Value),
     /// A content type and the bytes, sent as they are.
     Raw(String, Vec<u8>),
+    /// Bytes without a content type, as some tools send them.
+    Untyped(Vec<u8>),
 }
 
 impl Body {
@@ -168,6 +186,27 @@ impl Answer {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.text).unwrap_or(serde_json::Value::Null)
     }
+}
+
+/// A JSON request to a server of the test's own making (a node in another
+/// process): status and JSON body.
+pub async fn call(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    token: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let res = client
+        .request(method, url)
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(serde_json::Value::Null))
 }
 
 /// Metadata for a command run by a test actor.
@@ -217,6 +256,46 @@ pub mod fixtures {
     use gradebook::domain::{CourseId, LineItemId, UserId};
     use rust_decimal::Decimal;
     use std::str::FromStr;
+
+    /// The entry of a JSON list whose `key` is `value`.
+    pub fn find<'a>(list: &'a serde_json::Value, key: &str, value: &str) -> &'a serde_json::Value {
+        list.as_array()
+            .unwrap_or_else(|| panic!("not a list: {list}"))
+            .iter()
+            .find(|v| v[key] == value)
+            .unwrap_or_else(|| panic!("no {key} = {value} in {list}"))
+    }
+
+    /// A student's row of a grade report.
+    pub fn student<'a>(grades: &'a serde_json::Value, user: &str) -> &'a serde_json::Value {
+        find(&grades["students"], "user_id", user)
+    }
+
+    /// A resource link of the tool in the course, added by the SIS, with no
+    /// line item and no url of its own.
+    pub async fn resource_link(
+        app: &TestApp,
+        c: &CourseId,
+        tool_id: &str,
+        link: &str,
+        title: &str,
+    ) {
+        app.engine()
+            .add_resource_link(
+                c,
+                gradebook::domain::course::ResourceLink {
+                    resource_link_id: gradebook::domain::ids::ResourceLinkId::parse(link).unwrap(),
+                    tool_id: gradebook::domain::ToolId::parse(tool_id).unwrap(),
+                    title: title.into(),
+                    url: None,
+                    custom: Default::default(),
+                    line_item_id: None,
+                },
+                &meta(Source::Sis),
+            )
+            .await
+            .unwrap();
+    }
 
     pub fn course() -> CourseId {
         CourseId::parse("HIST-101-2026FA").unwrap()

@@ -57,16 +57,14 @@ impl FakeTool {
         if !body["jwks_url"].is_string() {
             body["public_jwk"] = key.public_jwk.clone();
         }
-        let res = client
-            .post(format!("{base}/api/tools"))
-            .bearer_auth(registrar)
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap();
-        let status = res.status().as_u16();
-        let reg: Value = res.json().await.unwrap_or(Value::Null);
+        let (status, reg) = super::call(
+            client,
+            reqwest::Method::POST,
+            format!("{base}/api/tools"),
+            registrar,
+            body,
+        )
+        .await;
         assert_eq!(status, 201, "{reg}");
         FakeTool {
             key,
