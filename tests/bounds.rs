@@ -45,20 +45,8 @@ async fn call(
 
 /// The JSON error shape with this status and code, and no leaked internals.
 fn assert_error(status: u16, body: &Value, want_status: u16, want_code: &str) {
-    assert_eq!(status, want_status, "{body}");
-    assert_eq!(body["error"], want_code, "{body}");
-    assert!(
-        body["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
-    assert!(
-        body["request_id"].as_str().is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
-    let text = body.to_string().to_lowercase();
-    for leak in ["select ", "panicked", "sqlx", "displacement", "overflow"] {
-        assert!(!text.contains(leak), "{leak} leaked in {body}");
-    }
+    let leaks = ["select ", "panicked", "sqlx", "displacement", "overflow"];
+    common::assert_error_shape(status, body, want_status, want_code, &leaks);
 }
 
 /// A page of the registrar UI, with a query: its status and text.

@@ -6,7 +6,7 @@ mod common;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use common::fixtures::{d, learner, user};
+use common::fixtures::{d, enroll, learner, user};
 use common::{meta, Body, TestApp};
 use gradebook::domain::course::ResourceLink;
 use gradebook::domain::enrollment::{EnrollmentStatus, Person, Role};
@@ -75,27 +75,9 @@ async fn send_full(
 /// Opens a course with these tools deployed in it.
 async fn open_course(app: &TestApp, course: &str, tools: &[&FakeTool]) -> CourseId {
     let c = CourseId::parse(course).unwrap();
-    app.engine()
-        .open_course(
-            &c,
-            "World History".into(),
-            "2026FA".into(),
-            tools
-                .iter()
-                .map(|t| ToolId::parse(t.tool_id.clone()).unwrap())
-                .collect(),
-            &meta(Source::Sis),
-        )
-        .await
-        .unwrap();
+    let ids: Vec<&str> = tools.iter().map(|t| t.tool_id.as_str()).collect();
+    common::fixtures::open_course(app, &c, "World History", &ids).await;
     c
-}
-
-async fn enroll(app: &TestApp, c: &CourseId, id: &str, person: Person) {
-    app.engine()
-        .put_enrollment(c, &user(id), person, &meta(Source::Sis))
-        .await
-        .unwrap();
 }
 
 fn person(role: Role, name: &str, email: &str) -> Person {

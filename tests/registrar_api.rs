@@ -34,20 +34,8 @@ fn token_id(token: &str) -> String {
 }
 
 fn assert_error(status: u16, body: &Value, want_status: u16, want_code: &str) {
-    assert_eq!(status, want_status, "{body}");
-    assert_eq!(body["error"], want_code, "{body}");
-    assert!(
-        body["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
-    assert!(
-        body["request_id"].as_str().is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
-    let text = body.to_string().to_lowercase();
-    for leak in ["select ", "insert ", "panicked", "sqlx", "stack"] {
-        assert!(!text.contains(leak), "{leak} leaked in {body}");
-    }
+    let leaks = ["select ", "insert ", "panicked", "sqlx", "stack"];
+    common::assert_error_shape(status, body, want_status, want_code, &leaks);
 }
 
 /// A course set up over HTTP: Exams 70 / Quizzes 30, a four-letter scale,

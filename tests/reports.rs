@@ -694,15 +694,7 @@ mod large_backfill {
     pub async fn course_like(app: &TestApp, id: &str) -> CourseId {
         let e = app.engine();
         let c = CourseId::parse(id).unwrap();
-        e.open_course(
-            &c,
-            "Backfill".into(),
-            "2026FA".into(),
-            vec![],
-            &meta(Source::Sis),
-        )
-        .await
-        .unwrap();
+        open_course(app, &c, "Backfill", &[]).await;
         for i in ["i0", "i1", "i2", "i3", "gone"] {
             e.create_line_item(
                 &c,
@@ -717,20 +709,11 @@ mod large_backfill {
             .await
             .unwrap();
         for u in 0..20 {
-            e.put_enrollment(
-                &c,
-                &user(&format!("s{u}")),
-                learner(&format!("S {u}")),
-                &meta(Source::Sis),
-            )
-            .await
-            .unwrap();
+            enroll(app, &c, &format!("s{u}"), learner(&format!("S {u}"))).await;
         }
         let mut prof = learner("Prof");
         prof.role = Role::Instructor;
-        e.put_enrollment(&c, &user("prof"), prof, &meta(Source::Sis))
-            .await
-            .unwrap();
+        enroll(app, &c, "prof", prof).await;
         e.drop_enrollment(&c, &user("s19"), &meta(Source::Sis))
             .await
             .unwrap();

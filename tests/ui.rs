@@ -253,15 +253,7 @@ async fn big_course(app: &TestApp, students: usize, items: usize) -> String {
     use gradebook::domain::{CourseId, LineItemId};
     let e = app.engine();
     let c = CourseId::parse("BIG-200-2026FA").unwrap();
-    e.open_course(
-        &c,
-        "Big course".into(),
-        "2026FA".into(),
-        vec![],
-        &meta(Source::Sis),
-    )
-    .await
-    .unwrap();
+    fixtures::open_course(app, &c, "Big course", &[]).await;
     for i in 0..items {
         let spec = LineItemSpec::new(format!("Assignment {i}"), fixtures::d("20"));
         e.create_line_item(
@@ -274,14 +266,8 @@ async fn big_course(app: &TestApp, students: usize, items: usize) -> String {
         .unwrap();
     }
     for s in 0..students {
-        e.put_enrollment(
-            &c,
-            &fixtures::user(&format!("s{s:02}")),
-            fixtures::learner(&format!("Student {s:02}")),
-            &meta(Source::Sis),
-        )
-        .await
-        .unwrap();
+        let learner = fixtures::learner(&format!("Student {s:02}"));
+        fixtures::enroll(app, &c, &format!("s{s:02}"), learner).await;
     }
     let cells: Vec<(usize, usize)> = (0..students)
         .flat_map(|s| (0..items).map(move |i| (s, i)))

@@ -4,13 +4,14 @@
 use std::collections::HashMap;
 
 use gradebook::domain::enrollment::{EnrollmentStatus, Person, Role};
-use gradebook::domain::{CourseId, Source, ToolId, UserId};
+use gradebook::domain::CourseId;
 use gradebook::lti::crypto::{parse_rsa_jwk, PlatformKey};
 use gradebook::lti::keys;
 use gradebook::lti::tools::{self, Grading, Roster, Tool};
 use serde_json::{json, Value};
 
-use super::{meta, TestApp};
+use super::fixtures::{enroll, open_course};
+use super::TestApp;
 
 pub const COURSE: &str = "BIO-200-2026FA";
 pub const TOOL_BASE: &str = "https://tool.example.edu";
@@ -63,37 +64,12 @@ pub fn person(role: Role, name: &str, email: Option<&str>) -> Person {
 /// BIO-200 with the given tools deployed; Ada (learner, with name and
 /// email) and Grace (instructor).
 pub async fn course_with(app: &TestApp, tool_ids: &[&str]) {
-    let e = app.engine();
     let c = CourseId::parse(COURSE).unwrap();
-    let tools = tool_ids
-        .iter()
-        .map(|t| ToolId::parse(*t).unwrap())
-        .collect();
-    e.open_course(
-        &c,
-        "Cell Biology".into(),
-        "2026FA".into(),
-        tools,
-        &meta(Source::Sis),
-    )
-    .await
-    .unwrap();
-    e.put_enrollment(
-        &c,
-        &UserId::parse("ada").unwrap(),
-        person(Role::Learner, "Ada Lovelace", Some("ada@example.edu")),
-        &meta(Source::Sis),
-    )
-    .await
-    .unwrap();
-    e.put_enrollment(
-        &c,
-        &UserId::parse("grace").unwrap(),
-        person(Role::Instructor, "Grace Hopper", Some("grace@example.edu")),
-        &meta(Source::Sis),
-    )
-    .await
-    .unwrap();
+    open_course(app, &c, "Cell Biology", tool_ids).await;
+    let ada = person(Role::Learner, "Ada Lovelace", Some("ada@example.edu"));
+    enroll(app, &c, "ada", ada).await;
+    let grace = person(Role::Instructor, "Grace Hopper", Some("grace@example.edu"));
+    enroll(app, &c, "grace", grace).await;
 }
 
 /// POST as the SIS; returns status and JSON body.

@@ -209,6 +209,31 @@ pub async fn call(
     (status, res.json().await.unwrap_or(serde_json::Value::Null))
 }
 
+/// The JSON error shape with this status and code, a message, a request
+/// id, and none of the `leaks` (internals that must not reach a caller).
+pub fn assert_error_shape(
+    status: u16,
+    body: &serde_json::Value,
+    want_status: u16,
+    want_code: &str,
+    leaks: &[&str],
+) {
+    assert_eq!(status, want_status, "{body}");
+    assert_eq!(body["error"], want_code, "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert!(
+        body["request_id"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    let text = body.to_string().to_lowercase();
+    for leak in leaks {
+        assert!(!text.contains(leak), "{leak} leaked in {body}");
+    }
+}
+
 /// Metadata for a command run by a test actor.
 pub fn meta(source: Source) -> CommandMeta {
     CommandMeta::new("test", source, uuid::Uuid::new_v4().to_string(), Utc::now())
@@ -297,6 +322,26 @@ pub mod fixtures {
             .unwrap();
     }
 
+    /// Opens a course of term 2026FA with these tools deployed, as the SIS.
+    pub async fn open_course(app: &TestApp, c: &CourseId, title: &str, tool_ids: &[&str]) {
+        let tools = tool_ids
+            .iter()
+            .map(|t| gradebook::domain::ToolId::parse(*t).unwrap())
+            .collect();
+        app.engine()
+            .open_course(c, title.into(), "2026FA".into(), tools, &meta(Source::Sis))
+            .await
+            .unwrap();
+    }
+
+    /// Enrolls someone in the course, as the SIS.
+    pub async fn enroll(app: &TestApp, c: &CourseId, id: &str, person: Person) {
+        app.engine()
+            .put_enrollment(c, &user(id), person, &meta(Source::Sis))
+            .await
+            .unwrap();
+    }
+
     pub fn course() -> CourseId {
         CourseId::parse("HIST-101-2026FA").unwrap()
     }
@@ -340,15 +385,7 @@ pub mod fixtures {
     pub async fn hist101(app: &TestApp) {
         let e = app.engine();
         let c = course();
-        e.open_course(
-            &c,
-            "World History".into(),
-            "2026FA".into(),
-            vec![],
-            &meta(Source::Sis),
-        )
-        .await
-        .unwrap();
+        open_course(app, &c, "World History", &[]).await;
         e.set_grading(
             &c,
             Scheme::Weighted {
@@ -398,27 +435,11 @@ pub mod fixtures {
                 .await
                 .unwrap();
         }
-        e.put_enrollment(
-            &c,
-            &user("ada"),
-            learner("Ada Lovelace"),
-            &meta(Source::Sis),
-        )
-        .await
-        .unwrap();
-        e.put_enrollment(
-            &c,
-            &user("alan"),
-            learner("Alan Turing"),
-            &meta(Source::Sis),
-        )
-        .await
-        .unwrap();
+        enroll(app, &c, "ada", learner("Ada Lovelace")).await;
+        enroll(app, &c, "alan", learner("Alan Turing")).await;
         let mut prof = learner("Grace Hopper");
         prof.role = Role::Instructor;
-        e.put_enrollment(&c, &user("grace"), prof, &meta(Source::Sis))
-            .await
-            .unwrap();
+        enroll(app, &c, "grace", prof).await;
     }
 
     pub async fn score(
