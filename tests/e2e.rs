@@ -15,7 +15,7 @@
 
 mod common;
 
-use common::fixtures::{find, student};
+use common::fixtures::grade_cell;
 use common::launch::*;
 use common::TestApp;
 use gradebook::domain::enrollment::Role;
@@ -248,11 +248,6 @@ async fn line_item_spec(app: &TestApp, id: &str) -> LineItemSpec {
         .await
         .unwrap();
     item.spec.unwrap_or_else(|| panic!("no line item {id}"))
-}
-
-/// One learner's cell of a column in the grade report.
-fn grade_cell<'a>(grades: &'a Value, user: &str, item: &str) -> &'a Value {
-    find(&student(grades, user)["items"], "line_item_id", item)
 }
 
 async fn ltijs_scenario(app: TestApp, registration: &str) {
@@ -805,18 +800,7 @@ async fn a_pylti1p3_tool_goes_on_posting_after_the_store_moves_from_sqlite_to_po
     let seen = run_tool(&python, &config).await;
     assert_eq!(result_of(&seen, "ada"), Some(27.0), "{seen}");
     let (_, grades) = app.get_json(&format!("/api/courses/{COURSE}/grades")).await;
-    let ada = grades["students"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["user_id"] == "ada")
-        .unwrap();
-    let cell = ada["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["line_item_id"] == line_item.as_str())
-        .unwrap();
+    let cell = grade_cell(&grades, "ada", &line_item);
     assert_eq!(cell["score"], "27.00", "{grades}");
     // Both posts are in the log the PostgreSQL server holds.
     let (_, audit) = app

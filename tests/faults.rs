@@ -359,12 +359,7 @@ impl World {
             Err(e) => Answer::NoAnswer(e.to_string()),
             Ok(res) => {
                 let status = res.status().as_u16();
-                let ct = res
-                    .headers()
-                    .get("content-type")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_string();
+                let ct = common::fixtures::header(res.headers(), "content-type");
                 match res.text().await {
                     Err(e) => Answer::NoAnswer(e.to_string()),
                     Ok(text) => {
@@ -1988,18 +1983,7 @@ async fn grade_cell(
     )
     .await;
     assert_eq!(st, 200, "{g}");
-    let student = g["students"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["user_id"] == user)
-        .unwrap_or_else(|| panic!("{user} has a row: {g}"));
-    let cell = student["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["line_item_id"] == item)
-        .unwrap_or_else(|| panic!("{item} has a cell: {student}"));
+    let cell = common::fixtures::grade_cell(&g, user, item);
     (
         cell["state"].as_str().unwrap().to_string(),
         cell["score"]

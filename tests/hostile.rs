@@ -174,12 +174,7 @@ async fn run(app: &TestApp, w: &World, case: &Case) -> Result<(), String> {
     }
     let res = req.send().await.map_err(|e| format!("no answer: {e}"))?;
     let status = res.status().as_u16();
-    let content_type = res
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let content_type = common::fixtures::header(res.headers(), "content-type");
     let text = res.text().await.unwrap_or_default();
     let short: String = text.chars().take(300).collect();
     if status >= 500 {

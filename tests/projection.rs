@@ -17,15 +17,7 @@ async fn learners(app: &common::TestApp, n: usize) -> Vec<String> {
     let mut ids = Vec::new();
     for i in 0..n {
         let id = format!("s{i}");
-        app.engine()
-            .put_enrollment(
-                &course(),
-                &user(&id),
-                learner(&format!("Student {i}")),
-                &meta(Source::Sis),
-            )
-            .await
-            .unwrap();
+        enroll(app, &course(), &id, learner(&format!("Student {i}"))).await;
         ids.push(id);
     }
     ids

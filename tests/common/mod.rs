@@ -342,6 +342,24 @@ pub mod fixtures {
             .unwrap();
     }
 
+    /// One learner's cell of a column in a grade report.
+    pub fn grade_cell<'a>(
+        grades: &'a serde_json::Value,
+        user: &str,
+        item: &str,
+    ) -> &'a serde_json::Value {
+        find(&student(grades, user)["items"], "line_item_id", item)
+    }
+
+    /// The value of a response header, or "" when it is absent.
+    pub fn header(headers: &reqwest::header::HeaderMap, name: &str) -> String {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    }
+
     pub fn course() -> CourseId {
         CourseId::parse("HIST-101-2026FA").unwrap()
     }
