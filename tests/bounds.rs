@@ -12,7 +12,7 @@ mod support;
 
 use common::fixtures::{course, hist101, item, score, user};
 use common::launch::{self, COURSE as BIO};
-use common::{meta, Body, TestApp};
+use common::{meta, Body, FakeTool, TestApp};
 use gradebook::domain::course::{Course, CourseEvent};
 use gradebook::domain::ids::aggregate_id;
 use gradebook::domain::line_item::{LineItem, LineItemEvent, LineItemSpec};
@@ -336,33 +336,8 @@ on_both_stores! {
 }
 
 /// A tool's access token for AGS, signed with its own key.
-async fn tool_token(app: &TestApp, t: &launch::TestTool) -> String {
-    let now = chrono::Utc::now().timestamp();
-    let assertion = t
-        .key
-        .sign(&json!({
-            "iss": t.tool.client_id, "sub": t.tool.client_id,
-            "aud": app.url("/lti/token"), "iat": now, "exp": now + 60,
-            "jti": uuid::Uuid::new_v4().to_string(),
-        }))
-        .unwrap();
-    let res = app
-        .client
-        .post(app.url("/lti/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
-            ("client_assertion", assertion.as_str()),
-            ("scope", "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem https://purl.imsglobal.org/spec/lti-ags/scope/score"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let body: Value = res.json().await.unwrap();
-    body["access_token"]
-        .as_str()
-        .expect("an access token")
-        .to_string()
+async fn tool_token(app: &TestApp, t: &FakeTool) -> String {
+    t.token(app, "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem https://purl.imsglobal.org/spec/lti-ags/scope/score").await
 }
 
 on_both_stores! {
@@ -372,7 +347,7 @@ on_both_stores! {
     /// backfill row; one at the edge is accepted and reads back.
     async fn score_timestamps_the_stores_cannot_hold_are_refused(app: TestApp) {
         let t = launch::register(&app, Grading::Full, launch::roster(false, false, false)).await;
-        launch::course_with(&app, &[t.tool.tool_id.as_str()]).await;
+        launch::course_with(&app, &[t.tool_id.as_str()]).await;
         let token = tool_token(&app, &t).await;
         let (status, li) = call(&app, "POST", &format!("/lti/courses/{BIO}/lineitems"), &token, &[],
             Some(json!({"label": "Quiz", "scoreMaximum": 10}))).await;
@@ -525,7 +500,7 @@ on_both_stores! {
     /// and provenance. A line item's maximum keeps its digits too.
     async fn numbers_are_kept_as_the_digits_sent_over_ags_and_backfill(app: TestApp) {
         let t = launch::register(&app, Grading::Full, launch::roster(false, false, false)).await;
-        launch::course_with(&app, &[t.tool.tool_id.as_str()]).await;
+        launch::course_with(&app, &[t.tool_id.as_str()]).await;
         let bio = gradebook::domain::CourseId::parse(BIO).unwrap();
         app.engine().put_enrollment(&bio, &user("bob"),
             launch::person(gradebook::domain::enrollment::Role::Learner, "Bob", None), &meta(Source::Sis)).await.unwrap();
@@ -606,7 +581,7 @@ on_both_stores! {
         // refuses one a decimal cannot hold exactly.
         let link = |id: &str, max: &str| format!(
             r#"{{"resource_link_id": "{id}", "tool_id": "{}", "title": "Lab", "line_item": {{"label": "Lab", "score_maximum": {max}}}}}"#,
-            t.tool.tool_id
+            t.tool_id
         );
         let links = format!("/api/courses/{BIO}/resource-links");
         let before = app.event_count().await;

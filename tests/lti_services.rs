@@ -472,7 +472,7 @@ on_both_stores! {
         }
 
         // An unknown client.
-        let stranger = FakeTool { key: other_key, tool_id: "x".into(), client_id: "nobody".into() };
+        let stranger = FakeTool { key: other_key, tool_id: "x".into(), client_id: "nobody".into(), deployment_id: String::new() };
         let (status, err) = request(&app, &stranger.assertion(&app), scope::SCORE).await;
         assert_eq!((status, err["error"].as_str()), (401, Some("invalid_client")), "{err}");
 

@@ -164,7 +164,7 @@ async fn populate(app: &TestApp) {
     let token_id = gradebook::auth::list(&app.db).await.unwrap()[0]
         .token_id
         .clone();
-    let t = tool.tool.tool_id.as_str();
+    let t = tool.tool_id.as_str();
     let odd = "tab\there, back\\slash, line\nbreak, 'quote', été";
     let rows: Vec<(&str, Vec<Option<&str>>)> = vec![
         (
@@ -182,7 +182,7 @@ async fn populate(app: &TestApp) {
         ),
         (
             "INSERT INTO lti_used_jtis (client_id, jti, expires_at) VALUES ($1, $2, $3)",
-            vec![Some(tool.tool.client_id.as_str()), Some("jti-1"), Some("2099-01-01T00:00:00.000000Z")],
+            vec![Some(tool.client_id.as_str()), Some("jti-1"), Some("2099-01-01T00:00:00.000000Z")],
         ),
         (
             "INSERT INTO lti_launch_hints (hint, login_hint, tool_id, course_id, user_id, kind, resource_link_id, created_at, expires_at, used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",

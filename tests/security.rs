@@ -13,8 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::launch::{
-    course_with, deep_linking_response, launch, post_deep_linking, register, roster, TestTool,
-    COURSE,
+    course_with, deep_linking_response, launch, post_deep_linking, register, roster, COURSE,
 };
 use common::{meta, Body, TestApp};
 use gradebook::domain::enrollment::{EnrollmentStatus, Person, Role};
@@ -180,7 +179,7 @@ on_both_stores! {
             real_hits.load(Ordering::Relaxed) - fetched
         );
         // Signed by an unrelated key that names the tool's kid: refused.
-        let stranger = FakeTool { key: PlatformKey::generate().unwrap(), tool_id: remote.tool_id.clone(), client_id: remote.client_id.clone() };
+        let stranger = FakeTool { key: PlatformKey::generate().unwrap(), ..remote.clone() };
         let forged = sign_with_kid(&stranger, &stranger.claims(&app), &remote.key.kid);
         assert_eq!(token_request(&app, &forged, scope::SCORE).await.0, 401);
         app.stop().await;
@@ -275,7 +274,7 @@ on_both_stores! {
 
 // ---- NRPS ----
 
-async fn big_roster(app: &TestApp, tool: &TestTool) -> Vec<(String, String, String)> {
+async fn big_roster(app: &TestApp, tool: &FakeTool) -> Vec<(String, String, String)> {
     let c = CourseId::parse(COURSE).unwrap();
     let mut people = vec![
         (
@@ -318,7 +317,7 @@ async fn big_roster(app: &TestApp, tool: &TestTool) -> Vec<(String, String, Stri
             .unwrap();
         people.push((id, name, email));
     }
-    common::fixtures::resource_link(app, &c, &tool.tool.tool_id, "rl-quiz", "Quiz").await;
+    common::fixtures::resource_link(app, &c, &tool.tool_id, "rl-quiz", "Quiz").await;
     people
 }
 
@@ -327,9 +326,9 @@ on_both_stores! {
     /// page size or page; and paging still reaches every member.
     async fn hidden_roster_fields_never_appear_on_any_page_or_filter(app: TestApp) {
         let t = register(&app, Grading::Full, roster(true, true, true)).await;
-        course_with(&app, &[&t.tool.tool_id]).await;
+        course_with(&app, &[&t.tool_id]).await;
         let people = big_roster(&app, &t).await;
-        let tool = common::tool::of_test_tool(&t);
+        let tool = t.clone();
         let token = tool.token(&app, scope::NRPS).await;
         let filters = ["", "role=Learner", "role=Instructor", "role=TeachingAssistant",
             "role=http%3A%2F%2Fpurl.imsglobal.org%2Fvocab%2Flis%2Fv2%2Fmembership%23Learner", "rlid=rl-quiz"];
@@ -390,7 +389,7 @@ on_both_stores! {
     async fn deep_linking_responses_cannot_be_replayed_or_borrowed(app: TestApp) {
         let t = register(&app, Grading::Full, roster(true, false, false)).await;
         let other = register(&app, Grading::Full, roster(true, false, false)).await;
-        course_with(&app, &[&t.tool.tool_id, &other.tool.tool_id]).await;
+        course_with(&app, &[&t.tool_id, &other.tool_id]).await;
         let aud = json!(app.base.as_str());
         let items = json!([{"type": "ltiResourceLink", "title": "Quiz", "lineItem": {"scoreMaximum": 10}}]);
         let data1 = launch(&app, &t, "grace", "deep_linking", None).await["https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"]["data"].clone();
@@ -406,11 +405,11 @@ on_both_stores! {
         assert_ne!(data1, data2);
         let before = app.event_count().await;
         let tables = app.tables().await;
-        let signed = |tool: &TestTool, edit: &dyn Fn(&mut Value)| {
+        let signed = |tool: &FakeTool, edit: &dyn Fn(&mut Value)| {
             let mut c = json!({
-                "iss": tool.tool.client_id, "aud": aud, "iat": now(), "exp": now() + 600,
+                "iss": tool.client_id, "aud": aud, "iat": now(), "exp": now() + 600,
                 "nonce": format!("nonce-{}", uuid::Uuid::new_v4().simple()),
-                "https://purl.imsglobal.org/spec/lti/claim/deployment_id": tool.tool.deployment_id,
+                "https://purl.imsglobal.org/spec/lti/claim/deployment_id": tool.deployment_id,
                 "https://purl.imsglobal.org/spec/lti/claim/message_type": "LtiDeepLinkingResponse",
                 "https://purl.imsglobal.org/spec/lti/claim/version": "1.3.0",
                 "https://purl.imsglobal.org/spec/lti-dl/claim/content_items": items,
@@ -625,7 +624,7 @@ on_both_stores! {
         assert_eq!(then["keys"][0]["kid"], new.kid.as_str());
         // Launches are signed with the new key.
         let t = register(&app, Grading::Full, roster(true, false, false)).await;
-        course_with(&app, &[&t.tool.tool_id]).await;
+        course_with(&app, &[&t.tool_id]).await;
         launch(&app, &t, "grace", "deep_linking", None).await;
 
         // Nothing readable holds a private key: every GET route without a
@@ -638,7 +637,7 @@ on_both_stores! {
         let mut paths: Vec<String> = doc["paths"].as_object().unwrap().iter()
             .filter(|(p, ops)| !p.contains('{') && ops.get("get").is_some())
             .map(|(p, _)| p.clone()).collect();
-        paths.push(format!("/api/tools/{}", t.tool.tool_id));
+        paths.push(format!("/api/tools/{}", t.tool_id));
         for path in &paths {
             for token in [None, Some(app.registrar.as_str())] {
                 let (_, _, text) = send_raw(&app, "GET", token, path, None).await;

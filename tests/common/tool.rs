@@ -18,6 +18,8 @@ pub struct FakeTool {
     pub key: PlatformKey,
     pub tool_id: String,
     pub client_id: String,
+    /// The one deployment the platform made for it.
+    pub deployment_id: String,
 }
 
 /// A registration the way Moodle's LTI enrolment plugin is set up by hand.
@@ -70,6 +72,10 @@ impl FakeTool {
             key,
             tool_id: reg["tool_id"].as_str().unwrap().to_string(),
             client_id: reg["client_id"].as_str().unwrap().to_string(),
+            deployment_id: reg["deployment_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
         }
     }
 
@@ -146,14 +152,5 @@ pub async fn token_form(
         status: res.status().as_u16(),
         headers: res.headers().clone(),
         text: res.text().await.unwrap(),
-    }
-}
-
-/// The tool's side of a [`super::launch::TestTool`] inserted straight into the store.
-pub fn of_test_tool(t: &super::launch::TestTool) -> FakeTool {
-    FakeTool {
-        key: t.key.clone(),
-        tool_id: t.tool.tool_id.clone(),
-        client_id: t.tool.client_id.clone(),
     }
 }
