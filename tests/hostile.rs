@@ -93,37 +93,35 @@ async fn world(app: &TestApp) -> World {
     course_with(app, &[&tool_id]).await;
     let tool_token = tool.token(app, ALL_SCOPES).await;
 
-    let res = app
-        .client
-        .post(app.url(&format!("/lti/courses/{COURSE}/lineitems")))
-        .bearer_auth(&tool_token)
-        .header("content-type", "application/vnd.ims.lis.v2.lineitem+json")
-        .body(json!({"label": "Quiz 1", "scoreMaximum": 10, "tag": "quiz"}).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 201);
-    let item_url = res.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let lineitems = format!("/lti/courses/{COURSE}/lineitems");
+    let quiz = json!({"label": "Quiz 1", "scoreMaximum": 10, "tag": "quiz"});
+    let a = app
+        .send_text(
+            "POST",
+            &lineitems,
+            &tool_token,
+            "application/vnd.ims.lis.v2.lineitem+json",
+            &quiz.to_string(),
+        )
+        .await;
+    assert_eq!(a.0, 201);
+    let item_url = a.1["id"].as_str().unwrap().to_string();
     let item = item_url.rsplit('/').next().unwrap().to_string();
 
-    let res = app
-        .client
-        .post(app.url(&format!("/lti/courses/{COURSE}/lineitems/{item}/scores")))
-        .bearer_auth(&tool_token)
-        .header("content-type", "application/vnd.ims.lis.v1.score+json")
-        .body(
-            json!({"userId": "ada", "scoreGiven": 7, "scoreMaximum": 10,
-                "activityProgress": "Completed", "gradingProgress": "FullyGraded",
-                "timestamp": "2026-09-10T10:00:00Z"})
-            .to_string(),
+    let score = json!({"userId": "ada", "scoreGiven": 7, "scoreMaximum": 10,
+        "activityProgress": "Completed", "gradingProgress": "FullyGraded",
+        "timestamp": "2026-09-10T10:00:00Z"});
+    let scores = format!("{lineitems}/{item}/scores");
+    let a = app
+        .send_text(
+            "POST",
+            &scores,
+            &tool_token,
+            "application/vnd.ims.lis.v1.score+json",
+            &score.to_string(),
         )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 200);
+        .await;
+    assert_eq!(a.0, 200);
 
     World {
         tool_token,

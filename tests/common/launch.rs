@@ -11,7 +11,7 @@ use gradebook::lti::tools::{self, Grading, Roster, Tool};
 use serde_json::{json, Value};
 
 use super::fixtures::{enroll, open_course};
-use super::{FakeTool, TestApp};
+use super::{Body, FakeTool, TestApp};
 
 pub const COURSE: &str = "BIO-200-2026FA";
 pub const TOOL_BASE: &str = "https://tool.example.edu";
@@ -86,16 +86,8 @@ pub async fn post_sis(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
 }
 
 pub async fn post_as(app: &TestApp, token: &str, path: &str, body: Value) -> (u16, Value) {
-    let res = app
-        .client
-        .post(app.url(path))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
+    let a = app.send("POST", path, Some(token), Body::Json(body)).await;
+    (a.status, a.json())
 }
 
 /// A resource link made by the SIS, with a line item out of `max`.
