@@ -93,35 +93,30 @@ async fn world(app: &TestApp) -> World {
     course_with(app, &[&tool_id]).await;
     let tool_token = tool.token(app, ALL_SCOPES).await;
 
+    // The tool's own posts, each with its AGS media type.
+    let token = tool_token.as_str();
+    let post = |path: String, media_type: &'static str, body: Value| async move {
+        app.send_text("POST", &path, token, media_type, &body.to_string())
+            .await
+    };
     let lineitems = format!("/lti/courses/{COURSE}/lineitems");
     let quiz = json!({"label": "Quiz 1", "scoreMaximum": 10, "tag": "quiz"});
-    let a = app
-        .send_text(
-            "POST",
-            &lineitems,
-            &tool_token,
-            "application/vnd.ims.lis.v2.lineitem+json",
-            &quiz.to_string(),
-        )
-        .await;
-    assert_eq!(a.0, 201);
-    let item_url = a.1["id"].as_str().unwrap().to_string();
+    let (status, created) = post(
+        lineitems.clone(),
+        "application/vnd.ims.lis.v2.lineitem+json",
+        quiz,
+    )
+    .await;
+    assert_eq!(status, 201);
+    let item_url = created["id"].as_str().unwrap().to_string();
     let item = item_url.rsplit('/').next().unwrap().to_string();
 
     let score = json!({"userId": "ada", "scoreGiven": 7, "scoreMaximum": 10,
         "activityProgress": "Completed", "gradingProgress": "FullyGraded",
         "timestamp": "2026-09-10T10:00:00Z"});
     let scores = format!("{lineitems}/{item}/scores");
-    let a = app
-        .send_text(
-            "POST",
-            &scores,
-            &tool_token,
-            "application/vnd.ims.lis.v1.score+json",
-            &score.to_string(),
-        )
-        .await;
-    assert_eq!(a.0, 200);
+    let (status, _) = post(scores, "application/vnd.ims.lis.v1.score+json", score).await;
+    assert_eq!(status, 200);
 
     World {
         tool_token,
