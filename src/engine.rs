@@ -15,9 +15,9 @@ use gradebook_domain::policy::{MissingPolicy, ScaleEntry, Scheme};
 use gradebook_domain::score::{Score, ScoreCommand, ScoreFacts, ScoreOutcome, ScorePost};
 use gradebook_domain::{CommandMeta, CourseId, DomainError, LineItemId, ToolId, UserId};
 use gradebook_projections::db::Db;
-use gradebook_projections::events::{checkpoint_of, ReadError};
+use gradebook_projections::projector::events::{checkpoint_of, ReadError};
 use gradebook_projections::projector::{ProjectionHandle, Projector};
-use gradebook_projections::queries::{self, QueryError, ScoreContext};
+use gradebook_projections::tables::queries::{self, QueryError, ScoreContext};
 
 use crate::store::{gate_key, AggStore};
 

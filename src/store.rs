@@ -31,7 +31,7 @@ use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventEnvelope, EventS
 use gradebook_domain::gate::ScoreGate;
 use gradebook_domain::ids::aggregate_id::course_of;
 use gradebook_projections::db::Db;
-use gradebook_projections::write_lock::{sqlite_write_lock, turn, WriteLock};
+use gradebook_projections::projector::write_lock::{sqlite_write_lock, turn, WriteLock};
 use postgres_es::PostgresEventRepository;
 use sqlite_es::SqliteEventRepository;
 

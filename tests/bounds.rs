@@ -12,7 +12,7 @@ mod support;
 
 use common::fixtures::{course, hist101, item, score, user};
 use common::launch::{self, COURSE as BIO};
-use common::{meta, Body, TestApp};
+use common::{meta, Body, FakeTool, TestApp};
 use gradebook::domain::course::{Course, CourseEvent};
 use gradebook::domain::ids::aggregate_id;
 use gradebook::domain::line_item::{LineItem, LineItemEvent, LineItemSpec};
@@ -45,20 +45,8 @@ async fn call(
 
 /// The JSON error shape with this status and code, and no leaked internals.
 fn assert_error(status: u16, body: &Value, want_status: u16, want_code: &str) {
-    assert_eq!(status, want_status, "{body}");
-    assert_eq!(body["error"], want_code, "{body}");
-    assert!(
-        body["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
-    assert!(
-        body["request_id"].as_str().is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
-    let text = body.to_string().to_lowercase();
-    for leak in ["select ", "panicked", "sqlx", "displacement", "overflow"] {
-        assert!(!text.contains(leak), "{leak} leaked in {body}");
-    }
+    let leaks = ["select ", "panicked", "sqlx", "displacement", "overflow"];
+    common::assert_error_shape(status, body, want_status, want_code, &leaks);
 }
 
 /// A page of the registrar UI, with a query: its status and text.
@@ -150,7 +138,7 @@ on_both_stores! {
 /// Appends events straight to the log, as a store written before the
 /// bounds holds them: no command would accept them today.
 async fn append_raw<A: cqrs_es::Aggregate>(app: &TestApp, id: &str, events: Vec<A::Event>) {
-    let sequence = gradebook::projections::audit::read_aggregate(&app.db, A::TYPE, id)
+    let sequence = gradebook::projections::reports::audit::read_aggregate(&app.db, A::TYPE, id)
         .await
         .unwrap()
         .len();
@@ -348,33 +336,8 @@ on_both_stores! {
 }
 
 /// A tool's access token for AGS, signed with its own key.
-async fn tool_token(app: &TestApp, t: &launch::TestTool) -> String {
-    let now = chrono::Utc::now().timestamp();
-    let assertion = t
-        .key
-        .sign(&json!({
-            "iss": t.tool.client_id, "sub": t.tool.client_id,
-            "aud": app.url("/lti/token"), "iat": now, "exp": now + 60,
-            "jti": uuid::Uuid::new_v4().to_string(),
-        }))
-        .unwrap();
-    let res = app
-        .client
-        .post(app.url("/lti/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
-            ("client_assertion", assertion.as_str()),
-            ("scope", "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem https://purl.imsglobal.org/spec/lti-ags/scope/score"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let body: Value = res.json().await.unwrap();
-    body["access_token"]
-        .as_str()
-        .expect("an access token")
-        .to_string()
+async fn tool_token(app: &TestApp, t: &FakeTool) -> String {
+    t.token(app, "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem https://purl.imsglobal.org/spec/lti-ags/scope/score").await
 }
 
 on_both_stores! {
@@ -384,7 +347,7 @@ on_both_stores! {
     /// backfill row; one at the edge is accepted and reads back.
     async fn score_timestamps_the_stores_cannot_hold_are_refused(app: TestApp) {
         let t = launch::register(&app, Grading::Full, launch::roster(false, false, false)).await;
-        launch::course_with(&app, &[t.tool.tool_id.as_str()]).await;
+        launch::course_with(&app, &[t.tool_id.as_str()]).await;
         let token = tool_token(&app, &t).await;
         let (status, li) = call(&app, "POST", &format!("/lti/courses/{BIO}/lineitems"), &token, &[],
             Some(json!({"label": "Quiz", "scoreMaximum": 10}))).await;
@@ -462,30 +425,6 @@ const FLOAT_DIGITS: [(&str, &str); 3] = [
 const LONG: &str = "0.12345678901234567890123456789012345";
 const LONG_KEPT: &str = "0.1234567890123456789012345679";
 
-/// A request with a body sent byte for byte (a `Value` would print its
-/// numbers in its own way).
-async fn send_raw(
-    app: &TestApp,
-    method: &str,
-    path: &str,
-    token: &str,
-    content_type: &str,
-    body: &str,
-) -> (u16, Value) {
-    let res = app
-        .client
-        .request(method.parse().unwrap(), app.url(path))
-        .bearer_auth(token)
-        .header("content-type", content_type)
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    let text = res.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
 /// Every event the audit log holds for these filters, as stored.
 async fn audit_payloads(app: &TestApp, filters: &[(&str, &str)]) -> Vec<Value> {
     let mut query = vec![("limit", "1000")];
@@ -561,7 +500,7 @@ on_both_stores! {
     /// and provenance. A line item's maximum keeps its digits too.
     async fn numbers_are_kept_as_the_digits_sent_over_ags_and_backfill(app: TestApp) {
         let t = launch::register(&app, Grading::Full, launch::roster(false, false, false)).await;
-        launch::course_with(&app, &[t.tool.tool_id.as_str()]).await;
+        launch::course_with(&app, &[t.tool_id.as_str()]).await;
         let bio = gradebook::domain::CourseId::parse(BIO).unwrap();
         app.engine().put_enrollment(&bio, &user("bob"),
             launch::person(gradebook::domain::enrollment::Role::Learner, "Bob", None), &meta(Source::Sis)).await.unwrap();
@@ -570,7 +509,7 @@ on_both_stores! {
         let lineitem_type = "application/vnd.ims.lis.v2.lineitem+json";
 
         // A line item whose maximum is a float's digits.
-        let (status, li) = send_raw(&app, "POST", &lineitems, &token, lineitem_type,
+        let (status, li) = app.send_text("POST", &lineitems, &token, lineitem_type,
             r#"{"label": "Quiz", "scoreMaximum": 1.6666666666666665}"#).await;
         assert_eq!(status, 201, "{li}");
         let quiz = li["id"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
@@ -578,7 +517,7 @@ on_both_stores! {
         assert_eq!(strings_at(&created[0], "score_maximum"), ["1.6666666666666665"], "{created:?}");
         // One a decimal cannot hold exactly is refused, naming the field.
         let before = app.event_count().await;
-        let (status, answer) = send_raw(&app, "POST", &lineitems, &token, lineitem_type,
+        let (status, answer) = app.send_text("POST", &lineitems, &token, lineitem_type,
             &format!(r#"{{"label": "Quiz", "scoreMaximum": 1{}}}"#, &LONG[1..])).await;
         assert_error(status, &answer, 400, "invalid_body");
         assert!(answer["message"].as_str().unwrap().starts_with("scoreMaximum has more digits"), "{answer}");
@@ -593,7 +532,7 @@ on_both_stores! {
                     r#"{{"userId": "{user}", "scoreGiven": {quote}{given}{quote}, "scoreMaximum": {quote}{max}{quote},
                         "activityProgress": "Completed", "gradingProgress": "FullyGraded", "timestamp": "2026-09-1{n}T10:00:00Z"}}"#
                 );
-                let (status, answer) = send_raw(&app, "POST", &scores, &token, "application/vnd.ims.lis.v1.score+json", &body).await;
+                let (status, answer) = app.send_text("POST", &scores, &token, "application/vnd.ims.lis.v1.score+json", &body).await;
                 assert_eq!((status, answer["result"].as_str()), (200, Some("accepted")), "{body}: {answer}");
             }
         }
@@ -611,7 +550,7 @@ on_both_stores! {
         assert_eq!(status, 200, "{g}");
 
         // The same numbers in a JSON-lines backfill, into a second column.
-        let (status, li) = send_raw(&app, "POST", &lineitems, &token, lineitem_type,
+        let (status, li) = app.send_text("POST", &lineitems, &token, lineitem_type,
             r#"{"label": "Quiz 2", "scoreMaximum": 10}"#).await;
         assert_eq!(status, 201, "{li}");
         let quiz2 = li["id"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
@@ -624,7 +563,7 @@ on_both_stores! {
                 ));
             }
         }
-        let (status, report) = send_raw(&app, "POST", &format!("/api/courses/{BIO}/backfill"), &app.registrar,
+        let (status, report) = app.send_text("POST", &format!("/api/courses/{BIO}/backfill"), &app.registrar,
             "application/x-ndjson", &lines).await;
         assert_eq!(status, 200, "{report}");
         assert_eq!(report["accepted"], 8, "{report}");
@@ -633,7 +572,7 @@ on_both_stores! {
         assert_eq!(ada, posts_in_log(&app, &quiz2, "bob").await);
         // The same file again changes nothing: the texts kept match.
         let before = app.event_count().await;
-        let (status, report) = send_raw(&app, "POST", &format!("/api/courses/{BIO}/backfill"), &app.registrar,
+        let (status, report) = app.send_text("POST", &format!("/api/courses/{BIO}/backfill"), &app.registrar,
             "application/x-ndjson", &lines).await;
         assert_eq!((status, &report["accepted"]), (200, &json!(0)), "{report}");
         assert_eq!(app.event_count().await, before);
@@ -642,14 +581,14 @@ on_both_stores! {
         // refuses one a decimal cannot hold exactly.
         let link = |id: &str, max: &str| format!(
             r#"{{"resource_link_id": "{id}", "tool_id": "{}", "title": "Lab", "line_item": {{"label": "Lab", "score_maximum": {max}}}}}"#,
-            t.tool.tool_id
+            t.tool_id
         );
         let links = format!("/api/courses/{BIO}/resource-links");
         let before = app.event_count().await;
-        let (status, answer) = send_raw(&app, "POST", &links, &app.sis, "application/json", &link("lab-1", LONG)).await;
+        let (status, answer) = app.send_text("POST", &links, &app.sis, "application/json", &link("lab-1", LONG)).await;
         assert_error(status, &answer, 422, "invalid_body");
         assert_eq!(app.event_count().await, before);
-        let (status, answer) = send_raw(&app, "POST", &links, &app.sis, "application/json", &link("lab-1", "0.19999999999999998")).await;
+        let (status, answer) = app.send_text("POST", &links, &app.sis, "application/json", &link("lab-1", "0.19999999999999998")).await;
         assert_eq!(status, 201, "{answer}");
         let lab = answer["line_item_id"].as_str().expect("the new column's id").to_string();
         let created = audit_payloads(&app, &[("course_id", BIO), ("line_item_id", &lab)]).await;
@@ -669,7 +608,7 @@ on_both_stores! {
             r#"{{"scheme": "weighted", "categories": [{{"name": "Exams", "weight": {}}}, {{"name": "Homework", "weight": {}}}]}}"#,
             FLOAT_DIGITS[2].0, FLOAT_DIGITS[1].0
         );
-        let (status, answer) = send_raw(&app, "PUT", &grading, &app.sis, "application/json", &body).await;
+        let (status, answer) = app.send_text("PUT", &grading, &app.sis, "application/json", &body).await;
         assert_eq!(status, 200, "{answer}");
         let log = audit_payloads(&app, &[("course_id", C)]).await;
         let weights = strings_at(log.last().unwrap(), "weight");
@@ -678,7 +617,7 @@ on_both_stores! {
         assert_eq!(c["grading"]["categories"][0]["weight"], FLOAT_DIGITS[2].1, "{c}");
 
         let items = format!("/api/courses/{C}/line-items");
-        let (status, li) = send_raw(&app, "POST", &items, &app.sis, "application/json",
+        let (status, li) = app.send_text("POST", &items, &app.sis, "application/json",
             &format!(r#"{{"label": "Lab", "line_item_id": "lab", "score_maximum": {}, "weight": {}}}"#, FLOAT_DIGITS[0].0, FLOAT_DIGITS[2].0)).await;
         assert_eq!(status, 201, "{li}");
         assert_eq!((li["score_maximum"].as_str(), li["weight"].as_str()), (Some(FLOAT_DIGITS[0].1), Some(FLOAT_DIGITS[2].1)), "{li}");
@@ -692,7 +631,7 @@ on_both_stores! {
             ("POST", items.clone(), format!(r#"{{"label": "Lab", "score_maximum": {LONG}}}"#)),
             ("PATCH", format!("{items}/lab"), format!(r#"{{"weight": "{LONG}"}}"#)),
         ] {
-            let (status, answer) = send_raw(&app, method, &path, &app.sis, "application/json", &body).await;
+            let (status, answer) = app.send_text(method, &path, &app.sis, "application/json", &body).await;
             assert_error(status, &answer, 422, "invalid_body");
             assert!(answer["message"].as_str().unwrap().contains("more digits than a decimal holds"), "{answer}");
         }

@@ -11,15 +11,6 @@ use gradebook::domain::score::{RejectReason, ScoreOutcome};
 use gradebook::domain::{DomainError, Source};
 use gradebook::engine::EngineError;
 
-fn student<'a>(grades: &'a serde_json::Value, user: &str) -> &'a serde_json::Value {
-    grades["students"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["user_id"] == user)
-        .unwrap_or_else(|| panic!("{user} has no row in {grades}"))
-}
-
 on_both_stores! {
     async fn weighted_course_grades_match_a_hand_calculation(app: TestApp) {
         hist101(&app).await;
@@ -208,8 +199,8 @@ on_both_stores! {
         e.lock_course(&course(), None, &meta(Source::Registrar)).await.unwrap();
         score(&app, "ada", "hw1", Some("3"), "10", "2026-10-01T10:00:00Z").await; // rejected
 
-        let live = gradebook::projections::queries::load_course_view(&app.db, "HIST-101-2026FA").await.unwrap().unwrap();
-        let folded = gradebook::projections::queries::course_view_as_of(&app.db, "HIST-101-2026FA", chrono::Utc::now())
+        let live = gradebook::projections::tables::queries::load_course_view(&app.db, "HIST-101-2026FA").await.unwrap().unwrap();
+        let folded = gradebook::projections::tables::queries::course_view_as_of(&app.db, "HIST-101-2026FA", chrono::Utc::now())
             .await
             .unwrap()
             .unwrap();
@@ -325,7 +316,7 @@ on_both_stores! {
     async fn a_batch_append_that_meets_a_written_event_is_refused_whole(app: TestApp) {
         use gradebook::domain::ids::aggregate_id;
         use gradebook::domain::score::Score;
-        use gradebook::projections::events::AnyEvent;
+        use gradebook::projections::projector::events::AnyEvent;
         hist101(&app).await;
         score(&app, "ada", "hw1", Some("9"), "10", "2026-09-10T10:00:00Z").await;
         score(&app, "alan", "hw1", Some("7"), "10", "2026-09-10T10:00:00Z").await;
@@ -333,7 +324,7 @@ on_both_stores! {
             let id = aggregate_id::score(&course(), &item("hw1"), &user(who));
             let db = app.db.clone();
             async move {
-                let events = gradebook::projections::audit::read_aggregate(&db, "score", &id).await.unwrap();
+                let events = gradebook::projections::reports::audit::read_aggregate(&db, "score", &id).await.unwrap();
                 let AnyEvent::Score(e) = events[0].event.clone() else { panic!("not a score event") };
                 (id, e)
             }
@@ -365,7 +356,7 @@ on_both_stores! {
 
         assert!(append(vec![next]).await.unwrap());
         assert_eq!(app.event_count().await, before + 1);
-        let alan = gradebook::projections::audit::read_aggregate(&app.db, "score", &alan_id).await.unwrap();
+        let alan = gradebook::projections::reports::audit::read_aggregate(&app.db, "score", &alan_id).await.unwrap();
         assert_eq!(alan.iter().map(|e| e.sequence).collect::<Vec<_>>(), [1, 2]);
         assert_eq!(alan[1].event, alan[0].event, "the row holds the event as the store crate would");
         assert_eq!(alan[1].meta.request_id, batch_meta.request_id);

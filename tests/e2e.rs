@@ -15,6 +15,7 @@
 
 mod common;
 
+use common::fixtures::grade_cell;
 use common::launch::*;
 use common::TestApp;
 use gradebook::domain::enrollment::Role;
@@ -44,17 +45,17 @@ on_both_stores! {
     async fn a_pylti1p3_tool_launches_deep_links_and_relaunches_through_the_platform(app: TestApp) {
         let Some(python) = python() else { return };
         let t = register(&app, Grading::Full, roster(true, false, false)).await;
-        course_with(&app, &[&t.tool.tool_id]).await;
-        let link = sis_link(&app, &t.tool.tool_id, "unit-1", Some("30")).await;
+        course_with(&app, &[&t.tool_id]).await;
+        let link = sis_link(&app, &t.tool_id, "unit-1", Some("30")).await;
         keys::signing_key(&app.db).await.unwrap();
         let jwks = keys::jwks(&app.db, chrono::Utc::now()).await.unwrap();
 
         let config = json!({
             "base": app.base, "sis_token": app.sis, "course_id": COURSE,
             "learner": "ada", "instructor": "grace", "resource_link_id": "unit-1",
-            "tool_id": t.tool.tool_id, "client_id": t.tool.client_id, "deployment_id": t.tool.deployment_id,
+            "tool_id": t.tool_id, "client_id": t.client_id, "deployment_id": t.deployment_id,
             "tool_private_key": t.key.private_pkcs8_pem, "platform_jwks": jwks,
-            "launch_url": t.tool.launch_url, "deep_linking_url": t.tool.deep_linking_url,
+            "launch_url": launch_url(), "deep_linking_url": deep_linking_url(),
         });
         let seen = run_tool(&python, &config).await;
 
@@ -247,22 +248,6 @@ async fn line_item_spec(app: &TestApp, id: &str) -> LineItemSpec {
         .await
         .unwrap();
     item.spec.unwrap_or_else(|| panic!("no line item {id}"))
-}
-
-/// One learner's cell of a column in the grade report.
-fn grade_cell<'a>(grades: &'a Value, user: &str, item: &str) -> &'a Value {
-    let student = grades["students"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["user_id"] == user);
-    let student = student.unwrap_or_else(|| panic!("no {user} in {grades}"));
-    student["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["line_item_id"] == item)
-        .unwrap_or_else(|| panic!("no {item} for {user}"))
 }
 
 async fn ltijs_scenario(app: TestApp, registration: &str) {
@@ -734,15 +719,15 @@ async fn a_pylti1p3_tool_goes_on_posting_after_the_store_moves_from_sqlite_to_po
         .unwrap();
     let app = TestApp::start_on(db.clone(), listener, None).await;
     let t = register(&app, Grading::Full, roster(true, false, false)).await;
-    course_with(&app, &[&t.tool.tool_id]).await;
-    let link = sis_link(&app, &t.tool.tool_id, "unit-1", Some("30")).await;
+    course_with(&app, &[&t.tool_id]).await;
+    let link = sis_link(&app, &t.tool_id, "unit-1", Some("30")).await;
     let line_item = link["line_item_id"].as_str().unwrap().to_string();
     let mut config = json!({
         "mode": "score", "base": app.base, "sis_token": app.sis, "course_id": COURSE,
         "learner": "ada", "instructor": "grace", "resource_link_id": "unit-1",
-        "tool_id": t.tool.tool_id, "client_id": t.tool.client_id, "deployment_id": t.tool.deployment_id,
+        "tool_id": t.tool_id, "client_id": t.client_id, "deployment_id": t.deployment_id,
         "tool_private_key": t.key.private_pkcs8_pem, "platform_jwks": Value::Null,
-        "launch_url": t.tool.launch_url, "deep_linking_url": t.tool.deep_linking_url,
+        "launch_url": launch_url(), "deep_linking_url": deep_linking_url(),
         "score": 15, "score_maximum": 20, "timestamp": "2026-10-01T10:00:00+00:00",
     });
     let seen = run_tool(&python, &config).await;
@@ -815,18 +800,7 @@ async fn a_pylti1p3_tool_goes_on_posting_after_the_store_moves_from_sqlite_to_po
     let seen = run_tool(&python, &config).await;
     assert_eq!(result_of(&seen, "ada"), Some(27.0), "{seen}");
     let (_, grades) = app.get_json(&format!("/api/courses/{COURSE}/grades")).await;
-    let ada = grades["students"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["user_id"] == "ada")
-        .unwrap();
-    let cell = ada["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["line_item_id"] == line_item.as_str())
-        .unwrap();
+    let cell = grade_cell(&grades, "ada", &line_item);
     assert_eq!(cell["score"], "27.00", "{grades}");
     // Both posts are in the log the PostgreSQL server holds.
     let (_, audit) = app

@@ -18,18 +18,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use common::{call, FakeTool, ALL_SCOPES};
 use gradebook::projections::db::Db;
-use gradebook::projections::events::Checkpoint;
 use gradebook::projections::projector;
+use gradebook::projections::projector::events::Checkpoint;
 use gradebook::services::api_tokens::{create, ApiRole};
-use gradebook::services::crypto::PlatformKey;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use sqlx::Row;
 
 const COURSE: &str = "FAULT-101";
 const SCORE_MAX: u64 = 1_000_000;
-const ALL_SCOPES: &str = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly https://purl.imsglobal.org/spec/lti-ags/scope/score";
 
 // ---------------------------------------------------------------------------
 // A node: `gradebook serve` as a child process.
@@ -187,25 +186,6 @@ struct World {
     epoch: DateTime<Utc>,
 }
 
-async fn call(
-    client: &reqwest::Client,
-    method: reqwest::Method,
-    url: String,
-    token: &str,
-    body: Value,
-) -> (u16, Value) {
-    let res = client
-        .request(method, url)
-        .bearer_auth(token)
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
-
 /// Checks a set-up write answered 201 and waits until it reads back. When
 /// another transaction on the same PostgreSQL database holds the projector
 /// back for longer than the 5 s read-your-write wait, a create answers 404
@@ -251,18 +231,14 @@ async fn world(base: &str, db_url: &str, users: usize, items: usize) -> World {
     let registrar = create(&db, ApiRole::Registrar, None).await.unwrap().1;
     let sis = create(&db, ApiRole::Sis, None).await.unwrap().1;
     close(db).await;
-    let key = PlatformKey::generate().unwrap();
-    let (st, tool) = call(
+    let tool = FakeTool::register_at(
         &client,
-        reqwest::Method::POST,
-        format!("{base}/api/tools"),
+        base,
         &registrar,
-        json!({"name": "Quiz engine", "public_jwk": key.public_jwk, "grading": "full"}),
+        json!({"name": "Quiz engine", "grading": "full"}),
     )
     .await;
-    assert_eq!(st, 201, "{tool}");
-    let tool_id = tool["tool_id"].as_str().unwrap();
-    let client_id = tool["client_id"].as_str().unwrap();
+    let tool_id = tool.tool_id.as_str();
     let (st, b) = call(
         &client,
         reqwest::Method::POST,
@@ -300,32 +276,7 @@ async fn world(base: &str, db_url: &str, users: usize, items: usize) -> World {
         )
         .await;
     }
-    let now = Utc::now().timestamp();
-    let assertion = key
-        .sign(&json!({
-            "iss": client_id, "sub": client_id, "aud": format!("{base}/lti/token"),
-            "iat": now, "exp": now + 300, "jti": uuid::Uuid::new_v4().to_string(),
-        }))
-        .unwrap();
-    let res = client
-        .post(format!("{base}/lti/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            (
-                "client_assertion_type",
-                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            ),
-            ("client_assertion", assertion.as_str()),
-            ("scope", ALL_SCOPES),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let tool_token = res.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let tool_token = tool.token_at(&client, base, ALL_SCOPES).await;
     let mut ids = Vec::new();
     for i in 0..items {
         let (st, item) = call(
@@ -355,7 +306,7 @@ async fn world(base: &str, db_url: &str, users: usize, items: usize) -> World {
         items: ids,
         users,
         // Whole seconds, a day back: every post stays well before "now".
-        epoch: DateTime::from_timestamp(now - 86_400, 0).unwrap(),
+        epoch: DateTime::from_timestamp(Utc::now().timestamp() - 86_400, 0).unwrap(),
     }
 }
 
@@ -408,12 +359,7 @@ impl World {
             Err(e) => Answer::NoAnswer(e.to_string()),
             Ok(res) => {
                 let status = res.status().as_u16();
-                let ct = res
-                    .headers()
-                    .get("content-type")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_string();
+                let ct = common::fixtures::header(res.headers(), "content-type");
                 match res.text().await {
                     Err(e) => Answer::NoAnswer(e.to_string()),
                     Ok(text) => {
@@ -860,7 +806,9 @@ async fn concurrency(db_url: &str, logs: &Path) {
     assert_eq!(conflicts, 0.0, "posts on one record collided on one node");
 
     // The same post 8 times at once (a tool retrying in a hurry): one grade change.
-    let events_before = gradebook::projections::events::count(&db).await.unwrap();
+    let events_before = gradebook::projections::projector::events::count(&db)
+        .await
+        .unwrap();
     let same = Post {
         user: w.users[1].clone(),
         item: item.clone(),
@@ -888,7 +836,9 @@ async fn concurrency(db_url: &str, logs: &Path) {
         "{codes:?}"
     );
     assert_eq!(
-        gradebook::projections::events::count(&db).await.unwrap(),
+        gradebook::projections::projector::events::count(&db)
+            .await
+            .unwrap(),
         events_before + 1
     );
 
@@ -982,12 +932,16 @@ async fn retry_after_timeout(db_url: &str, logs: &Path) {
         .collect();
     assert_eq!(recorded.len(), 1, "{recorded:?}");
     assert_eq!(recorded[0].3, "ScoreAccepted");
-    let count = gradebook::projections::events::count(&db).await.unwrap();
+    let count = gradebook::projections::projector::events::count(&db)
+        .await
+        .unwrap();
     assert!(
         matches!(w.post(&node.base, &p, Duration::from_secs(30)).await, Answer::Status(200, c) if c == "unchanged")
     );
     assert_eq!(
-        gradebook::projections::events::count(&db).await.unwrap(),
+        gradebook::projections::projector::events::count(&db)
+            .await
+            .unwrap(),
         count
     );
     node.wait_caught_up(Duration::from_secs(60)).await;
@@ -2029,18 +1983,7 @@ async fn grade_cell(
     )
     .await;
     assert_eq!(st, 200, "{g}");
-    let student = g["students"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["user_id"] == user)
-        .unwrap_or_else(|| panic!("{user} has a row: {g}"));
-    let cell = student["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["line_item_id"] == item)
-        .unwrap_or_else(|| panic!("{item} has a cell: {student}"));
+    let cell = common::fixtures::grade_cell(&g, user, item);
     (
         cell["state"].as_str().unwrap().to_string(),
         cell["score"]
@@ -2165,7 +2108,9 @@ async fn a_transaction_left_open_in_another_database_of_the_cluster_delays_no_po
     assert_eq!(r["projector"]["lag"]["events"], 0, "{r}");
     assert_eq!(r["projector"]["held_back_by"], json!([]), "{r}");
     let live = projector::dump_read_tables(&db).await.unwrap();
-    let events = gradebook::projections::events::count(&db).await.unwrap();
+    let events = gradebook::projections::projector::events::count(&db)
+        .await
+        .unwrap();
     assert_eq!(
         projector::replay(&db, |_| {}).await.unwrap(),
         events as u64,

@@ -10,14 +10,14 @@ mod common;
 
 use common::launch::{course_with, COURSE};
 use common::TestApp;
-use gradebook::services::crypto::PlatformKey;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
 const CORPUS: &str = include_str!("hostile/corpus.json");
 
-use common::launch::ALL_SCOPES;
+use common::tool::{full_roster, moodle};
+use common::{FakeTool, ALL_SCOPES};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -83,95 +83,40 @@ struct World {
     vars: Vec<(&'static str, String)>,
 }
 
-fn now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
-
 /// A course with a registered tool deployed in it, a learner and an
 /// instructor, a line item made by the tool over AGS with one score in it,
 /// and an AGS token with every scope.
 async fn world(app: &TestApp) -> World {
-    let key = PlatformKey::generate().unwrap();
-    let res = app
-        .client
-        .post(app.url("/api/tools"))
-        .bearer_auth(&app.registrar)
-        .json(&json!({
-            "name": "Moodle", "issuer": "https://moodle.example.edu",
-            "launch_url": "https://moodle.example.edu/enrol/lti/launch.php",
-            "login_url": "https://moodle.example.edu/enrol/lti/login.php",
-            "redirect_uris": ["https://moodle.example.edu/enrol/lti/launch.php"],
-            "jwks_url": null, "public_jwk": key.public_jwk,
-            "deep_linking_url": "https://moodle.example.edu/enrol/lti/launch_deeplink.php",
-            "grading": "full", "roster": {"access": true, "hide_names": false, "hide_emails": false},
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 201);
-    let tool: Value = res.json().await.unwrap();
-    let tool_id = tool["tool_id"].as_str().unwrap().to_string();
-    let client_id = tool["client_id"].as_str().unwrap().to_string();
+    let tool = FakeTool::register(app, moodle("full", full_roster())).await;
+    let tool_id = tool.tool_id.clone();
+    let client_id = tool.client_id.clone();
     course_with(app, &[&tool_id]).await;
+    let tool_token = tool.token(app, ALL_SCOPES).await;
 
-    let assertion = key
-        .sign(&json!({
-            "iss": client_id, "sub": client_id, "aud": app.url("/lti/token"),
-            "iat": now(), "exp": now() + 300, "jti": uuid::Uuid::new_v4().to_string(),
-        }))
-        .unwrap();
-    let res = app
-        .client
-        .post(app.url("/lti/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            (
-                "client_assertion_type",
-                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            ),
-            ("client_assertion", &assertion),
-            ("scope", ALL_SCOPES),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 200);
-    let tool_token = res.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-
-    let res = app
-        .client
-        .post(app.url(&format!("/lti/courses/{COURSE}/lineitems")))
-        .bearer_auth(&tool_token)
-        .header("content-type", "application/vnd.ims.lis.v2.lineitem+json")
-        .body(json!({"label": "Quiz 1", "scoreMaximum": 10, "tag": "quiz"}).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 201);
-    let item_url = res.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    // The tool's own posts, each with its AGS media type.
+    let token = tool_token.as_str();
+    let post = |path: String, media_type: &'static str, body: Value| async move {
+        app.send_text("POST", &path, token, media_type, &body.to_string())
+            .await
+    };
+    let lineitems = format!("/lti/courses/{COURSE}/lineitems");
+    let quiz = json!({"label": "Quiz 1", "scoreMaximum": 10, "tag": "quiz"});
+    let (status, created) = post(
+        lineitems.clone(),
+        "application/vnd.ims.lis.v2.lineitem+json",
+        quiz,
+    )
+    .await;
+    assert_eq!(status, 201);
+    let item_url = created["id"].as_str().unwrap().to_string();
     let item = item_url.rsplit('/').next().unwrap().to_string();
 
-    let res = app
-        .client
-        .post(app.url(&format!("/lti/courses/{COURSE}/lineitems/{item}/scores")))
-        .bearer_auth(&tool_token)
-        .header("content-type", "application/vnd.ims.lis.v1.score+json")
-        .body(
-            json!({"userId": "ada", "scoreGiven": 7, "scoreMaximum": 10,
-                "activityProgress": "Completed", "gradingProgress": "FullyGraded",
-                "timestamp": "2026-09-10T10:00:00Z"})
-            .to_string(),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 200);
+    let score = json!({"userId": "ada", "scoreGiven": 7, "scoreMaximum": 10,
+        "activityProgress": "Completed", "gradingProgress": "FullyGraded",
+        "timestamp": "2026-09-10T10:00:00Z"});
+    let scores = format!("{lineitems}/{item}/scores");
+    let (status, _) = post(scores, "application/vnd.ims.lis.v1.score+json", score).await;
+    assert_eq!(status, 200);
 
     World {
         tool_token,
@@ -222,12 +167,7 @@ async fn run(app: &TestApp, w: &World, case: &Case) -> Result<(), String> {
     }
     let res = req.send().await.map_err(|e| format!("no answer: {e}"))?;
     let status = res.status().as_u16();
-    let content_type = res
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let content_type = common::fixtures::header(res.headers(), "content-type");
     let text = res.text().await.unwrap_or_default();
     let short: String = text.chars().take(300).collect();
     if status >= 500 {

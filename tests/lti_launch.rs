@@ -6,6 +6,7 @@
 mod common;
 
 use common::launch::*;
+use common::FakeTool;
 use gradebook::domain::{CourseId, LineItemId, UserId};
 use gradebook::services::tools::{self, Grading};
 use serde_json::{json, Value};
@@ -19,30 +20,30 @@ fn claim<'a>(c: &'a Value, name: &str) -> &'a Value {
     &c[format!("{LTI}{name}")]
 }
 
-async fn setup(app: &common::TestApp, grading: Grading, r: tools::Roster) -> TestTool {
+async fn setup(app: &common::TestApp, grading: Grading, r: tools::Roster) -> FakeTool {
     let t = register(app, grading, r).await;
-    course_with(app, &[&t.tool.tool_id]).await;
+    course_with(app, &[&t.tool_id]).await;
     t
 }
 
 on_both_stores! {
     async fn a_launch_initiation_url_carries_every_login_parameter(app: TestApp) {
         let t = setup(&app, Grading::Full, roster(true, false, false)).await;
-        sis_link(&app, &t.tool.tool_id, "quiz-1", Some("10")).await;
+        sis_link(&app, &t.tool_id, "quiz-1", Some("10")).await;
 
-        let p = initiate(&app, &t.tool.tool_id, "ada", "resource_link", Some("quiz-1")).await;
+        let p = initiate(&app, &t.tool_id, "ada", "resource_link", Some("quiz-1")).await;
         assert_eq!(p["iss"], app.base, "the issuer, byte for byte");
         assert_eq!(p["login_hint"], "ada");
         let hint = &p["lti_message_hint"];
         assert_eq!(hint.len(), 64);
         assert!(hint.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)), "{hint}");
         assert_eq!(p["target_link_uri"], format!("{TOOL_BASE}/enrol/lti/launch.php"));
-        assert_eq!(p["client_id"], t.tool.client_id);
-        assert_eq!(p["lti_deployment_id"], t.tool.deployment_id);
+        assert_eq!(p["client_id"], t.client_id);
+        assert_eq!(p["lti_deployment_id"], t.deployment_id);
         // The registered login URL's own query is kept.
         assert_eq!(p["id"], "abc");
 
-        let p = initiate(&app, &t.tool.tool_id, "grace", "deep_linking", None).await;
+        let p = initiate(&app, &t.tool_id, "grace", "deep_linking", None).await;
         assert_eq!(p["target_link_uri"], format!("{TOOL_BASE}/enrol/lti/launch_deeplink.php"));
         assert_ne!(p["lti_message_hint"], *hint, "every launch gets its own hint");
         app.stop().await;
@@ -52,10 +53,10 @@ on_both_stores! {
 on_both_stores! {
     async fn launch_initiation_refuses_what_cannot_be_launched(app: TestApp) {
         let t = setup(&app, Grading::Full, roster(true, false, false)).await;
-        sis_link(&app, &t.tool.tool_id, "quiz-1", None).await;
+        sis_link(&app, &t.tool_id, "quiz-1", None).await;
         let other = register(&app, Grading::Full, roster(true, false, false)).await;
         let revoked = register(&app, Grading::Full, roster(true, false, false)).await;
-        tools::revoke(&app.db, &revoked.tool.tool_id).await.unwrap();
+        tools::revoke(&app.db, &revoked.tool_id).await.unwrap();
         app.engine()
             .drop_enrollment(&CourseId::parse(COURSE).unwrap(), &UserId::parse("ada").unwrap(), &common::meta(gradebook::domain::Source::Sis))
             .await
@@ -65,11 +66,11 @@ on_both_stores! {
         let ask = |tool: &str, user: &str, kind: &str, link: Option<&str>| {
             json!({"tool_id": tool, "course_id": COURSE, "user_id": user, "kind": kind, "resource_link_id": link})
         };
-        let id = t.tool.tool_id.as_str();
+        let id = t.tool_id.as_str();
         for (body, status, code) in [
             (ask("no-such-tool", "grace", "resource_link", Some("quiz-1")), 404, "tool_not_found"),
-            (ask(&revoked.tool.tool_id, "grace", "resource_link", Some("quiz-1")), 422, "tool_revoked"),
-            (ask(&other.tool.tool_id, "grace", "resource_link", Some("quiz-1")), 404, "course_not_found"),
+            (ask(&revoked.tool_id, "grace", "resource_link", Some("quiz-1")), 422, "tool_revoked"),
+            (ask(&other.tool_id, "grace", "resource_link", Some("quiz-1")), 404, "course_not_found"),
             (json!({"tool_id": id, "course_id": "NOPE-1", "user_id": "grace", "kind": "deep_linking"}), 404, "course_not_found"),
             (ask(id, "nobody", "resource_link", Some("quiz-1")), 404, "not_enrolled"),
             (ask(id, "ada", "resource_link", Some("quiz-1")), 422, "enrollment_dropped"),
@@ -106,19 +107,19 @@ on_both_stores! {
 on_both_stores! {
     async fn an_authorized_launch_carries_every_claim_a_tool_needs(app: TestApp) {
         let t = setup(&app, Grading::Full, roster(true, false, false)).await;
-        let link = sis_link(&app, &t.tool.tool_id, "quiz-1", Some("25")).await;
+        let link = sis_link(&app, &t.tool_id, "quiz-1", Some("25")).await;
         let line_item_id = link["line_item_id"].as_str().unwrap().to_string();
 
         let c = launch(&app, &t, "ada", "resource_link", Some("quiz-1")).await;
         assert_eq!(c["iss"], app.base.as_str());
-        assert_eq!(c["aud"], t.tool.client_id.as_str());
+        assert_eq!(c["aud"], t.client_id.as_str());
         assert_eq!(c["sub"], "ada");
         assert_eq!(c["nonce"], "nonce-1");
         let (iat, exp) = (c["iat"].as_i64().unwrap(), c["exp"].as_i64().unwrap());
         assert!(exp > iat && (iat - chrono::Utc::now().timestamp()).abs() < 60, "{iat} {exp}");
         assert_eq!(claim(&c, "message_type"), "LtiResourceLinkRequest");
         assert_eq!(claim(&c, "version"), "1.3.0");
-        assert_eq!(claim(&c, "deployment_id"), t.tool.deployment_id.as_str());
+        assert_eq!(claim(&c, "deployment_id"), t.deployment_id.as_str());
         assert_eq!(claim(&c, "target_link_uri"), format!("{TOOL_BASE}/enrol/lti/launch.php").as_str());
         assert_eq!(claim(&c, "roles"), &json!(["http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"]));
         assert_eq!(claim(&c, "context"), &json!({
@@ -161,10 +162,10 @@ on_both_stores! {
         let sync = register(&app, Grading::SyncOnly, roster(true, true, false)).await;
         let off = register(&app, Grading::Off, roster(false, false, false)).await;
         let private = register(&app, Grading::Full, roster(true, false, true)).await;
-        course_with(&app, &[&sync.tool.tool_id, &off.tool.tool_id, &private.tool.tool_id]).await;
-        sis_link(&app, &sync.tool.tool_id, "s-link", None).await;
-        sis_link(&app, &off.tool.tool_id, "o-link", Some("10")).await;
-        sis_link(&app, &private.tool.tool_id, "p-link", None).await;
+        course_with(&app, &[&sync.tool_id, &off.tool_id, &private.tool_id]).await;
+        sis_link(&app, &sync.tool_id, "s-link", None).await;
+        sis_link(&app, &off.tool_id, "o-link", Some("10")).await;
+        sis_link(&app, &private.tool_id, "p-link", None).await;
 
         let c = launch(&app, &sync, "ada", "resource_link", Some("s-link")).await;
         assert_eq!(c[AGS]["scope"], json!([
@@ -214,7 +215,7 @@ on_both_stores! {
 on_both_stores! {
     async fn authorization_refuses_untrusted_and_replayed_requests(app: TestApp) {
         let t = setup(&app, Grading::Full, roster(true, false, false)).await;
-        sis_link(&app, &t.tool.tool_id, "quiz-1", None).await;
+        sis_link(&app, &t.tool_id, "quiz-1", None).await;
         let launch_php = format!("{TOOL_BASE}/enrol/lti/launch.php");
         let set = |p: &mut Vec<(String, String)>, k: &str, v: &str| {
             p.retain(|(name, _)| name != k);
@@ -222,7 +223,7 @@ on_both_stores! {
         };
 
         // Untrusted: a plain JSON 400, nothing posted anywhere.
-        let login = initiate(&app, &t.tool.tool_id, "ada", "resource_link", Some("quiz-1")).await;
+        let login = initiate(&app, &t.tool_id, "ada", "resource_link", Some("quiz-1")).await;
         let mut p = auth_request(&login, "https://evil.example/steal", "n1");
         let (s, ct, body) = authorize(&app, &p).await;
         assert_eq!((s, ct.as_str()), (400, "application/json"), "{body}");
@@ -267,7 +268,7 @@ on_both_stores! {
         assert_eq!((s, form_field(&html, "error").as_deref()), (400, Some("invalid_request")), "{html}");
 
         // An expired hint is refused even though it was never used.
-        let login = initiate(&app, &t.tool.tool_id, "ada", "resource_link", Some("quiz-1")).await;
+        let login = initiate(&app, &t.tool_id, "ada", "resource_link", Some("quiz-1")).await;
         let hint = login["lti_message_hint"].clone();
         gradebook::projections::with_db!(&app.db, pool => {
             sqlx::query("UPDATE lti_launch_hints SET expires_at = $1 WHERE hint = $2")
@@ -281,7 +282,7 @@ on_both_stores! {
         assert_eq!((s, form_field(&html, "error").as_deref()), (400, Some("invalid_request")), "{html}");
 
         // POST works like GET.
-        let login = initiate(&app, &t.tool.tool_id, "ada", "resource_link", Some("quiz-1")).await;
+        let login = initiate(&app, &t.tool_id, "ada", "resource_link", Some("quiz-1")).await;
         let res = app.client.post(app.url("/lti/authorize")).form(&auth_request(&login, &launch_php, "n2")).send().await.unwrap();
         assert_eq!(res.status().as_u16(), 200);
         assert!(form_field(&res.text().await.unwrap(), "id_token").is_some());
@@ -292,11 +293,11 @@ on_both_stores! {
 on_both_stores! {
     async fn a_completed_launch_is_recorded_on_the_enrollment(app: TestApp) {
         let t = setup(&app, Grading::Full, roster(true, false, false)).await;
-        sis_link(&app, &t.tool.tool_id, "quiz-1", None).await;
+        sis_link(&app, &t.tool_id, "quiz-1", None).await;
         let (c, u) = (CourseId::parse(COURSE).unwrap(), UserId::parse("ada").unwrap());
 
         // Asking for a launch is not a launch.
-        initiate(&app, &t.tool.tool_id, "ada", "resource_link", Some("quiz-1")).await;
+        initiate(&app, &t.tool_id, "ada", "resource_link", Some("quiz-1")).await;
         assert_eq!(app.engine().enrollment(&c, &u).await.unwrap().first_launch, None);
 
         launch(&app, &t, "ada", "resource_link", Some("quiz-1")).await;
@@ -314,7 +315,7 @@ on_both_stores! {
 }
 
 /// Grace's deep-linking launch; returns the `data` our request carried.
-async fn deep_linking_data(app: &common::TestApp, t: &TestTool) -> Value {
+async fn deep_linking_data(app: &common::TestApp, t: &FakeTool) -> Value {
     launch(app, t, "grace", "deep_linking", None).await[DL]["data"].clone()
 }
 
@@ -346,7 +347,7 @@ on_both_stores! {
         let quiz = links.iter().find(|l| l.title == "Week 1 quiz").unwrap();
         assert_eq!(quiz.custom["id"], "9a3e1c52-6f1d-4f0e-8c55-0b4f1f3d2a10");
         assert_eq!(quiz.url.as_deref(), Some(format!("{TOOL_BASE}/enrol/lti/launch.php").as_str()));
-        assert_eq!(quiz.tool_id.as_str(), t.tool.tool_id);
+        assert_eq!(quiz.tool_id.as_str(), t.tool_id);
         let li = app.engine().line_item(&CourseId::parse(COURSE).unwrap(), quiz.line_item_id.as_ref().unwrap()).await.unwrap();
         let spec = li.spec.unwrap();
         assert_eq!(spec.label, "Week 1 quiz", "a null label defaults to the title");
@@ -354,7 +355,7 @@ on_both_stores! {
         assert_eq!(spec.resource_id, Some(json!(37)), "resourceId kept as sent");
         assert_eq!(spec.tag.as_deref(), Some("grade"));
         assert_eq!(spec.resource_link_id.as_deref(), Some(quiz.resource_link_id.as_str()));
-        assert_eq!(spec.tool_id.as_ref().map(|t| t.as_str()), Some(t.tool.tool_id.as_str()));
+        assert_eq!(spec.tool_id.as_ref().map(|t| t.as_str()), Some(t.tool_id.as_str()));
         let reading = links.iter().find(|l| l.title == "Reading").unwrap();
         assert!(reading.line_item_id.is_none() && reading.custom.is_empty() && reading.url.is_none());
         let lab = links.iter().find(|l| l.title == "Lab report").unwrap();
@@ -381,10 +382,10 @@ on_both_stores! {
         let before = app.event_count().await;
         let tables = app.tables().await;
 
-        let mut wrong_deployment = TestTool { tool: t.tool.clone(), key: t.key.clone() };
-        wrong_deployment.tool.deployment_id = "someone-else".into();
+        let mut wrong_deployment = t.clone();
+        wrong_deployment.deployment_id = "someone-else".into();
         // Signed with another tool's key, claiming to be this tool.
-        let forged = TestTool { tool: t.tool.clone(), key: stranger.key.clone() };
+        let forged = FakeTool { key: stranger.key.clone(), ..t.clone() };
         let bad_item = json!([
             {"type": "ltiResourceLink", "title": "fine", "lineItem": {"scoreMaximum": 5}},
             {"type": "ltiResourceLink", "title": "broken", "lineItem": {"label": null, "scoreMaximum": -1}},
@@ -426,17 +427,17 @@ on_both_stores! {
 on_both_stores! {
     async fn the_sis_makes_a_resource_link_with_its_line_item(app: TestApp) {
         let t = setup(&app, Grading::Full, roster(true, false, false)).await;
-        let body = sis_link(&app, &t.tool.tool_id, "essay-1", Some("40.5")).await;
+        let body = sis_link(&app, &t.tool_id, "essay-1", Some("40.5")).await;
         assert_eq!(body["resource_link_id"], "essay-1");
-        assert_eq!(body["tool_id"], t.tool.tool_id.as_str());
+        assert_eq!(body["tool_id"], t.tool_id.as_str());
         assert_eq!(body["custom"], json!({"id": "custom-essay-1"}));
         let item_id = LineItemId::parse(body["line_item_id"].as_str().unwrap()).unwrap();
         let spec = app.engine().line_item(&CourseId::parse(COURSE).unwrap(), &item_id).await.unwrap().spec.unwrap();
         assert_eq!(spec.label, "essay-1 column");
         assert_eq!(spec.score_maximum.to_string(), "40.5");
         assert_eq!(spec.resource_link_id.as_deref(), Some("essay-1"));
-        assert_eq!(spec.tool_id.map(|t| t.as_str().to_string()), Some(t.tool.tool_id.clone()));
-        let plain = sis_link(&app, &t.tool.tool_id, "page-1", None).await;
+        assert_eq!(spec.tool_id.map(|t| t.as_str().to_string()), Some(t.tool_id.clone()));
+        let plain = sis_link(&app, &t.tool_id, "page-1", None).await;
         assert_eq!(plain["line_item_id"], Value::Null);
 
         let other = register(&app, Grading::Full, roster(true, false, false)).await;
@@ -444,19 +445,19 @@ on_both_stores! {
         let path = format!("/api/courses/{COURSE}/resource-links");
         let link = |id: &str, tool: &str, li: Value| json!({"resource_link_id": id, "tool_id": tool, "title": "T", "custom": {}, "line_item": li});
         for (body, status, code) in [
-            (link("essay-1", &t.tool.tool_id, Value::Null), 409, "resource_link_exists"),
-            (link("x-1", &t.tool.tool_id, json!({"label": "L", "score_maximum": "0"})), 422, "invalid_score_maximum"),
-            (link("x-1", &t.tool.tool_id, json!({"label": "", "score_maximum": 5})), 422, "invalid_line_item"),
+            (link("essay-1", &t.tool_id, Value::Null), 409, "resource_link_exists"),
+            (link("x-1", &t.tool_id, json!({"label": "L", "score_maximum": "0"})), 422, "invalid_score_maximum"),
+            (link("x-1", &t.tool_id, json!({"label": "", "score_maximum": 5})), 422, "invalid_line_item"),
             (link("x-1", "no-such-tool", Value::Null), 404, "tool_not_found"),
-            (link("x-1", &other.tool.tool_id, Value::Null), 422, "tool_not_deployed"),
-            (link("bad id!", &t.tool.tool_id, Value::Null), 400, "invalid_id"),
+            (link("x-1", &other.tool_id, Value::Null), 422, "tool_not_deployed"),
+            (link("bad id!", &t.tool_id, Value::Null), 400, "invalid_id"),
         ] {
             let (s, b) = post_sis(&app, &path, body.clone()).await;
             assert_eq!((s, b["error"].as_str()), (status, Some(code)), "{body} -> {b}");
         }
-        let (s, b) = post_sis(&app, "/api/courses/NOPE-1/resource-links", link("x-1", &t.tool.tool_id, Value::Null)).await;
+        let (s, b) = post_sis(&app, "/api/courses/NOPE-1/resource-links", link("x-1", &t.tool_id, Value::Null)).await;
         assert_eq!((s, b["error"].as_str()), (404, Some("course_not_found")));
-        let (s, _) = post_as(&app, &app.auditor.clone(), &path, link("x-2", &t.tool.tool_id, Value::Null)).await;
+        let (s, _) = post_as(&app, &app.auditor.clone(), &path, link("x-2", &t.tool_id, Value::Null)).await;
         assert_eq!(s, 403);
         assert_eq!(app.event_count().await, before);
         app.stop().await;
@@ -473,13 +474,13 @@ on_both_stores! {
         let midterm = app.engine().create_line_item(&course, Some(LineItemId::parse("midterm").unwrap()), spec, &meta).await.unwrap();
 
         let path = format!("/api/courses/{COURSE}/resource-links");
-        let body = json!({"resource_link_id": "midterm-link", "tool_id": t.tool.tool_id, "title": "Midterm", "line_item_id": "midterm"});
+        let body = json!({"resource_link_id": "midterm-link", "tool_id": t.tool_id, "title": "Midterm", "line_item_id": "midterm"});
         let (status, link) = post_sis(&app, &path, body).await;
         assert_eq!(status, 201, "{link}");
         assert_eq!(link["line_item_id"], "midterm");
         let spec = app.engine().line_item(&course, &midterm).await.unwrap().spec.unwrap();
         assert_eq!(spec.resource_link_id.as_deref(), Some("midterm-link"));
-        assert_eq!(spec.tool_id.map(|t| t.to_string()), Some(t.tool.tool_id.clone()));
+        assert_eq!(spec.tool_id.map(|t| t.to_string()), Some(t.tool_id.clone()));
         assert_eq!(spec.category.as_deref(), Some("Exams"), "the SIS's own settings stay");
 
         // The learner's launch of that link names the column, so the tool
@@ -489,13 +490,13 @@ on_both_stores! {
 
         // A column already carried by a link, another tool's, or unknown: refused, nothing recorded.
         let other = register(&app, Grading::Full, roster(true, false, false)).await;
-        app.engine().allow_tools(&course, vec![gradebook::domain::ToolId::parse(other.tool.tool_id.clone()).unwrap()], &meta).await.unwrap();
+        app.engine().allow_tools(&course, vec![gradebook::domain::ToolId::parse(other.tool_id.clone()).unwrap()], &meta).await.unwrap();
         let before = app.event_count().await;
         for (body, status, code) in [
-            (json!({"resource_link_id": "again", "tool_id": t.tool.tool_id, "title": "T", "line_item_id": "midterm"}), 409, "line_item_taken"),
-            (json!({"resource_link_id": "again", "tool_id": other.tool.tool_id, "title": "T", "line_item_id": "midterm"}), 409, "line_item_taken"),
-            (json!({"resource_link_id": "again", "tool_id": t.tool.tool_id, "title": "T", "line_item_id": "nope"}), 404, "line_item_not_found"),
-            (json!({"resource_link_id": "again", "tool_id": t.tool.tool_id, "title": "T", "line_item_id": "midterm", "line_item": {"label": "x", "score_maximum": 1}}), 422, "invalid_body"),
+            (json!({"resource_link_id": "again", "tool_id": t.tool_id, "title": "T", "line_item_id": "midterm"}), 409, "line_item_taken"),
+            (json!({"resource_link_id": "again", "tool_id": other.tool_id, "title": "T", "line_item_id": "midterm"}), 409, "line_item_taken"),
+            (json!({"resource_link_id": "again", "tool_id": t.tool_id, "title": "T", "line_item_id": "nope"}), 404, "line_item_not_found"),
+            (json!({"resource_link_id": "again", "tool_id": t.tool_id, "title": "T", "line_item_id": "midterm", "line_item": {"label": "x", "score_maximum": 1}}), 422, "invalid_body"),
         ] {
             let (s, b) = post_sis(&app, &path, body.clone()).await;
             assert_eq!((s, b["error"].as_str()), (status, Some(code)), "{body} -> {b}");
@@ -508,13 +509,13 @@ on_both_stores! {
 /// A resource-link launch whose tool answers at `redirect` (one of its
 /// registered redirect URIs) wherever the target is: the login's
 /// `target_link_uri` and the verified id_token's claims.
-async fn launch_link(app: &common::TestApp, t: &TestTool, link: &str) -> (String, Value) {
-    let login = initiate(app, &t.tool.tool_id, "ada", "resource_link", Some(link)).await;
+async fn launch_link(app: &common::TestApp, t: &FakeTool, link: &str) -> (String, Value) {
+    let login = initiate(app, &t.tool_id, "ada", "resource_link", Some(link)).await;
     let redirect = format!("{TOOL_BASE}/enrol/lti/launch.php");
     let (status, _, html) = authorize(app, &auth_request(&login, &redirect, "nonce-url")).await;
     assert_eq!(status, 200, "{html}");
     let token = form_field(&html, "id_token").expect("an id_token field");
-    let claims = verify_id_token(app, &token, &t.tool.client_id).await.0;
+    let claims = verify_id_token(app, &token, &t.client_id).await.0;
     (login["target_link_uri"].clone(), claims)
 }
 
@@ -539,7 +540,7 @@ on_both_stores! {
         assert_eq!(claim(&claims, "target_link_uri"), quiz_url.as_str(), "and so does the id_token");
         // A link without a url of its own launches at the registration's.
         let (target, claims) = launch_link(&app, &t, &id_of("Reading")).await;
-        let launch_php = t.tool.launch_url.clone().unwrap();
+        let launch_php = launch_url();
         assert_eq!((target.as_str(), claim(&claims, "target_link_uri")), (launch_php.as_str(), &json!(launch_php)));
         app.stop().await;
     }
@@ -576,7 +577,7 @@ on_both_stores! {
         let t = setup(&app, Grading::Full, roster(true, false, false)).await;
         let data = deep_linking_data(&app, &t).await;
         // Narrowed to no course while the instructor was picking content.
-        let res = app.client.patch(app.url(&format!("/api/tools/{}", t.tool.tool_id))).bearer_auth(&app.registrar)
+        let res = app.client.patch(app.url(&format!("/api/tools/{}", t.tool_id))).bearer_auth(&app.registrar)
             .json(&json!({"courses": []})).send().await.unwrap();
         assert_eq!(res.status().as_u16(), 200);
         let before = app.event_count().await;
@@ -594,21 +595,21 @@ on_both_stores! {
     async fn a_link_the_sis_makes_launches_at_the_tools_url_unless_given_its_own(app: TestApp) {
         let t = setup(&app, Grading::Full, roster(true, false, false)).await;
         let path = format!("/api/courses/{COURSE}/resource-links");
-        let (s, plain) = post_sis(&app, &path, json!({"resource_link_id": "plain", "tool_id": t.tool.tool_id, "title": "Plain"})).await;
+        let (s, plain) = post_sis(&app, &path, json!({"resource_link_id": "plain", "tool_id": t.tool_id, "title": "Plain"})).await;
         assert_eq!((s, &plain["url"]), (201, &Value::Null), "{plain}");
         let own = format!("{TOOL_BASE}/mod/assign/view.php?id=3");
-        let (s, body) = post_sis(&app, &path, json!({"resource_link_id": "own", "tool_id": t.tool.tool_id, "title": "Own", "url": own})).await;
+        let (s, body) = post_sis(&app, &path, json!({"resource_link_id": "own", "tool_id": t.tool_id, "title": "Own", "url": own})).await;
         assert_eq!((s, body["url"].as_str()), (201, Some(own.as_str())), "{body}");
 
         let (target, claims) = launch_link(&app, &t, "plain").await;
-        assert_eq!(target, t.tool.launch_url.clone().unwrap());
+        assert_eq!(target, launch_url());
         assert_eq!(claim(&claims, "target_link_uri"), &json!(target));
         let (target, claims) = launch_link(&app, &t, "own").await;
         assert_eq!((target.as_str(), claim(&claims, "target_link_uri")), (own.as_str(), &json!(own)));
 
         let before = app.event_count().await;
         for url in ["https://elsewhere.example/x", "not a url", ""] {
-            let (s, b) = post_sis(&app, &path, json!({"resource_link_id": "bad", "tool_id": t.tool.tool_id, "title": "Bad", "url": url, "line_item": {"label": "Bad", "score_maximum": 5}})).await;
+            let (s, b) = post_sis(&app, &path, json!({"resource_link_id": "bad", "tool_id": t.tool_id, "title": "Bad", "url": url, "line_item": {"label": "Bad", "score_maximum": 5}})).await;
             assert_eq!((s, b["error"].as_str()), (422, Some("invalid_body")), "{url}: {b}");
             assert!(b["message"].as_str().unwrap().starts_with("url"), "{b}");
         }

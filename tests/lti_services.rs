@@ -6,7 +6,7 @@ mod common;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use common::fixtures::{d, learner, user};
+use common::fixtures::{d, enroll, learner, user};
 use common::{meta, Body, TestApp};
 use gradebook::domain::course::ResourceLink;
 use gradebook::domain::enrollment::{EnrollmentStatus, Person, Role};
@@ -17,94 +17,24 @@ use gradebook::services::crypto::PlatformKey;
 use gradebook::services::scope;
 use serde_json::{json, Value};
 
-/// Plays the tool: its own key pair, registered by a registrar.
-struct ToolKit {
-    key: PlatformKey,
-    tool_id: String,
-    client_id: String,
+use common::tool::{full_roster, moodle, now};
+use common::{FakeTool, ALL_SCOPES};
+
+/// A token request with this assertion and scope.
+async fn request(app: &TestApp, assertion: &str, scope: &str) -> (u16, Value) {
+    let a =
+        common::tool::token_request(&app.client, &app.url("/lti/token"), assertion, scope).await;
+    (a.status, a.json())
 }
 
-fn now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
-
-use common::launch::ALL_SCOPES;
-
-impl ToolKit {
-    /// Registers a tool with the given settings through the registrar API.
-    async fn register(app: &TestApp, grading: &str, roster: Value) -> ToolKit {
-        let key = PlatformKey::generate().unwrap();
-        let (status, body) = post_json(
-            app,
-            &app.registrar,
-            "/api/tools",
-            &json!({
-                "name": "Moodle", "issuer": "https://moodle.example.edu",
-                "launch_url": "https://moodle.example.edu/enrol/lti/launch.php",
-                "login_url": "https://moodle.example.edu/enrol/lti/login.php",
-                "redirect_uris": ["https://moodle.example.edu/enrol/lti/launch.php"],
-                "jwks_url": null, "public_jwk": key.public_jwk,
-                "deep_linking_url": "https://moodle.example.edu/enrol/lti/launch_deeplink.php",
-                "grading": grading, "roster": roster,
-            }),
-        )
-        .await;
-        assert_eq!(status, 201, "{body}");
-        ToolKit {
-            key,
-            tool_id: body["tool_id"].as_str().unwrap().to_string(),
-            client_id: body["client_id"].as_str().unwrap().to_string(),
-        }
-    }
-
-    fn claims(&self, app: &TestApp) -> Value {
-        json!({
-            "iss": self.client_id, "sub": self.client_id,
-            "aud": app.url("/lti/token"),
-            "iat": now(), "exp": now() + 60,
-            "jti": uuid::Uuid::new_v4().to_string(),
-        })
-    }
-
-    fn assertion(&self, app: &TestApp) -> String {
-        self.key.sign(&self.claims(app)).unwrap()
-    }
-
-    /// A token request with this assertion and scope.
-    async fn request(app: &TestApp, assertion: &str, scope: &str) -> (u16, Value) {
-        token_form(
-            app,
-            &[
-                ("grant_type", "client_credentials"),
-                (
-                    "client_assertion_type",
-                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                ),
-                ("client_assertion", assertion),
-                ("scope", scope),
-            ],
-        )
-        .await
-    }
-
-    /// An access token for the scopes.
-    async fn token(&self, app: &TestApp, scope: &str) -> String {
-        let (status, body) = Self::request(app, &self.assertion(app), scope).await;
-        assert_eq!(status, 200, "{body}");
-        body["access_token"].as_str().unwrap().to_string()
-    }
+/// Registers a Moodle tool with the given settings through the registrar API.
+async fn register(app: &TestApp, grading: &str, roster: Value) -> FakeTool {
+    FakeTool::register(app, moodle(grading, roster)).await
 }
 
 async fn token_form(app: &TestApp, form: &[(&str, &str)]) -> (u16, Value) {
-    let res = app
-        .client
-        .post(app.url("/lti/token"))
-        .form(form)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
+    let a = common::tool::token_form(&app.client, &app.url("/lti/token"), form).await;
+    (a.status, a.json())
 }
 
 async fn post_json(app: &TestApp, token: &str, path: &str, body: &Value) -> (u16, Value) {
@@ -143,29 +73,11 @@ async fn send_full(
 }
 
 /// Opens a course with these tools deployed in it.
-async fn open_course(app: &TestApp, course: &str, tools: &[&ToolKit]) -> CourseId {
+async fn open_course(app: &TestApp, course: &str, tools: &[&FakeTool]) -> CourseId {
     let c = CourseId::parse(course).unwrap();
-    app.engine()
-        .open_course(
-            &c,
-            "World History".into(),
-            "2026FA".into(),
-            tools
-                .iter()
-                .map(|t| ToolId::parse(t.tool_id.clone()).unwrap())
-                .collect(),
-            &meta(Source::Sis),
-        )
-        .await
-        .unwrap();
+    let ids: Vec<&str> = tools.iter().map(|t| t.tool_id.as_str()).collect();
+    common::fixtures::open_course(app, &c, "World History", &ids).await;
     c
-}
-
-async fn enroll(app: &TestApp, c: &CourseId, id: &str, person: Person) {
-    app.engine()
-        .put_enrollment(c, &user(id), person, &meta(Source::Sis))
-        .await
-        .unwrap();
 }
 
 fn person(role: Role, name: &str, email: &str) -> Person {
@@ -185,10 +97,6 @@ fn score_body(user: &str, given: Value, ts: &str) -> Value {
     })
 }
 
-fn full_roster() -> Value {
-    json!({"access": true, "hide_names": false, "hide_emails": false})
-}
-
 /// The tool's own view of one line item, created over AGS.
 async fn create_item(app: &TestApp, token: &str, course: &str, body: Value) -> Value {
     let (status, item) = post_json(
@@ -203,22 +111,8 @@ async fn create_item(app: &TestApp, token: &str, course: &str, body: Value) -> V
 }
 
 /// A resource link of the tool in the course, added by the SIS.
-async fn add_link(app: &TestApp, c: &CourseId, tool: &ToolKit, link: &str) {
-    app.engine()
-        .add_resource_link(
-            c,
-            ResourceLink {
-                resource_link_id: ResourceLinkId::parse(link).unwrap(),
-                tool_id: ToolId::parse(tool.tool_id.clone()).unwrap(),
-                title: link.into(),
-                url: None,
-                custom: Default::default(),
-                line_item_id: None,
-            },
-            &meta(Source::Sis),
-        )
-        .await
-        .unwrap();
+async fn add_link(app: &TestApp, c: &CourseId, tool: &FakeTool, link: &str) {
+    common::fixtures::resource_link(app, c, &tool.tool_id, link, link).await;
 }
 
 fn path_of(app: &TestApp, url: &Value) -> String {
@@ -382,16 +276,9 @@ fn moodle_registration() -> Value {
 
 async fn register_raw(app: &TestApp, token: &str, body: &str) -> (u16, Value) {
     // No Content-Type at all, as Moodle sends it.
-    let res = app
-        .client
-        .post(app.url("/lti/register"))
-        .bearer_auth(token)
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
+    let body = Body::Untyped(body.as_bytes().to_vec());
+    let a = app.send("POST", "/lti/register", Some(token), body).await;
+    (a.status, a.json())
 }
 
 on_both_stores! {
@@ -511,8 +398,8 @@ fn registration_scopes_are_read_from_the_spec_string_and_the_moodle_array() {
 
 on_both_stores! {
     async fn the_token_endpoint_grants_the_allowed_part_of_the_requested_scopes(app: TestApp) {
-        let tool = ToolKit::register(&app, "sync_only", json!({"access": false})).await;
-        let (status, t) = ToolKit::request(&app, &tool.assertion(&app), ALL_SCOPES).await;
+        let tool = register(&app, "sync_only", json!({"access": false})).await;
+        let (status, t) = request(&app, &tool.assertion(&app), ALL_SCOPES).await;
         assert_eq!(status, 200, "{t}");
         assert_eq!(t["token_type"], "Bearer");
         assert_eq!(t["expires_in"], 3600);
@@ -523,16 +410,16 @@ on_both_stores! {
         // aud as an array (newer libraries) and the issuer as aud are accepted.
         let mut claims = tool.claims(&app);
         claims["aud"] = json!([app.url("/lti/token"), "something-else"]);
-        let (status, t) = ToolKit::request(&app, &tool.key.sign(&claims).unwrap(), scope::SCORE).await;
+        let (status, t) = request(&app, &tool.key.sign(&claims).unwrap(), scope::SCORE).await;
         assert_eq!(status, 200, "{t}");
         assert_eq!(t["scope"], scope::SCORE);
         let mut claims = tool.claims(&app);
         claims["aud"] = json!(app.base);
-        let (status, t) = ToolKit::request(&app, &tool.key.sign(&claims).unwrap(), scope::SCORE).await;
+        let (status, t) = request(&app, &tool.key.sign(&claims).unwrap(), scope::SCORE).await;
         assert_eq!(status, 200, "{t}");
 
         // Only scopes the registration does not allow: invalid_scope.
-        let (status, err) = ToolKit::request(&app, &tool.assertion(&app), &format!("{} {}", scope::LINEITEM, scope::NRPS)).await;
+        let (status, err) = request(&app, &tool.assertion(&app), &format!("{} {}", scope::LINEITEM, scope::NRPS)).await;
         assert_eq!(status, 400, "{err}");
         assert_eq!(err["error"], "invalid_scope");
         app.stop().await;
@@ -549,7 +436,7 @@ fn jwt_with_header(header: &Value, claims: &Value) -> String {
 
 on_both_stores! {
     async fn the_token_endpoint_refuses_every_bad_assertion(app: TestApp) {
-        let tool = ToolKit::register(&app, "full", full_roster()).await;
+        let tool = register(&app, "full", full_roster()).await;
         let other_key = PlatformKey::generate().unwrap();
         let token_url = app.url("/lti/token");
         let with = |f: &dyn Fn(&mut Value)| {
@@ -578,21 +465,21 @@ on_both_stores! {
             ("not a JWT", "abc".to_string()),
         ];
         for (what, assertion) in cases {
-            let (status, err) = ToolKit::request(&app, &assertion, scope::SCORE).await;
+            let (status, err) = request(&app, &assertion, scope::SCORE).await;
             assert_eq!(status, 401, "{what}: {err}");
             assert_eq!(err["error"], "invalid_client", "{what}: {err}");
             assert!(err["error_description"].is_string(), "{what}");
         }
 
         // An unknown client.
-        let stranger = ToolKit { key: other_key, tool_id: "x".into(), client_id: "nobody".into() };
-        let (status, err) = ToolKit::request(&app, &stranger.assertion(&app), scope::SCORE).await;
+        let stranger = FakeTool { key: other_key, tool_id: "x".into(), client_id: "nobody".into(), deployment_id: String::new() };
+        let (status, err) = request(&app, &stranger.assertion(&app), scope::SCORE).await;
         assert_eq!((status, err["error"].as_str()), (401, Some("invalid_client")), "{err}");
 
         // The same assertion twice: the replay is refused.
         let once = tool.assertion(&app);
-        assert_eq!(ToolKit::request(&app, &once, scope::SCORE).await.0, 200);
-        let (status, err) = ToolKit::request(&app, &once, scope::SCORE).await;
+        assert_eq!(request(&app, &once, scope::SCORE).await.0, 200);
+        let (status, err) = request(&app, &once, scope::SCORE).await;
         assert_eq!((status, err["error"].as_str()), (401, Some("invalid_client")), "{err}");
         assert!(err["error_description"].as_str().unwrap().contains("jti"));
 
@@ -613,7 +500,7 @@ on_both_stores! {
 
 on_both_stores! {
     async fn a_tool_creates_reads_updates_and_deletes_its_line_items(app: TestApp) {
-        let tool = ToolKit::register(&app, "full", full_roster()).await;
+        let tool = register(&app, "full", full_roster()).await;
         let c = open_course(&app, "HIST-101", &[&tool]).await;
         add_link(&app, &c, &tool, "rl-1").await;
         let token = tool.token(&app, ALL_SCOPES).await;
@@ -674,7 +561,7 @@ on_both_stores! {
     /// stores can hold; anything else is a 400 naming the field, and
     /// nothing is recorded.
     async fn line_item_links_and_dates_are_checked(app: TestApp) {
-        let tool = ToolKit::register(&app, "full", full_roster()).await;
+        let tool = register(&app, "full", full_roster()).await;
         let c = open_course(&app, "HIST-101", &[&tool]).await;
         add_link(&app, &c, &tool, "rl-quiz").await;
         let token = tool.token(&app, ALL_SCOPES).await;
@@ -729,7 +616,7 @@ on_both_stores! {
 
 on_both_stores! {
     async fn the_line_item_container_pages_with_one_link_header_that_keeps_the_filters(app: TestApp) {
-        let tool = ToolKit::register(&app, "full", full_roster()).await;
+        let tool = register(&app, "full", full_roster()).await;
         let c = open_course(&app, "HIST-101", &[&tool]).await;
         add_link(&app, &c, &tool, "rl-final").await;
         let token = tool.token(&app, ALL_SCOPES).await;
@@ -785,7 +672,7 @@ on_both_stores! {
 
 on_both_stores! {
     async fn score_posts_answer_200_when_applied_repeated_or_stale_and_say_why_otherwise(app: TestApp) {
-        let tool = ToolKit::register(&app, "full", full_roster()).await;
+        let tool = register(&app, "full", full_roster()).await;
         let c = open_course(&app, "HIST-101", &[&tool]).await;
         enroll(&app, &c, "ada", learner("Ada Lovelace")).await;
         enroll(&app, &c, "grace", person(Role::Instructor, "Grace Hopper", "grace@example.edu")).await;
@@ -879,7 +766,7 @@ on_both_stores! {
         // Tools in the field re-send a failed call with the identical body
         // two or three times: each re-send must hear the refusal again,
         // never 200, and nothing new is recorded.
-        let tool = ToolKit::register(&app, "full", full_roster()).await;
+        let tool = register(&app, "full", full_roster()).await;
         let c = open_course(&app, "HIST-101", &[&tool]).await;
         enroll(&app, &c, "ada", learner("Ada Lovelace")).await;
         enroll(&app, &c, "grace", person(Role::Instructor, "Grace Hopper", "grace@example.edu")).await;
@@ -935,7 +822,7 @@ on_both_stores! {
 
 on_both_stores! {
     async fn results_list_the_kept_scores_and_leave_out_learners_without_one(app: TestApp) {
-        let tool = ToolKit::register(&app, "full", full_roster()).await;
+        let tool = register(&app, "full", full_roster()).await;
         let c = open_course(&app, "HIST-101", &[&tool]).await;
         for u in ["ada", "alan", "bob"] {
             enroll(&app, &c, u, learner(u)).await;
@@ -979,7 +866,7 @@ on_both_stores! {
     /// with the column they made: every result is in the line item's
     /// scale, the maximum in force now, whoever sent the score.
     async fn results_answer_in_the_line_items_scale_now(app: TestApp) {
-        let tool = ToolKit::register(&app, "full", full_roster()).await;
+        let tool = register(&app, "full", full_roster()).await;
         let c = open_course(&app, "HIST-101", &[&tool]).await;
         for u in ["ada", "alan", "bob"] {
             enroll(&app, &c, u, learner(u)).await;
@@ -1038,8 +925,8 @@ on_both_stores! {
 
 on_both_stores! {
     async fn a_sync_only_tool_may_not_manage_line_items_but_its_scores_land(app: TestApp) {
-        let full = ToolKit::register(&app, "full", full_roster()).await;
-        let sync = ToolKit::register(&app, "sync_only", full_roster()).await;
+        let full = register(&app, "full", full_roster()).await;
+        let sync = register(&app, "sync_only", full_roster()).await;
         let c = open_course(&app, "HIST-101", &[&sync, &full]).await;
         enroll(&app, &c, "ada", learner("Ada")).await;
         // A column bound to the sync-only tool's link, made by the SIS.
@@ -1082,7 +969,7 @@ on_both_stores! {
 
 on_both_stores! {
     async fn narrowing_or_revoking_a_tool_takes_effect_for_tokens_already_issued(app: TestApp) {
-        let tool = ToolKit::register(&app, "full", full_roster()).await;
+        let tool = register(&app, "full", full_roster()).await;
         let c = open_course(&app, "HIST-101", &[&tool]).await;
         enroll(&app, &c, "ada", learner("Ada")).await;
         let token = tool.token(&app, ALL_SCOPES).await;
@@ -1112,7 +999,7 @@ on_both_stores! {
         let (status, headers, err) = send_full(&app, reqwest::Method::GET, &token, "/lti/courses/HIST-101/lineitems", None).await;
         assert_eq!((status, err["error"].as_str()), (401, Some("invalid_token")), "{err}");
         assert!(headers.contains_key("www-authenticate"));
-        let (status, _) = ToolKit::request(&app, &tool.assertion(&app), scope::SCORE).await;
+        let (status, _) = request(&app, &tool.assertion(&app), scope::SCORE).await;
         assert_eq!(status, 401);
 
         // An unknown token is 401 too.
@@ -1124,8 +1011,8 @@ on_both_stores! {
 
 on_both_stores! {
     async fn a_tool_sees_only_courses_it_is_deployed_in(app: TestApp) {
-        let a = ToolKit::register(&app, "full", full_roster()).await;
-        let b = ToolKit::register(&app, "full", full_roster()).await;
+        let a = register(&app, "full", full_roster()).await;
+        let b = register(&app, "full", full_roster()).await;
         let c = open_course(&app, "ONLY-B", &[&b]).await;
         enroll(&app, &c, "ada", learner("Ada")).await;
         let token_b = b.token(&app, ALL_SCOPES).await;
@@ -1156,7 +1043,7 @@ on_both_stores! {
 
 on_both_stores! {
     async fn moodle_grade_sync_run_twice_keeps_one_line_item(app: TestApp) {
-        let tool = ToolKit::register(&app, "full", full_roster()).await;
+        let tool = register(&app, "full", full_roster()).await;
         let c = open_course(&app, "HIST-101", &[&tool]).await;
         enroll(&app, &c, "ada", learner("Ada")).await;
         add_link(&app, &c, &tool, "rl-7").await;
@@ -1192,7 +1079,7 @@ on_both_stores! {
 
 // ---- NRPS ----
 
-async fn roster_course(app: &TestApp, tool: &ToolKit) -> CourseId {
+async fn roster_course(app: &TestApp, tool: &FakeTool) -> CourseId {
     let c = open_course(app, "HIST-101", &[tool]).await;
     enroll(
         app,
@@ -1256,7 +1143,7 @@ async fn roster_course(app: &TestApp, tool: &ToolKit) -> CourseId {
 
 on_both_stores! {
     async fn the_roster_lists_everyone_but_dropped_people_with_full_role_uris(app: TestApp) {
-        let tool = ToolKit::register(&app, "full", full_roster()).await;
+        let tool = register(&app, "full", full_roster()).await;
         roster_course(&app, &tool).await;
         let token = tool.token(&app, scope::NRPS).await;
         let (status, headers, r) = send_full(&app, reqwest::Method::GET, &token, "/lti/courses/HIST-101/memberships", None).await;
@@ -1316,7 +1203,7 @@ on_both_stores! {
 
 on_both_stores! {
     async fn hidden_names_and_emails_are_absent_from_every_member(app: TestApp) {
-        let tool = ToolKit::register(&app, "off", json!({"access": true, "hide_names": true, "hide_emails": true})).await;
+        let tool = register(&app, "off", json!({"access": true, "hide_names": true, "hide_emails": true})).await;
         roster_course(&app, &tool).await;
         let token = tool.token(&app, scope::NRPS).await;
         for query in ["", "?limit=2", "?role=Instructor", "?rlid=rl-quiz", "?limit=2&cursor=2"] {
@@ -1364,14 +1251,12 @@ on_both_stores! {
     async fn a_tool_whose_keys_live_at_its_jwks_url_gets_a_token(app: TestApp) {
         let key = PlatformKey::generate().unwrap();
         let url = serve_jwks(json!({"keys": [key.public_jwk]})).await;
-        let (status, reg) = post_json(&app, &app.registrar, "/api/tools", &json!({"name": "Remote keys", "jwks_url": url, "grading": "full"})).await;
-        assert_eq!(status, 201, "{reg}");
-        let tool = ToolKit { key, tool_id: reg["tool_id"].as_str().unwrap().into(), client_id: reg["client_id"].as_str().unwrap().into() };
-        let (status, t) = ToolKit::request(&app, &tool.assertion(&app), scope::SCORE).await;
+        let tool = FakeTool { key, ..FakeTool::register(&app, json!({"name": "Remote keys", "jwks_url": url, "grading": "full"})).await };
+        let (status, t) = request(&app, &tool.assertion(&app), scope::SCORE).await;
         assert_eq!(status, 200, "{t}");
         assert_eq!(t["scope"], scope::SCORE);
         // A key the set does not hold is refused.
-        let (status, err) = ToolKit::request(&app, &PlatformKey::generate().unwrap().sign(&tool.claims(&app)).unwrap(), scope::SCORE).await;
+        let (status, err) = request(&app, &PlatformKey::generate().unwrap().sign(&tool.claims(&app)).unwrap(), scope::SCORE).await;
         assert_eq!((status, err["error"].as_str()), (401, Some("invalid_client")), "{err}");
         app.stop().await;
     }
@@ -1406,7 +1291,7 @@ fn keys_rotate_is_a_command() {
 
 on_both_stores! {
     async fn racing_grade_syncs_still_make_one_line_item(app: TestApp) {
-        let tool = ToolKit::register(&app, "full", full_roster()).await;
+        let tool = register(&app, "full", full_roster()).await;
         let c = open_course(&app, "HIST-101", &[&tool]).await;
         add_link(&app, &c, &tool, "rl-7").await;
         let token = tool.token(&app, ALL_SCOPES).await;
@@ -1435,8 +1320,8 @@ on_both_stores! {
 
 on_both_stores! {
     async fn a_score_post_reaches_only_columns_the_tool_sees_however_the_url_is_cased(app: TestApp) {
-        let a = ToolKit::register(&app, "full", full_roster()).await;
-        let b = ToolKit::register(&app, "full", full_roster()).await;
+        let a = register(&app, "full", full_roster()).await;
+        let b = register(&app, "full", full_roster()).await;
         let c = open_course(&app, "HIST-101", &[&a, &b]).await;
         enroll(&app, &c, "ada", learner("Ada")).await;
         let token_a = a.token(&app, ALL_SCOPES).await;
@@ -1482,37 +1367,17 @@ on_both_stores! {
 
 // ---- the courses a tool reaches ----
 
-impl ToolKit {
-    /// Registers a tool with full rights and the given `courses`.
-    async fn register_for(app: &TestApp, courses: Value) -> ToolKit {
-        let key = PlatformKey::generate().unwrap();
-        let (status, body) = post_json(
-            app,
-            &app.registrar,
-            "/api/tools",
-            &json!({
-                "name": "Moodle (whole college)", "issuer": "https://moodle.example.edu",
-                "launch_url": "https://moodle.example.edu/enrol/lti/launch.php",
-                "login_url": "https://moodle.example.edu/enrol/lti/login.php",
-                "redirect_uris": ["https://moodle.example.edu/enrol/lti/launch.php"],
-                "public_jwk": key.public_jwk,
-                "deep_linking_url": "https://moodle.example.edu/enrol/lti/launch_deeplink.php",
-                "grading": "full", "roster": full_roster(), "courses": courses,
-            }),
-        )
-        .await;
-        assert_eq!(status, 201, "{body}");
-        ToolKit {
-            key,
-            tool_id: body["tool_id"].as_str().unwrap().to_string(),
-            client_id: body["client_id"].as_str().unwrap().to_string(),
-        }
-    }
+/// Registers a tool with full rights and the given `courses`.
+async fn register_for(app: &TestApp, courses: Value) -> FakeTool {
+    let mut body = moodle("full", full_roster());
+    body["name"] = json!("Moodle (whole college)");
+    body["courses"] = courses;
+    FakeTool::register(app, body).await
 }
 
 /// A course with a learner (ada) and an instructor (grace), deploying the
 /// given tools itself.
-async fn class(app: &TestApp, course: &str, tools: &[&ToolKit]) -> CourseId {
+async fn class(app: &TestApp, course: &str, tools: &[&FakeTool]) -> CourseId {
     let c = open_course(app, course, tools).await;
     enroll(app, &c, "ada", learner("Ada")).await;
     enroll(
@@ -1526,7 +1391,7 @@ async fn class(app: &TestApp, course: &str, tools: &[&ToolKit]) -> CourseId {
 }
 
 /// Grace asks for a deep-linking launch of the tool in the course.
-async fn ask_launch(app: &TestApp, tool: &ToolKit, course: &str) -> (u16, Value) {
+async fn ask_launch(app: &TestApp, tool: &FakeTool, course: &str) -> (u16, Value) {
     post_json(app, &app.sis, "/api/launches",
         &json!({"tool_id": tool.tool_id, "course_id": course, "user_id": "grace", "kind": "deep_linking"})).await
 }
@@ -1555,7 +1420,7 @@ async fn complete_launch(app: &TestApp, asked: &Value) -> (u16, Option<String>) 
 /// and a score post on `item` (a line item path) when given.
 async fn reach(
     app: &TestApp,
-    tool: &ToolKit,
+    tool: &FakeTool,
     token: &str,
     course: &str,
     item: Option<&str>,
@@ -1610,7 +1475,7 @@ fn everything(code: u16, with_score: bool) -> Vec<(&'static str, u16)> {
 
 on_both_stores! {
     async fn a_tool_for_all_courses_reaches_courses_opened_after_it(app: TestApp) {
-        let tool = ToolKit::register_for(&app, json!("all")).await;
+        let tool = register_for(&app, json!("all")).await;
         let (_, shown) = app.get_json(&format!("/api/tools/{}", tool.tool_id)).await;
         assert_eq!(shown["courses"], "all");
         let token = tool.token(&app, ALL_SCOPES).await;
@@ -1636,7 +1501,7 @@ on_both_stores! {
 
 on_both_stores! {
     async fn a_tool_narrowed_to_a_list_is_turned_away_from_other_courses_at_once(app: TestApp) {
-        let tool = ToolKit::register_for(&app, json!("all")).await;
+        let tool = register_for(&app, json!("all")).await;
         class(&app, "KEEP-A", &[]).await;
         class(&app, "LOSE-B", &[]).await;
         // A course that deployed the tool itself is outside the list too.
@@ -1688,9 +1553,9 @@ on_both_stores! {
     async fn a_tool_for_two_courses_or_deployed_in_one_reaches_no_other(app: TestApp) {
         class(&app, "A-101", &[]).await;
         class(&app, "B-101", &[]).await;
-        let per_course = ToolKit::register(&app, "full", full_roster()).await;
+        let per_course = register(&app, "full", full_roster()).await;
         class(&app, "C-101", &[&per_course]).await;
-        let listed = ToolKit::register_for(&app, json!(["B-101", "A-101", "A-101"])).await;
+        let listed = register_for(&app, json!(["B-101", "A-101", "A-101"])).await;
         let (_, shown) = app.get_json(&format!("/api/tools/{}", listed.tool_id)).await;
         assert_eq!(shown["courses"], json!(["A-101", "B-101"]), "sorted, each once");
         let (_, shown) = app.get_json(&format!("/api/tools/{}", per_course.tool_id)).await;
@@ -1717,7 +1582,7 @@ on_both_stores! {
 on_both_stores! {
     async fn a_courses_value_that_is_not_all_or_existing_courses_is_refused_and_changes_nothing(app: TestApp) {
         class(&app, "A-101", &[]).await;
-        let tool = ToolKit::register_for(&app, json!(["A-101"])).await;
+        let tool = register_for(&app, json!(["A-101"])).await;
         let (_, before) = app.get_json("/api/tools").await;
         let bad = [
             json!("everything"), json!(5), json!({"all": true}), json!([1]),

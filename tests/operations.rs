@@ -23,10 +23,10 @@ use gradebook::domain::Source;
 use gradebook::ops::conn::{Conn, Value};
 use gradebook::ops::schema::{self, KEPT};
 use gradebook::projections::db::Db;
-use gradebook::projections::events::{check_stored, AnyEvent};
-use gradebook::projections::grades::course_grades;
-use gradebook::projections::queries::{load_report_view, People};
-use gradebook::projections::view::LogFold;
+use gradebook::projections::projector::events::{check_stored, AnyEvent};
+use gradebook::projections::reports::grades::course_grades;
+use gradebook::projections::tables::queries::{load_report_view, People};
+use gradebook::projections::tables::view::LogFold;
 use serde_json::Value as Json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
@@ -170,7 +170,7 @@ async fn populate(app: &TestApp) {
         .unwrap()[0]
         .token_id
         .clone();
-    let t = tool.tool.tool_id.as_str();
+    let t = tool.tool_id.as_str();
     let odd = "tab\there, back\\slash, line\nbreak, 'quote', été";
     let rows: Vec<(&str, Vec<Option<&str>>)> = vec![
         (
@@ -188,7 +188,7 @@ async fn populate(app: &TestApp) {
         ),
         (
             "INSERT INTO lti_used_jtis (client_id, jti, expires_at) VALUES ($1, $2, $3)",
-            vec![Some(tool.tool.client_id.as_str()), Some("jti-1"), Some("2099-01-01T00:00:00.000000Z")],
+            vec![Some(tool.client_id.as_str()), Some("jti-1"), Some("2099-01-01T00:00:00.000000Z")],
         ),
         (
             "INSERT INTO lti_launch_hints (hint, login_hint, tool_id, course_id, user_id, kind, resource_link_id, created_at, expires_at, used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -327,7 +327,7 @@ async fn grades_json(app: &TestApp) -> Json {
 /// The grades folded from the store's own log equal the ones its read
 /// tables give, for every course.
 async fn grades_match_the_log(db: &Db) -> usize {
-    let events = gradebook::projections::audit::read_course_events(db, "HIST-101-2026FA")
+    let events = gradebook::projections::reports::audit::read_course_events(db, "HIST-101-2026FA")
         .await
         .unwrap();
     let mut fold = LogFold::default();

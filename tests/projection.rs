@@ -17,15 +17,7 @@ async fn learners(app: &common::TestApp, n: usize) -> Vec<String> {
     let mut ids = Vec::new();
     for i in 0..n {
         let id = format!("s{i}");
-        app.engine()
-            .put_enrollment(
-                &course(),
-                &user(&id),
-                learner(&format!("Student {i}")),
-                &meta(Source::Sis),
-            )
-            .await
-            .unwrap();
+        enroll(app, &course(), &id, learner(&format!("Student {i}"))).await;
         ids.push(id);
     }
     ids
@@ -295,9 +287,9 @@ on_both_stores! {
         assert_eq!(app.tables().await, live, "the live projection missed or doubled an event");
 
         // And the projection counts every post exactly once.
-        let view = gradebook::projections::queries::load_course_view(&app.db, "HIST-101-2026FA").await.unwrap().unwrap();
+        let view = gradebook::projections::tables::queries::load_course_view(&app.db, "HIST-101-2026FA").await.unwrap().unwrap();
         let posts: i64 = view.scores.values().map(|s| s.posts).sum();
-        let score_events = gradebook::projections::audit::read_course_events(&app.db, "HIST-101-2026FA")
+        let score_events = gradebook::projections::reports::audit::read_course_events(&app.db, "HIST-101-2026FA")
             .await
             .unwrap()
             .iter()
@@ -365,7 +357,7 @@ async fn the_horizon_leaves_out_another_database_but_holds_for_a_writer_here_tha
     opts: sqlx::postgres::PgPoolOptions,
     connect: sqlx::postgres::PgConnectOptions,
 ) {
-    use gradebook::projections::events::pg_horizon;
+    use gradebook::projections::projector::events::pg_horizon;
     use sqlx::{Connection, Executor};
     use std::str::FromStr;
     let url = std::env::var("DATABASE_URL").expect("DATABASE_URL for the PostgreSQL tests");

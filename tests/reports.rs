@@ -14,14 +14,6 @@ use serde_json::Value;
 
 const COURSE: &str = "/api/courses/HIST-101-2026FA";
 
-fn find<'a>(list: &'a Value, key: &str, value: &str) -> &'a Value {
-    list.as_array()
-        .unwrap_or_else(|| panic!("not a list: {list}"))
-        .iter()
-        .find(|v| v[key] == value)
-        .unwrap_or_else(|| panic!("no {key} = {value} in {list}"))
-}
-
 fn finding<'a>(report: &'a Value, kind: &str) -> Option<&'a Value> {
     report["findings"]
         .as_array()
@@ -694,23 +686,15 @@ mod large_backfill {
     use gradebook::backfill::{self, Batch, CsvRows, Rejection};
     use gradebook::domain::enrollment::Role;
     use gradebook::domain::ids::CourseId;
-    use gradebook::projections::events::AnyEvent;
-    use gradebook::projections::{audit, db::Db, queries};
+    use gradebook::projections::projector::events::AnyEvent;
+    use gradebook::projections::{db::Db, reports::audit, tables::queries};
 
     pub const ROWS: usize = 1200;
 
     pub async fn course_like(app: &TestApp, id: &str) -> CourseId {
         let e = app.engine();
         let c = CourseId::parse(id).unwrap();
-        e.open_course(
-            &c,
-            "Backfill".into(),
-            "2026FA".into(),
-            vec![],
-            &meta(Source::Sis),
-        )
-        .await
-        .unwrap();
+        open_course(app, &c, "Backfill", &[]).await;
         for i in ["i0", "i1", "i2", "i3", "gone"] {
             e.create_line_item(
                 &c,
@@ -725,20 +709,11 @@ mod large_backfill {
             .await
             .unwrap();
         for u in 0..20 {
-            e.put_enrollment(
-                &c,
-                &user(&format!("s{u}")),
-                learner(&format!("S {u}")),
-                &meta(Source::Sis),
-            )
-            .await
-            .unwrap();
+            enroll(app, &c, &format!("s{u}"), learner(&format!("S {u}"))).await;
         }
         let mut prof = learner("Prof");
         prof.role = Role::Instructor;
-        e.put_enrollment(&c, &user("prof"), prof, &meta(Source::Sis))
-            .await
-            .unwrap();
+        enroll(app, &c, "prof", prof).await;
         e.drop_enrollment(&c, &user("s19"), &meta(Source::Sis))
             .await
             .unwrap();

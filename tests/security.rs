@@ -13,116 +13,59 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::launch::{
-    course_with, deep_linking_response, launch, post_deep_linking, register, roster, TestTool,
-    COURSE,
+    course_with, deep_linking_response, launch, post_deep_linking, register, roster, COURSE,
 };
 use common::{meta, Body, TestApp};
-use gradebook::domain::course::ResourceLink;
 use gradebook::domain::enrollment::{EnrollmentStatus, Person, Role};
-use gradebook::domain::ids::ResourceLinkId;
-use gradebook::domain::{CourseId, Source, ToolId, UserId};
+use gradebook::domain::{CourseId, Source, UserId};
 use gradebook::projections::with_db;
 use gradebook::services::crypto::PlatformKey;
 use gradebook::services::scope;
 use gradebook::services::tools::Grading;
 use serde_json::{json, Value};
 
-fn now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
+use common::tool::now;
+use common::{FakeTool, ALL_SCOPES};
 
-use common::launch::ALL_SCOPES;
-
-/// A tool registered over the registrar API, with its own key.
-struct Tool {
-    key: PlatformKey,
-    tool_id: String,
-    client_id: String,
-}
-
-async fn register_tool(app: &TestApp, extra: Value) -> Tool {
-    let key = PlatformKey::generate().unwrap();
-    let mut body = json!({"name": "Tool", "public_jwk": key.public_jwk, "grading": "full",
+/// A tool registered over the registrar API with full rights, and `extra`
+/// settings.
+async fn register_tool(app: &TestApp, extra: Value) -> FakeTool {
+    let mut body = json!({"name": "Tool", "grading": "full",
         "roster": {"access": true, "hide_names": false, "hide_emails": false}});
     for (k, v) in extra.as_object().unwrap() {
         body[k] = v.clone();
     }
-    if body["jwks_url"].is_string() {
-        body.as_object_mut().unwrap().remove("public_jwk");
-    }
-    let (status, reg) = send(
-        app,
-        "POST",
-        &app.registrar.clone(),
-        "/api/tools",
-        Some(body),
-    )
-    .await;
-    assert_eq!(status, 201, "{reg}");
-    Tool {
-        key,
-        tool_id: reg["tool_id"].as_str().unwrap().into(),
-        client_id: reg["client_id"].as_str().unwrap().into(),
-    }
+    FakeTool::register(app, body).await
 }
 
-impl Tool {
-    fn claims(&self, app: &TestApp) -> Value {
-        json!({
-            "iss": self.client_id, "sub": self.client_id, "aud": app.url("/lti/token"),
-            "iat": now(), "exp": now() + 60, "jti": uuid::Uuid::new_v4().to_string(),
-        })
-    }
-
-    /// Signs with the tool's key, naming `kid` in the header.
-    fn sign_with_kid(&self, claims: &Value, kid: &str) -> String {
-        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
-        header.kid = Some(kid.to_string());
-        use rsa::pkcs1::EncodeRsaPrivateKey;
-        use rsa::pkcs8::DecodePrivateKey;
-        let der = rsa::RsaPrivateKey::from_pkcs8_pem(&self.key.private_pkcs8_pem)
-            .unwrap()
-            .to_pkcs1_der()
-            .unwrap();
-        jsonwebtoken::encode(
-            &header,
-            claims,
-            &jsonwebtoken::EncodingKey::from_rsa_der(der.as_bytes()),
-        )
+/// Signs with the tool's key, naming `kid` in the header.
+fn sign_with_kid(tool: &FakeTool, claims: &Value, kid: &str) -> String {
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some(kid.to_string());
+    use rsa::pkcs1::EncodeRsaPrivateKey;
+    use rsa::pkcs8::DecodePrivateKey;
+    let der = rsa::RsaPrivateKey::from_pkcs8_pem(&tool.key.private_pkcs8_pem)
         .unwrap()
-    }
-
-    async fn token(&self, app: &TestApp, scope: &str) -> String {
-        let (status, body) =
-            token_request(app, &self.key.sign(&self.claims(app)).unwrap(), scope).await;
-        assert_eq!(status, 200, "{body}");
-        body["access_token"].as_str().unwrap().to_string()
-    }
+        .to_pkcs1_der()
+        .unwrap();
+    jsonwebtoken::encode(
+        &header,
+        claims,
+        &jsonwebtoken::EncodingKey::from_rsa_der(der.as_bytes()),
+    )
+    .unwrap()
 }
 
 /// A token request; checks the OAuth error shape of every refusal.
 async fn token_request(app: &TestApp, assertion: &str, scope: &str) -> (u16, Value) {
-    let res = app
-        .client
-        .post(app.url("/lti/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            (
-                "client_assertion_type",
-                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            ),
-            ("client_assertion", assertion),
-            ("scope", scope),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    let ct = res
-        .headers()
+    let a =
+        common::tool::token_request(&app.client, &app.url("/lti/token"), assertion, scope).await;
+    let status = a.status;
+    let ct = a
+        .headers
         .get("content-type")
         .map(|v| v.to_str().unwrap().to_string());
-    let body: Value = res.json().await.unwrap_or(Value::Null);
+    let body = a.json();
     if status != 200 {
         assert!(
             ct.is_some_and(|c| c.starts_with("application/json")),
@@ -219,14 +162,14 @@ on_both_stores! {
         let remote_key = PlatformKey::generate().unwrap();
         let (real_url, real_hits) = key_server(json!({"keys": [remote_key.public_jwk]}), false).await;
         let remote = register_tool(&app, json!({"jwks_url": real_url})).await;
-        let remote = Tool { key: remote_key, ..remote };
+        let remote = FakeTool { key: remote_key, ..remote };
         // The right key, named by its kid: accepted.
-        let ok = remote.sign_with_kid(&remote.claims(&app), &remote.key.kid);
+        let ok = sign_with_kid(&remote, &remote.claims(&app), &remote.key.kid);
         assert_eq!(token_request(&app, &ok, scope::SCORE).await.0, 200);
         let fetched = real_hits.load(Ordering::Relaxed);
         // The right key under a kid the set does not have: refused, every time.
         for i in 0..5 {
-            let bad = remote.sign_with_kid(&remote.claims(&app), &format!("made-up-{i}"));
+            let bad = sign_with_kid(&remote, &remote.claims(&app), &format!("made-up-{i}"));
             let (status, body) = token_request(&app, &bad, scope::SCORE).await;
             assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")), "{body}");
         }
@@ -236,8 +179,8 @@ on_both_stores! {
             real_hits.load(Ordering::Relaxed) - fetched
         );
         // Signed by an unrelated key that names the tool's kid: refused.
-        let stranger = Tool { key: PlatformKey::generate().unwrap(), tool_id: remote.tool_id.clone(), client_id: remote.client_id.clone() };
-        let forged = stranger.sign_with_kid(&stranger.claims(&app), &remote.key.kid);
+        let stranger = FakeTool { key: PlatformKey::generate().unwrap(), ..remote.clone() };
+        let forged = sign_with_kid(&stranger, &stranger.claims(&app), &remote.key.kid);
         assert_eq!(token_request(&app, &forged, scope::SCORE).await.0, 401);
         app.stop().await;
     }
@@ -331,7 +274,7 @@ on_both_stores! {
 
 // ---- NRPS ----
 
-async fn big_roster(app: &TestApp, tool: &TestTool) -> Vec<(String, String, String)> {
+async fn big_roster(app: &TestApp, tool: &FakeTool) -> Vec<(String, String, String)> {
     let c = CourseId::parse(COURSE).unwrap();
     let mut people = vec![
         (
@@ -374,21 +317,7 @@ async fn big_roster(app: &TestApp, tool: &TestTool) -> Vec<(String, String, Stri
             .unwrap();
         people.push((id, name, email));
     }
-    app.engine()
-        .add_resource_link(
-            &c,
-            ResourceLink {
-                resource_link_id: ResourceLinkId::parse("rl-quiz").unwrap(),
-                tool_id: ToolId::parse(tool.tool.tool_id.clone()).unwrap(),
-                title: "Quiz".into(),
-                url: None,
-                custom: Default::default(),
-                line_item_id: None,
-            },
-            &meta(Source::Sis),
-        )
-        .await
-        .unwrap();
+    common::fixtures::resource_link(app, &c, &tool.tool_id, "rl-quiz", "Quiz").await;
     people
 }
 
@@ -397,9 +326,9 @@ on_both_stores! {
     /// page size or page; and paging still reaches every member.
     async fn hidden_roster_fields_never_appear_on_any_page_or_filter(app: TestApp) {
         let t = register(&app, Grading::Full, roster(true, true, true)).await;
-        course_with(&app, &[&t.tool.tool_id]).await;
+        course_with(&app, &[&t.tool_id]).await;
         let people = big_roster(&app, &t).await;
-        let tool = Tool { key: t.key.clone(), tool_id: t.tool.tool_id.clone(), client_id: t.tool.client_id.clone() };
+        let tool = t.clone();
         let token = tool.token(&app, scope::NRPS).await;
         let filters = ["", "role=Learner", "role=Instructor", "role=TeachingAssistant",
             "role=http%3A%2F%2Fpurl.imsglobal.org%2Fvocab%2Flis%2Fv2%2Fmembership%23Learner", "rlid=rl-quiz"];
@@ -460,7 +389,7 @@ on_both_stores! {
     async fn deep_linking_responses_cannot_be_replayed_or_borrowed(app: TestApp) {
         let t = register(&app, Grading::Full, roster(true, false, false)).await;
         let other = register(&app, Grading::Full, roster(true, false, false)).await;
-        course_with(&app, &[&t.tool.tool_id, &other.tool.tool_id]).await;
+        course_with(&app, &[&t.tool_id, &other.tool_id]).await;
         let aud = json!(app.base.as_str());
         let items = json!([{"type": "ltiResourceLink", "title": "Quiz", "lineItem": {"scoreMaximum": 10}}]);
         let data1 = launch(&app, &t, "grace", "deep_linking", None).await["https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"]["data"].clone();
@@ -476,11 +405,11 @@ on_both_stores! {
         assert_ne!(data1, data2);
         let before = app.event_count().await;
         let tables = app.tables().await;
-        let signed = |tool: &TestTool, edit: &dyn Fn(&mut Value)| {
+        let signed = |tool: &FakeTool, edit: &dyn Fn(&mut Value)| {
             let mut c = json!({
-                "iss": tool.tool.client_id, "aud": aud, "iat": now(), "exp": now() + 600,
+                "iss": tool.client_id, "aud": aud, "iat": now(), "exp": now() + 600,
                 "nonce": format!("nonce-{}", uuid::Uuid::new_v4().simple()),
-                "https://purl.imsglobal.org/spec/lti/claim/deployment_id": tool.tool.deployment_id,
+                "https://purl.imsglobal.org/spec/lti/claim/deployment_id": tool.deployment_id,
                 "https://purl.imsglobal.org/spec/lti/claim/message_type": "LtiDeepLinkingResponse",
                 "https://purl.imsglobal.org/spec/lti/claim/version": "1.3.0",
                 "https://purl.imsglobal.org/spec/lti-dl/claim/content_items": items,
@@ -695,7 +624,7 @@ on_both_stores! {
         assert_eq!(then["keys"][0]["kid"], new.kid.as_str());
         // Launches are signed with the new key.
         let t = register(&app, Grading::Full, roster(true, false, false)).await;
-        course_with(&app, &[&t.tool.tool_id]).await;
+        course_with(&app, &[&t.tool_id]).await;
         launch(&app, &t, "grace", "deep_linking", None).await;
 
         // Nothing readable holds a private key: every GET route without a
@@ -708,7 +637,7 @@ on_both_stores! {
         let mut paths: Vec<String> = doc["paths"].as_object().unwrap().iter()
             .filter(|(p, ops)| !p.contains('{') && ops.get("get").is_some())
             .map(|(p, _)| p.clone()).collect();
-        paths.push(format!("/api/tools/{}", t.tool.tool_id));
+        paths.push(format!("/api/tools/{}", t.tool_id));
         for path in &paths {
             for token in [None, Some(app.registrar.as_str())] {
                 let (_, _, text) = send_raw(&app, "GET", token, path, None).await;
@@ -736,7 +665,7 @@ on_both_stores! {
         let good_key = PlatformKey::generate().unwrap();
         let (good_url, _) = key_server(json!({"keys": [good_key.public_jwk]}), false).await;
         let good = register_tool(&app, json!({"jwks_url": good_url})).await;
-        let good = Tool { key: good_key, ..good };
+        let good = FakeTool { key: good_key, ..good };
 
         let started = Instant::now();
         let slow_assertion = slow.key.sign(&slow.claims(&app)).unwrap();

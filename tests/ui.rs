@@ -253,15 +253,7 @@ async fn big_course(app: &TestApp, students: usize, items: usize) -> String {
     use gradebook::domain::{CourseId, LineItemId};
     let e = app.engine();
     let c = CourseId::parse("BIG-200-2026FA").unwrap();
-    e.open_course(
-        &c,
-        "Big course".into(),
-        "2026FA".into(),
-        vec![],
-        &meta(Source::Sis),
-    )
-    .await
-    .unwrap();
+    fixtures::open_course(app, &c, "Big course", &[]).await;
     for i in 0..items {
         let spec = LineItemSpec::new(format!("Assignment {i}"), fixtures::d("20"));
         e.create_line_item(
@@ -274,14 +266,8 @@ async fn big_course(app: &TestApp, students: usize, items: usize) -> String {
         .unwrap();
     }
     for s in 0..students {
-        e.put_enrollment(
-            &c,
-            &fixtures::user(&format!("s{s:02}")),
-            fixtures::learner(&format!("Student {s:02}")),
-            &meta(Source::Sis),
-        )
-        .await
-        .unwrap();
+        let learner = fixtures::learner(&format!("Student {s:02}"));
+        fixtures::enroll(app, &c, &format!("s{s:02}"), learner).await;
     }
     let cells: Vec<(usize, usize)> = (0..students)
         .flat_map(|s| (0..items).map(move |i| (s, i)))
@@ -398,19 +384,10 @@ async fn api_midterm(app: &TestApp, as_of: Option<&str>) -> String {
         .get_json(&format!("/api/courses/{COURSE}/grades{q}"))
         .await;
     assert_eq!(st, 200, "{b}");
-    let ada = b["students"]
-        .as_array()
+    fixtures::grade_cell(&b, "ada", "midterm")["score"]
+        .as_str()
         .unwrap()
-        .iter()
-        .find(|s| s["user_id"] == "ada")
-        .unwrap();
-    let item: &Value = ada["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["line_item_id"] == "midterm")
-        .unwrap();
-    item["score"].as_str().unwrap().to_string()
+        .to_string()
 }
 
 /// A post with the given progress.
@@ -778,18 +755,7 @@ async fn browse(app: TestApp, screenshots: bool) {
     assert_eq!(text(&b, "#accepted").await, "2");
     assert!(app.event_count().await > events_before);
     let (_, grades) = app.get_json(&format!("/api/courses/{COURSE}/grades")).await;
-    let ada_hw2 = grades["students"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["user_id"] == "ada")
-        .unwrap()["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["line_item_id"] == "hw2")
-        .unwrap()["score"]
-        .clone();
+    let ada_hw2 = fixtures::grade_cell(&grades, "ada", "hw2")["score"].clone();
     assert_eq!(ada_hw2, "8.00");
     upload(&b).await;
     assert!(text(&b, "#nothing-to-change")

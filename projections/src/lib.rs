@@ -1,18 +1,10 @@
-//! The read side of the gradebook: grade arithmetic (pure), the read tables
-//! and the projector that fills them from the event log in global order.
+//! The read side of the gradebook, in three parts: the projector that fills
+//! the read tables from the event log in global order (`projector`), the
+//! read tables and the queries over them (`tables`), and the reports built
+//! from them, with the pure grade arithmetic (`reports`). `db` is the
+//! database handle all three share.
 
-pub mod apply;
-pub mod audit;
 pub mod db;
-pub mod events;
-pub mod grades;
-pub mod grading;
-pub mod management;
-pub mod post_facts;
 pub mod projector;
-pub mod provenance;
-pub mod queries;
-pub mod reconciliation;
-pub mod tool_reads;
-pub mod view;
-pub mod write_lock;
+pub mod reports;
+pub mod tables;

@@ -5,22 +5,23 @@
 //! reconciliation and every student's provenance never panics, and a grade
 //! either has all its numbers or none and a reason.
 
+mod common;
+
 use std::str::FromStr;
 
 use chrono::{DateTime, TimeZone, Utc};
+use common::{score_event, Outcome};
 use gradebook_domain::course::CourseEvent;
 use gradebook_domain::enrollment::{EnrollmentEvent, EnrollmentStatus, Person, Role};
 use gradebook_domain::line_item::{LineItemEvent, LineItemSpec};
 use gradebook_domain::policy::{Category, MissingPolicy, ScaleEntry, Scheme};
-use gradebook_domain::score::{
-    ActivityProgress, GradingProgress, RejectReason, ScoreEvent, ScorePost,
-};
+use gradebook_domain::score::{ActivityProgress, GradingProgress, RejectReason, ScorePost};
 use gradebook_domain::{CommandMeta, CourseId, LineItemId, Source, UserId};
-use gradebook_projections::events::{AnyEvent, Checkpoint, Envelope};
-use gradebook_projections::grades::course_grades;
-use gradebook_projections::provenance::provenance;
-use gradebook_projections::reconciliation::{reconcile, Finding};
-use gradebook_projections::view::CourseView;
+use gradebook_projections::projector::events::{AnyEvent, Checkpoint, Envelope};
+use gradebook_projections::reports::grades::course_grades;
+use gradebook_projections::reports::provenance::provenance;
+use gradebook_projections::reports::reconciliation::{reconcile, Finding};
+use gradebook_projections::tables::view::CourseView;
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 
@@ -289,34 +290,13 @@ fn log(plan: &Plan) -> Vec<Envelope> {
         // Posts for items the plan does not have land on no live item.
         let (course_id, line_item_id, user_id) = (course.clone(), item_id(s.item), user_id(s.user));
         let post = post(s, n);
-        let e = match s.outcome {
-            0 if post.score_given.is_some() => ScoreEvent::ScoreAccepted {
-                course_id,
-                line_item_id,
-                user_id,
-                post,
-            },
-            0 => ScoreEvent::ScoreCleared {
-                course_id,
-                line_item_id,
-                user_id,
-                post,
-            },
-            1 => ScoreEvent::ScoreIgnoredStale {
-                kept_timestamp: post.timestamp,
-                course_id,
-                line_item_id,
-                user_id,
-                post,
-            },
-            _ => ScoreEvent::ScoreRejected {
-                course_id,
-                line_item_id,
-                user_id,
-                post,
-                reason: RejectReason::CourseLocked,
-            },
+        let outcome = match s.outcome {
+            0 if post.score_given.is_some() => Outcome::Accepted,
+            0 => Outcome::Cleared,
+            1 => Outcome::Stale,
+            _ => Outcome::Rejected(RejectReason::CourseLocked),
         };
+        let e = score_event(outcome, course_id, line_item_id, user_id, post);
         events.push((
             format!("{COURSE}/i{}/u{}", s.item, s.user),
             AnyEvent::Score(e),

@@ -4,20 +4,21 @@
 //! the same read tables. The live projector and a replay differ only in
 //! their batch sizes, so this is what keeps them equal.
 
+mod common;
+
 use std::str::FromStr;
 
 use chrono::{DateTime, TimeZone, Utc};
+use common::{score_event, Outcome};
 use gradebook_domain::course::{CourseEvent, ResourceLink};
 use gradebook_domain::enrollment::{EnrollmentEvent, EnrollmentStatus, LaunchKind, Person, Role};
 use gradebook_domain::ids::ResourceLinkId;
 use gradebook_domain::line_item::{LineItemEvent, LineItemSpec};
 use gradebook_domain::policy::{MissingPolicy, ScaleEntry, Scheme};
-use gradebook_domain::score::{
-    ActivityProgress, GradingProgress, RejectReason, ScoreEvent, ScorePost,
-};
+use gradebook_domain::score::{ActivityProgress, GradingProgress, RejectReason, ScorePost};
 use gradebook_domain::{CommandMeta, CourseId, LineItemId, Source, ToolId, UserId};
 use gradebook_projections::db::Db;
-use gradebook_projections::events::{AnyEvent, Checkpoint, Envelope};
+use gradebook_projections::projector::events::{AnyEvent, Checkpoint, Envelope};
 use gradebook_projections::projector::{apply_batch, dump_read_tables};
 use proptest::prelude::*;
 use rust_decimal::Decimal;
@@ -259,38 +260,19 @@ fn events(ops: &[Op]) -> Vec<Envelope> {
                     LineItemId::parse(format!("i{i}")).unwrap(),
                     UserId::parse(format!("u{u}")).unwrap(),
                 );
-                let e = match kind {
-                    0 | 4 => ScoreEvent::ScoreAccepted {
-                        course_id,
-                        line_item_id,
-                        user_id,
-                        post,
-                    },
-                    1 => ScoreEvent::ScoreCleared {
-                        course_id,
-                        line_item_id,
-                        user_id,
-                        post,
-                    },
-                    2 => ScoreEvent::ScoreIgnoredStale {
-                        kept_timestamp: post.timestamp,
-                        course_id,
-                        line_item_id,
-                        user_id,
-                        post,
-                    },
-                    _ => ScoreEvent::ScoreRejected {
-                        course_id,
-                        line_item_id,
-                        user_id,
-                        post,
-                        reason: [
+                let outcome = match kind {
+                    0 | 4 => Outcome::Accepted,
+                    1 => Outcome::Cleared,
+                    2 => Outcome::Stale,
+                    _ => Outcome::Rejected(
+                        [
                             RejectReason::CourseLocked,
                             RejectReason::UserNotEnrolled,
                             RejectReason::LineItemDeleted,
                         ][usize::from(v % 3)],
-                    },
+                    ),
                 };
+                let e = score_event(outcome, course_id, line_item_id, user_id, post);
                 (format!("C{c}/i{i}/u{u}"), AnyEvent::Score(e))
             }
             _ => continue,

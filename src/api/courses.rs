@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json as JsonOut;
 use gradebook_domain::policy::{Category, MissingPolicy, ScaleEntry, Scheme};
 use gradebook_domain::{CourseId, DomainError, Source, ToolId};
-use gradebook_projections::management::{CourseDetail, CourseSummary};
+use gradebook_projections::tables::management::{CourseDetail, CourseSummary};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 

@@ -4,8 +4,8 @@ use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use gradebook_domain::CourseId;
-use gradebook_projections::grades::{course_grades as report, CourseGrades};
-use gradebook_projections::queries;
+use gradebook_projections::reports::grades::{course_grades as report, CourseGrades};
+use gradebook_projections::tables::queries;
 use serde::Deserialize;
 
 use crate::http::auth::Caller;

@@ -32,7 +32,7 @@ pub async fn readyz(State(state): State<SharedState>) -> (StatusCode, Json<Value
             );
         }
     };
-    let total = gradebook_projections::events::count(db)
+    let total = gradebook_projections::projector::events::count(db)
         .await
         .unwrap_or_default();
     let applied = state.engine.projection().current();
@@ -40,13 +40,13 @@ pub async fn readyz(State(state): State<SharedState>) -> (StatusCode, Json<Value
     let stored = gradebook_projections::projector::load_checkpoint(db)
         .await
         .unwrap_or(applied);
-    let lag = gradebook_projections::management::projector_lag(db, stored.max(applied))
+    let lag = gradebook_projections::tables::management::projector_lag(db, stored.max(applied))
         .await
         .ok();
     // Readiness does not depend on it: the projector only waits, and
     // catches up once these transactions end.
     let held_back_by =
-        gradebook_projections::management::projector_held_back_by(db, stored.max(applied))
+        gradebook_projections::tables::management::projector_held_back_by(db, stored.max(applied))
             .await
             .ok();
     (

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::Json as JsonOut;
 use gradebook_domain::line_item::{LineItemPatch, LineItemSpec};
 use gradebook_domain::{CourseId, DomainError, LineItemId, Source};
-use gradebook_projections::management;
+use gradebook_projections::tables::management;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 

@@ -11,7 +11,8 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use gradebook_projections::{management, projector};
+use gradebook_projections::projector;
+use gradebook_projections::tables::management;
 
 use crate::http::SharedState;
 use crate::metrics::install;

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::Json as JsonOut;
 use gradebook_domain::enrollment::{EnrollmentStatus, Person, Role};
 use gradebook_domain::{CourseId, Source, UserId};
-use gradebook_projections::management::{self, EnrollmentEntry};
+use gradebook_projections::tables::management::{self, EnrollmentEntry};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 

@@ -8,7 +8,7 @@ use gradebook_domain::enrollment::takes_scores;
 use gradebook_domain::number::{read_decimal, ReadDecimal};
 use gradebook_domain::score::{ActivityProgress, GradingProgress, RejectReason, ScorePost};
 use gradebook_domain::{DomainError, LineItemId, UserId};
-use gradebook_projections::view::CourseView;
+use gradebook_projections::tables::view::CourseView;
 
 use super::{reject, RawRow, Rejection};
 

@@ -30,7 +30,7 @@ use std::collections::HashMap;
 use cqrs_es::Aggregate;
 use gradebook_domain::score::Score;
 use gradebook_domain::CourseId;
-use gradebook_projections::queries::{self, QueryError};
+use gradebook_projections::tables::queries::{self, QueryError};
 use serde::Serialize;
 
 use crate::engine::{Engine, EngineError};

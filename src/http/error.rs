@@ -143,14 +143,14 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
-impl From<gradebook_projections::events::ReadError> for ApiError {
-    fn from(e: gradebook_projections::events::ReadError) -> Self {
+impl From<gradebook_projections::projector::events::ReadError> for ApiError {
+    fn from(e: gradebook_projections::projector::events::ReadError) -> Self {
         EngineError::from(e).into()
     }
 }
 
-impl From<gradebook_projections::queries::QueryError> for ApiError {
-    fn from(e: gradebook_projections::queries::QueryError) -> Self {
+impl From<gradebook_projections::tables::queries::QueryError> for ApiError {
+    fn from(e: gradebook_projections::tables::queries::QueryError) -> Self {
         EngineError::from(e).into()
     }
 }

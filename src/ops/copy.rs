@@ -28,9 +28,9 @@ use anyhow::{anyhow, bail, Context};
 use futures::TryStreamExt;
 use gradebook_domain::ids::aggregate_id::course_of;
 use gradebook_projections::db::{migrator, Db};
-use gradebook_projections::grades::{course_grades, CourseGrades};
-use gradebook_projections::queries::{load_report_view, People};
-use gradebook_projections::view::{CourseView, LogFold};
+use gradebook_projections::reports::grades::{course_grades, CourseGrades};
+use gradebook_projections::tables::queries::{load_report_view, People};
+use gradebook_projections::tables::view::{CourseView, LogFold};
 use gradebook_projections::with_db;
 
 use super::conn::{pg_read, redact, same_database, unsupported_type, Column, Conn, ReadAs};
@@ -303,7 +303,7 @@ async fn scan_log(source: &mut Conn) -> anyhow::Result<Scan> {
     let sql = source.events_sql(false);
     let mut events = source.events(&sql, None);
     while let Some(e) = events.try_next().await? {
-        let env = gradebook_projections::events::check_stored(
+        let env = gradebook_projections::projector::events::check_stored(
             &e.aggregate_type,
             &e.aggregate_id,
             e.sequence,
@@ -446,7 +446,7 @@ async fn copy_events(source: &mut Conn, target: &mut Conn, expected: u64) -> any
 /// The grades the target serves against those of the source's log, course
 /// by course, and the events on both sides.
 async fn check(db: &Db, scan: Scan) -> anyhow::Result<Check> {
-    let target_events = gradebook_projections::events::count(db).await? as u64;
+    let target_events = gradebook_projections::projector::events::count(db).await? as u64;
     let (per_course, courses): (Vec<(String, i64)>, Vec<String>) = with_db!(db, pool => {
         let per_course = sqlx::query_as("SELECT course_id, count(*) FROM events GROUP BY course_id")
             .fetch_all(pool)

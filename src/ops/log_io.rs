@@ -178,7 +178,7 @@ impl Sequences {
         }
         let line: LineIn = serde_json::from_str(text)
             .map_err(|e| at(format!("it is not an exported event ({e})")))?;
-        gradebook_projections::events::check_stored(
+        gradebook_projections::projector::events::check_stored(
             &line.aggregate_type,
             &line.aggregate_id,
             line.sequence,

@@ -26,7 +26,7 @@ pub fn progress(len: u64, template: &str) -> ProgressBar {
 /// Rebuilds every read table from the log with a progress bar; returns
 /// the events applied and the seconds it took.
 pub async fn replay_with_progress(db: &Db) -> anyhow::Result<(u64, f64)> {
-    let total = gradebook_projections::events::count(db).await? as u64;
+    let total = gradebook_projections::projector::events::count(db).await? as u64;
     let bar = progress(
         total,
         "{spinner} replaying [{bar:40}] {pos}/{len} events ({per_sec}, eta {eta})",

@@ -3,11 +3,13 @@
 //! way, so no face calls another's handlers.
 
 use gradebook_domain::{CourseId, DomainError};
-use gradebook_projections::audit::{self, read_locks_and_refusals, AuditFilter, AuditPage, Cursor};
-use gradebook_projections::management::{self, CourseDetail, CourseSummary};
-use gradebook_projections::queries::{self, People};
-use gradebook_projections::reconciliation::{reconcile, Reconciliation};
-use gradebook_projections::view::CourseView;
+use gradebook_projections::reports::audit::{
+    self, read_locks_and_refusals, AuditFilter, AuditPage, Cursor,
+};
+use gradebook_projections::reports::reconciliation::{reconcile, Reconciliation};
+use gradebook_projections::tables::management::{self, CourseDetail, CourseSummary};
+use gradebook_projections::tables::queries::{self, People};
+use gradebook_projections::tables::view::CourseView;
 use rust_decimal::Decimal;
 
 use crate::engine::{Engine, EngineError};

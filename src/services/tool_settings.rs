@@ -4,7 +4,7 @@
 
 use chrono::Utc;
 use gradebook_projections::db::{ts, Db};
-use gradebook_projections::tool_reads;
+use gradebook_projections::tables::tool_reads;
 use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
@@ -39,8 +39,8 @@ impl From<sqlx::Error> for ToolError {
     }
 }
 
-impl From<gradebook_projections::queries::QueryError> for ToolError {
-    fn from(e: gradebook_projections::queries::QueryError) -> Self {
+impl From<gradebook_projections::tables::queries::QueryError> for ToolError {
+    fn from(e: gradebook_projections::tables::queries::QueryError) -> Self {
         ToolError::Store(e.into())
     }
 }

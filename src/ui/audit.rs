@@ -10,7 +10,7 @@ use super::session::Viewer;
 use super::{layout, when, Nav, UiError, UiResult};
 use crate::http::SharedState;
 use gradebook_domain::{CourseId, LineItemId, UserId};
-use gradebook_projections::audit::{AuditFilter, Cursor};
+use gradebook_projections::reports::audit::{AuditFilter, Cursor};
 
 /// Events per page.
 const PAGE: i64 = 50;

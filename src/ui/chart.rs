@@ -9,10 +9,10 @@
 
 use chrono::{DateTime, Utc};
 use gradebook_domain::course::CourseEvent;
-use gradebook_projections::events::{AnyEvent, Envelope};
-use gradebook_projections::grades::{cell_scores, item_specs};
-use gradebook_projections::grading::student_grade;
-use gradebook_projections::view::CourseView;
+use gradebook_projections::projector::events::{AnyEvent, Envelope};
+use gradebook_projections::reports::grades::{cell_scores, item_specs};
+use gradebook_projections::reports::grading::student_grade;
+use gradebook_projections::tables::view::CourseView;
 use maud::{html, Markup};
 use rust_decimal::Decimal;
 

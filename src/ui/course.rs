@@ -15,11 +15,11 @@ use axum::http::{HeaderName, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
 use gradebook_domain::CourseId;
-use gradebook_projections::audit::read_locks_and_refusals;
-use gradebook_projections::grades::{course_grades, item_specs, StudentRow};
-use gradebook_projections::queries;
-use gradebook_projections::reconciliation::{reconcile, Finding, Reconciliation};
-use gradebook_projections::view::CourseView;
+use gradebook_projections::reports::audit::read_locks_and_refusals;
+use gradebook_projections::reports::grades::{course_grades, item_specs, StudentRow};
+use gradebook_projections::reports::reconciliation::{reconcile, Finding, Reconciliation};
+use gradebook_projections::tables::queries;
+use gradebook_projections::tables::view::CourseView;
 use maud::{html, Markup};
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -205,7 +205,7 @@ pub fn render(viewer: &Viewer, m: &Matrix) -> Markup {
 
 fn matrix_table(
     m: &Matrix,
-    specs: &[gradebook_projections::grading::ItemSpec],
+    specs: &[gradebook_projections::reports::grading::ItemSpec],
     base: &str,
 ) -> Markup {
     html! {
@@ -223,7 +223,7 @@ fn matrix_table(
                         @for s in specs {
                             th scope="col" data-item=(s.line_item_id) {
                                 (s.label)
-                                div.sub { "/" (gradebook_projections::grades::fmt2(s.maximum))
+                                div.sub { "/" (gradebook_projections::reports::grades::fmt2(s.maximum))
                                     @if s.completion_only { " · completion" }
                                     @if s.course_total { " · course total" } }
                             }

@@ -151,7 +151,7 @@ pub async fn findings(
     state: &SharedState,
     caller: &Caller,
     course_id: &str,
-) -> UiResult<gradebook_projections::reconciliation::Reconciliation> {
+) -> UiResult<gradebook_projections::reports::reconciliation::Reconciliation> {
     caller.require_read()?;
     let course_id = CourseId::parse(course_id.to_string())?;
     Ok(state

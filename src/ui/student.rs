@@ -8,11 +8,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use gradebook_domain::{CourseId, UserId};
-use gradebook_projections::audit::read_student_events;
-use gradebook_projections::provenance::{
+use gradebook_projections::reports::audit::read_student_events;
+use gradebook_projections::reports::provenance::{
     knows_student, provenance, Origin, PostOutcome, Provenance,
 };
-use gradebook_projections::queries;
+use gradebook_projections::tables::queries;
 use maud::{html, Markup};
 
 use super::chart::{self, Mark, Span};
@@ -73,9 +73,10 @@ pub async fn page(
     let p = provenance(&view, &events, user_id.as_str());
     // The chart replays the whole course log (grading policy changes move
     // the percentage too), the read the as-of grades use.
-    let course_log = gradebook_projections::audit::read_course_events(db, course_id.as_str())
-        .await
-        .map_err(|e| engine_err(queries::QueryError::from(e)))?;
+    let course_log =
+        gradebook_projections::reports::audit::read_course_events(db, course_id.as_str())
+            .await
+            .map_err(|e| engine_err(queries::QueryError::from(e)))?;
     let series = chart::percent_series(course_id.as_str(), &course_log, user_id.as_str());
     let locks: Vec<Span> = p
         .locks

@@ -4,36 +4,35 @@
 use std::collections::HashMap;
 
 use gradebook::domain::enrollment::{EnrollmentStatus, Person, Role};
-use gradebook::domain::{CourseId, Source, ToolId, UserId};
+use gradebook::domain::CourseId;
 use gradebook::services::crypto::{parse_rsa_jwk, PlatformKey};
 use gradebook::services::platform_keys as keys;
 use gradebook::services::tools::{self, Grading, Roster, Tool};
 use serde_json::{json, Value};
 
-use super::{meta, TestApp};
+use super::fixtures::{enroll, open_course};
+use super::{Body, FakeTool, TestApp};
 
 pub const COURSE: &str = "BIO-200-2026FA";
-/// Every scope a tool can ask for, space-separated as a token request sends them.
-pub const ALL_SCOPES: &str = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly https://purl.imsglobal.org/spec/lti-ags/scope/score https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly";
 pub const TOOL_BASE: &str = "https://tool.example.edu";
 
-/// A tool registration as a registrar would make it, with the tool's own
-/// signing key (which signs its deep-linking responses).
-pub struct TestTool {
-    pub tool: Tool,
-    pub key: PlatformKey,
+/// Where the tool is launched.
+pub fn launch_url() -> String {
+    format!("{TOOL_BASE}/enrol/lti/launch.php")
+}
+
+/// Where the tool takes deep-linking requests.
+pub fn deep_linking_url() -> String {
+    format!("{TOOL_BASE}/enrol/lti/launch_deeplink.php")
 }
 
 pub fn tool_record(grading: Grading, roster: Roster, key: &PlatformKey) -> Tool {
     let mut t = tools::new_tool("Moodle".into(), grading, roster, "manual");
     t.issuer = Some(TOOL_BASE.into());
-    t.launch_url = Some(format!("{TOOL_BASE}/enrol/lti/launch.php"));
+    t.launch_url = Some(launch_url());
     t.login_url = Some(format!("{TOOL_BASE}/enrol/lti/login.php?id=abc"));
-    t.deep_linking_url = Some(format!("{TOOL_BASE}/enrol/lti/launch_deeplink.php"));
-    t.redirect_uris = vec![
-        format!("{TOOL_BASE}/enrol/lti/launch.php"),
-        format!("{TOOL_BASE}/enrol/lti/launch_deeplink.php"),
-    ];
+    t.deep_linking_url = Some(deep_linking_url());
+    t.redirect_uris = vec![launch_url(), deep_linking_url()];
     t.public_jwk = Some(key.public_jwk.clone());
     t
 }
@@ -46,11 +45,19 @@ pub fn roster(access: bool, hide_names: bool, hide_emails: bool) -> Roster {
     }
 }
 
-pub async fn register(app: &TestApp, grading: Grading, roster: Roster) -> TestTool {
+/// A tool registration as a registrar would make it, written straight into
+/// the store, with the tool's own signing key (which signs its
+/// deep-linking responses and client assertions).
+pub async fn register(app: &TestApp, grading: Grading, roster: Roster) -> FakeTool {
     let key = PlatformKey::generate().unwrap();
     let tool = tool_record(grading, roster, &key);
     tools::insert(&app.db, &tool).await.unwrap();
-    TestTool { tool, key }
+    FakeTool {
+        key,
+        tool_id: tool.tool_id,
+        client_id: tool.client_id,
+        deployment_id: tool.deployment_id,
+    }
 }
 
 pub fn person(role: Role, name: &str, email: Option<&str>) -> Person {
@@ -65,37 +72,12 @@ pub fn person(role: Role, name: &str, email: Option<&str>) -> Person {
 /// BIO-200 with the given tools deployed; Ada (learner, with name and
 /// email) and Grace (instructor).
 pub async fn course_with(app: &TestApp, tool_ids: &[&str]) {
-    let e = app.engine();
     let c = CourseId::parse(COURSE).unwrap();
-    let tools = tool_ids
-        .iter()
-        .map(|t| ToolId::parse(*t).unwrap())
-        .collect();
-    e.open_course(
-        &c,
-        "Cell Biology".into(),
-        "2026FA".into(),
-        tools,
-        &meta(Source::Sis),
-    )
-    .await
-    .unwrap();
-    e.put_enrollment(
-        &c,
-        &UserId::parse("ada").unwrap(),
-        person(Role::Learner, "Ada Lovelace", Some("ada@example.edu")),
-        &meta(Source::Sis),
-    )
-    .await
-    .unwrap();
-    e.put_enrollment(
-        &c,
-        &UserId::parse("grace").unwrap(),
-        person(Role::Instructor, "Grace Hopper", Some("grace@example.edu")),
-        &meta(Source::Sis),
-    )
-    .await
-    .unwrap();
+    open_course(app, &c, "Cell Biology", tool_ids).await;
+    let ada = person(Role::Learner, "Ada Lovelace", Some("ada@example.edu"));
+    enroll(app, &c, "ada", ada).await;
+    let grace = person(Role::Instructor, "Grace Hopper", Some("grace@example.edu"));
+    enroll(app, &c, "grace", grace).await;
 }
 
 /// POST as the SIS; returns status and JSON body.
@@ -104,16 +86,8 @@ pub async fn post_sis(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
 }
 
 pub async fn post_as(app: &TestApp, token: &str, path: &str, body: Value) -> (u16, Value) {
-    let res = app
-        .client
-        .post(app.url(path))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
+    let a = app.send("POST", path, Some(token), Body::Json(body)).await;
+    (a.status, a.json())
 }
 
 /// A resource link made by the SIS, with a line item out of `max`.
@@ -247,12 +221,12 @@ pub async fn verify_id_token(
 /// returns the verified claims.
 pub async fn launch(
     app: &TestApp,
-    t: &TestTool,
+    t: &FakeTool,
     user: &str,
     kind: &str,
     link: Option<&str>,
 ) -> Value {
-    let login = initiate(app, &t.tool.tool_id, user, kind, link).await;
+    let login = initiate(app, &t.tool_id, user, kind, link).await;
     let redirect = login["target_link_uri"].clone();
     let (status, ct, html) = authorize(app, &auth_request(&login, &redirect, "nonce-1")).await;
     assert_eq!(status, 200, "{html}");
@@ -260,17 +234,17 @@ pub async fn launch(
     assert_eq!(form_action(&html).as_deref(), Some(redirect.as_str()));
     assert_eq!(form_field(&html, "state").as_deref(), Some("state-123"));
     let token = form_field(&html, "id_token").expect("an id_token field");
-    verify_id_token(app, &token, &t.tool.client_id).await.0
+    verify_id_token(app, &token, &t.client_id).await.0
 }
 
 /// A deep-linking response JWT signed with the tool's key.
-pub fn deep_linking_response(t: &TestTool, aud: Value, data: &Value, items: Value) -> String {
+pub fn deep_linking_response(t: &FakeTool, aud: Value, data: &Value, items: Value) -> String {
     let now = chrono::Utc::now().timestamp();
     t.key
         .sign(&json!({
-            "iss": t.tool.client_id, "aud": aud, "iat": now, "exp": now + 600,
+            "iss": t.client_id, "aud": aud, "iat": now, "exp": now + 600,
             "nonce": format!("nonce-{}", uuid::Uuid::new_v4().simple()),
-            "https://purl.imsglobal.org/spec/lti/claim/deployment_id": t.tool.deployment_id,
+            "https://purl.imsglobal.org/spec/lti/claim/deployment_id": t.deployment_id,
             "https://purl.imsglobal.org/spec/lti/claim/message_type": "LtiDeepLinkingResponse",
             "https://purl.imsglobal.org/spec/lti/claim/version": "1.3.0",
             "https://purl.imsglobal.org/spec/lti-dl/claim/content_items": items,

@@ -114,6 +114,7 @@ impl TestApp {
                 .header("content-type", "application/json")
                 .body(v.to_string()),
             Body::Raw(content_type, bytes) => req.header("content-type", content_type).body(bytes),
+            Body::Untyped(bytes) => req.body(bytes),
         };
         let res = req.send().await.unwrap();
         Answer {
@@ -123,8 +124,23 @@ impl TestApp {
         }
     }
 
+    /// A body sent byte for byte with its content type (a `Value` would
+    /// print its numbers in its own way); the answer as status and JSON.
+    pub async fn send_text(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        content_type: &str,
+        body: &str,
+    ) -> (u16, serde_json::Value) {
+        let body = Body::Raw(content_type.to_string(), body.as_bytes().to_vec());
+        let a = self.send(method, path, Some(token), body).await;
+        (a.status, a.json())
+    }
+
     pub async fn event_count(&self) -> i64 {
-        gradebook::projections::events::count(&self.db)
+        gradebook::projections::projector::events::count(&self.db)
             .await
             .unwrap()
     }
@@ -148,6 +164,8 @@ pub enum Body {
     Json(serde_json::Value),
     /// A content type and the bytes, sent as they are.
     Raw(String, Vec<u8>),
+    /// Bytes without a content type, as some tools send them.
+    Untyped(Vec<u8>),
 }
 
 impl Body {
@@ -167,6 +185,52 @@ impl Answer {
     /// The body as JSON, or `null` when it is not.
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.text).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// A JSON request to a server of the test's own making (a node in another
+/// process): status and JSON body.
+pub async fn call(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    token: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let res = client
+        .request(method, url)
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// The JSON error shape with this status and code, a message, a request
+/// id, and none of the `leaks` (internals that must not reach a caller).
+pub fn assert_error_shape(
+    status: u16,
+    body: &serde_json::Value,
+    want_status: u16,
+    want_code: &str,
+    leaks: &[&str],
+) {
+    assert_eq!(status, want_status, "{body}");
+    assert_eq!(body["error"], want_code, "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert!(
+        body["request_id"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    let text = body.to_string().to_lowercase();
+    for leak in leaks {
+        assert!(!text.contains(leak), "{leak} leaked in {body}");
     }
 }
 
@@ -201,6 +265,10 @@ macro_rules! on_both_stores {
 }
 
 pub mod launch;
+pub mod tool;
+
+#[allow(unused_imports)]
+pub use tool::{FakeTool, ALL_SCOPES};
 
 pub mod fixtures {
     //! A small real-looking course: HIST-101 with a weighted scheme.
@@ -213,6 +281,84 @@ pub mod fixtures {
     use gradebook::domain::{CourseId, LineItemId, UserId};
     use rust_decimal::Decimal;
     use std::str::FromStr;
+
+    /// The entry of a JSON list whose `key` is `value`.
+    pub fn find<'a>(list: &'a serde_json::Value, key: &str, value: &str) -> &'a serde_json::Value {
+        list.as_array()
+            .unwrap_or_else(|| panic!("not a list: {list}"))
+            .iter()
+            .find(|v| v[key] == value)
+            .unwrap_or_else(|| panic!("no {key} = {value} in {list}"))
+    }
+
+    /// A student's row of a grade report.
+    pub fn student<'a>(grades: &'a serde_json::Value, user: &str) -> &'a serde_json::Value {
+        find(&grades["students"], "user_id", user)
+    }
+
+    /// A resource link of the tool in the course, added by the SIS, with no
+    /// line item and no url of its own.
+    pub async fn resource_link(
+        app: &TestApp,
+        c: &CourseId,
+        tool_id: &str,
+        link: &str,
+        title: &str,
+    ) {
+        app.engine()
+            .add_resource_link(
+                c,
+                gradebook::domain::course::ResourceLink {
+                    resource_link_id: gradebook::domain::ids::ResourceLinkId::parse(link).unwrap(),
+                    tool_id: gradebook::domain::ToolId::parse(tool_id).unwrap(),
+                    title: title.into(),
+                    url: None,
+                    custom: Default::default(),
+                    line_item_id: None,
+                },
+                &meta(Source::Sis),
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Opens a course of term 2026FA with these tools deployed, as the SIS.
+    pub async fn open_course(app: &TestApp, c: &CourseId, title: &str, tool_ids: &[&str]) {
+        let tools = tool_ids
+            .iter()
+            .map(|t| gradebook::domain::ToolId::parse(*t).unwrap())
+            .collect();
+        app.engine()
+            .open_course(c, title.into(), "2026FA".into(), tools, &meta(Source::Sis))
+            .await
+            .unwrap();
+    }
+
+    /// Enrolls someone in the course, as the SIS.
+    pub async fn enroll(app: &TestApp, c: &CourseId, id: &str, person: Person) {
+        app.engine()
+            .put_enrollment(c, &user(id), person, &meta(Source::Sis))
+            .await
+            .unwrap();
+    }
+
+    /// One learner's cell of a column in a grade report.
+    pub fn grade_cell<'a>(
+        grades: &'a serde_json::Value,
+        user: &str,
+        item: &str,
+    ) -> &'a serde_json::Value {
+        find(&student(grades, user)["items"], "line_item_id", item)
+    }
+
+    /// The value of a response header, or "" when it is absent.
+    pub fn header(headers: &reqwest::header::HeaderMap, name: &str) -> String {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    }
 
     pub fn course() -> CourseId {
         CourseId::parse("HIST-101-2026FA").unwrap()
@@ -257,15 +403,7 @@ pub mod fixtures {
     pub async fn hist101(app: &TestApp) {
         let e = app.engine();
         let c = course();
-        e.open_course(
-            &c,
-            "World History".into(),
-            "2026FA".into(),
-            vec![],
-            &meta(Source::Sis),
-        )
-        .await
-        .unwrap();
+        open_course(app, &c, "World History", &[]).await;
         e.set_grading(
             &c,
             Scheme::Weighted {
@@ -315,27 +453,11 @@ pub mod fixtures {
                 .await
                 .unwrap();
         }
-        e.put_enrollment(
-            &c,
-            &user("ada"),
-            learner("Ada Lovelace"),
-            &meta(Source::Sis),
-        )
-        .await
-        .unwrap();
-        e.put_enrollment(
-            &c,
-            &user("alan"),
-            learner("Alan Turing"),
-            &meta(Source::Sis),
-        )
-        .await
-        .unwrap();
+        enroll(app, &c, "ada", learner("Ada Lovelace")).await;
+        enroll(app, &c, "alan", learner("Alan Turing")).await;
         let mut prof = learner("Grace Hopper");
         prof.role = Role::Instructor;
-        e.put_enrollment(&c, &user("grace"), prof, &meta(Source::Sis))
-            .await
-            .unwrap();
+        enroll(app, &c, "grace", prof).await;
     }
 
     pub async fn score(

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use gradebook_domain::{CourseId, LineItemId, UserId};
-use gradebook_projections::audit::{self, AuditFilter, AuditPage, Cursor};
+use gradebook_projections::reports::audit::{self, AuditFilter, AuditPage, Cursor};
 use serde::{Deserialize, Serialize};
 use utoipa::IntoParams;
 

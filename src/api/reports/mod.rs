@@ -5,8 +5,8 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use gradebook_domain::CourseId;
-use gradebook_projections::queries::People;
-use gradebook_projections::view::CourseView;
+use gradebook_projections::tables::queries::People;
+use gradebook_projections::tables::view::CourseView;
 
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::SharedState;

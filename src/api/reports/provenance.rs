@@ -5,9 +5,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use gradebook_domain::{CourseId, UserId};
-use gradebook_projections::audit::read_student_events;
-use gradebook_projections::provenance::{knows_student, provenance as build, Provenance};
-use gradebook_projections::queries;
+use gradebook_projections::reports::audit::read_student_events;
+use gradebook_projections::reports::provenance::{knows_student, provenance as build, Provenance};
+use gradebook_projections::tables::queries;
 
 use crate::http::auth::Caller;
 use crate::http::error::ErrorBody;

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use axum::extract::State;
 use axum::Json;
 use gradebook_domain::CourseId;
-use gradebook_projections::reconciliation::Reconciliation;
+use gradebook_projections::reports::reconciliation::Reconciliation;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use utoipa::IntoParams;

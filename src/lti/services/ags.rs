@@ -16,9 +16,9 @@ use gradebook_domain::score::{
     ActivityProgress, GradingProgress, RejectReason, ScoreOutcome, ScorePost,
 };
 use gradebook_domain::{CourseId, DomainError, LineItemId, ToolId, UserId};
-use gradebook_projections::grading::scale_points;
-use gradebook_projections::post_facts::score_post_facts;
-use gradebook_projections::tool_reads::{self, LineItemEntry, LinkEntry};
+use gradebook_projections::reports::grading::scale_points;
+use gradebook_projections::tables::post_facts::score_post_facts;
+use gradebook_projections::tables::tool_reads::{self, LineItemEntry, LinkEntry};
 use serde_json::{json, Map, Value};
 
 use super::bearer::ToolCaller;

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use gradebook_domain::enrollment::{EnrollmentStatus, Role};
-use gradebook_projections::tool_reads::{self, Member};
+use gradebook_projections::tables::tool_reads::{self, Member};
 use serde_json::{json, Map, Value};
 
 use super::ags::{deployed_course, same_text};

@@ -14,7 +14,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use crate::db::{Db, Param};
-use crate::events::{
+use crate::projector::events::{
     envelope_from_row, Checkpoint, Envelope, RawEvent, ReadError, PG_COLUMNS, PG_HORIZON,
 };
 

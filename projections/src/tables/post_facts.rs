@@ -6,7 +6,7 @@
 use sqlx::Row;
 
 use crate::db::Db;
-use crate::queries::{QueryError, ScoreContext};
+use crate::tables::queries::{QueryError, ScoreContext};
 use crate::with_db;
 
 /// What the read tables say about one tool posting one learner's score

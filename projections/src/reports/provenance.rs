@@ -4,7 +4,7 @@
 //! with who sent it, through which door, in which request, the tool's
 //! timestamp and when the engine received it), the line item's own history
 //! and the course's lock periods. Pure: built from a [`CourseView`] and the
-//! student's slice of the log ([`crate::audit::read_student_events`]).
+//! student's slice of the log ([`crate::reports::audit::read_student_events`]).
 
 use chrono::{DateTime, FixedOffset};
 use gradebook_domain::course::CourseEvent;
@@ -14,11 +14,11 @@ use gradebook_domain::score::{ScoreEvent, ScorePost};
 use gradebook_domain::CommandMeta;
 use serde::Serialize;
 
-use crate::audit::rfc3339;
-use crate::events::{AnyEvent, Envelope};
-use crate::grades::{course_grades, fmt2, ItemRow, StudentRow};
-use crate::grading::scale_points;
-use crate::view::CourseView;
+use crate::projector::events::{AnyEvent, Envelope};
+use crate::reports::audit::rfc3339;
+use crate::reports::grades::{course_grades, fmt2, ItemRow, StudentRow};
+use crate::reports::grading::scale_points;
+use crate::tables::view::CourseView;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Provenance {
@@ -54,7 +54,7 @@ pub struct GradeSummary {
     pub points_possible: Option<String>,
     pub percent: Option<String>,
     pub letter: Option<String>,
-    pub status: crate::grading::GradeStatus,
+    pub status: crate::reports::grading::GradeStatus,
     /// Why there are no numbers, as in the grade report; absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_computable: Option<String>,
@@ -394,7 +394,7 @@ fn enrollment_detail(e: &EnrollmentEvent) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::Checkpoint;
+    use crate::projector::events::Checkpoint;
     use gradebook_domain::enrollment::{EnrollmentStatus, Person, Role};
     use gradebook_domain::score::{ActivityProgress, GradingProgress, RejectReason};
     use gradebook_domain::{CourseId, LineItemId, Source, UserId};

@@ -9,8 +9,8 @@ use serde::Serialize;
 use sqlx::Row;
 
 use crate::db::Db;
-use crate::events::Checkpoint;
-use crate::queries::QueryError;
+use crate::projector::events::Checkpoint;
+use crate::tables::queries::QueryError;
 use crate::with_db;
 
 /// One row of the course list.
@@ -264,7 +264,7 @@ pub async fn projector_held_back_by(db: &Db, at: Checkpoint) -> Result<Vec<Block
 pub async fn line_items(
     db: &Db,
     course_id: &str,
-) -> Result<Vec<crate::view::LineItemRow>, QueryError> {
+) -> Result<Vec<crate::tables::view::LineItemRow>, QueryError> {
     with_db!(db, pool => {
         let rows = sqlx::query("SELECT line_item_id, spec, deleted FROM rm_line_items WHERE course_id = $1 ORDER BY created_tx, created_position")
             .bind(course_id)
@@ -272,7 +272,7 @@ pub async fn line_items(
             .await?;
         rows.iter()
             .map(|r| {
-                Ok(crate::view::LineItemRow {
+                Ok(crate::tables::view::LineItemRow {
                     line_item_id: r.get("line_item_id"),
                     spec: serde_json::from_str(&r.get::<String, _>("spec"))
                         .map_err(|e| QueryError::Corrupt(format!("spec: {e}")))?,

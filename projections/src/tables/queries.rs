@@ -14,8 +14,8 @@ use rust_decimal::Decimal;
 use sqlx::Row;
 
 use crate::db::Db;
-use crate::events::ReadError;
-use crate::view::{CourseView, EnrollmentRow, LastOutcome, LineItemRow, ScoreRow};
+use crate::projector::events::ReadError;
+use crate::tables::view::{CourseView, EnrollmentRow, LastOutcome, LineItemRow, ScoreRow};
 use crate::with_db;
 
 #[derive(Debug, thiserror::Error)]
@@ -370,7 +370,7 @@ pub async fn course_view_as_of(
     course_id: &str,
     as_of: DateTime<Utc>,
 ) -> Result<Option<CourseView>, QueryError> {
-    let events = crate::audit::read_course_events(db, course_id).await?;
+    let events = crate::reports::audit::read_course_events(db, course_id).await?;
     Ok(CourseView::fold(course_id, &events, Some(as_of)))
 }
 

@@ -6,6 +6,14 @@
 //! On PostgreSQL only one node projects at a time: the one holding a
 //! session advisory lock. The others follow the checkpoint table, so a
 //! writer on any node can wait until its own event is readable.
+//!
+//! Its parts: the log reader (`events`), what events write to the read
+//! tables (`apply`) and, on SQLite, this process's queue of writers
+//! (`write_lock`).
+
+pub mod apply;
+pub mod events;
+pub mod write_lock;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -15,9 +23,8 @@ use std::time::Duration;
 use sqlx::Row;
 use tokio::sync::{oneshot, watch, Notify};
 
-use crate::apply;
+use self::events::{read_after, Checkpoint, Envelope, RawEvent, ReadError};
 use crate::db::{ts, Db, Param, Stmt};
-use crate::events::{self, read_after, Checkpoint, Envelope, RawEvent, ReadError};
 use crate::with_db;
 
 /// The checkpoint row of the read model.
@@ -251,8 +258,8 @@ pub async fn apply_batch(
     };
     let to = last.at;
     let cp = checkpoint_stmt(from, to);
-    let writers = crate::write_lock::sqlite_write_lock(db);
-    let _turn = crate::write_lock::turn(writers.as_ref()).await;
+    let writers = crate::projector::write_lock::sqlite_write_lock(db);
+    let _turn = crate::projector::write_lock::turn(writers.as_ref()).await;
     with_db!(db, pool => {
         // The read tables are derived from the log, and the checkpoint
         // commits with them: a crash can only lose a batch that is then

@@ -8,7 +8,7 @@
 //! generated event sequences holds this). Every statement is an insert, an
 //! upsert or an update computed from the events alone (no read-modify-write),
 //! so applying needs no reads and the SQL is the same on both stores.
-//! [`crate::view::CourseView::apply`] is the in-memory twin of this module;
+//! [`crate::tables::view::CourseView::apply`] is the in-memory twin of this module;
 //! a test holds the two equal.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -19,7 +19,7 @@ use gradebook_domain::line_item::{LineItemEvent, LineItemSpec};
 use gradebook_domain::score::{ScoreEvent, ScorePost};
 
 use crate::db::{ts, Param, Stmt};
-use crate::events::{AnyEvent, Envelope};
+use crate::projector::events::{AnyEvent, Envelope};
 
 /// Parameters per multi-row statement: well under both stores' limits
 /// (SQLite 32,766, PostgreSQL 65,535), large enough that a statement

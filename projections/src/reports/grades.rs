@@ -1,5 +1,5 @@
 //! The course grade report (`GET /api/courses/{id}/grades`), computed from a
-//! [`CourseView`] with the pure arithmetic of [`crate::grading`].
+//! [`CourseView`] with the pure arithmetic of [`crate::reports::grading`].
 
 use std::collections::HashMap;
 
@@ -8,8 +8,8 @@ use gradebook_domain::enrollment::EnrollmentStatus;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Serialize;
 
-use crate::grading::{self, CellScore, GradeStatus, ItemResult, ItemSpec, ItemState};
-use crate::view::CourseView;
+use crate::reports::grading::{self, CellScore, GradeStatus, ItemResult, ItemSpec, ItemState};
+use crate::tables::view::CourseView;
 
 /// Decimals leave the engine as strings with two places, rounded half away
 /// from zero: the same rule [`grading::round_percent`] applies to percents.

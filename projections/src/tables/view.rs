@@ -14,7 +14,7 @@ use gradebook_domain::policy::GradingPolicy;
 use gradebook_domain::score::{RejectReason, ScoreEvent, ScorePost};
 use serde::Serialize;
 
-use crate::events::{AnyEvent, Envelope};
+use crate::projector::events::{AnyEvent, Envelope};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CourseView {

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use sqlx::Row;
 
 use crate::db::Db;
-use crate::queries::QueryError;
+use crate::tables::queries::QueryError;
 use crate::with_db;
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> QueryError {

@@ -1,7 +1,7 @@
 //! The reconciliation report: what does not agree between the tools and the
 //! SIS gradebook, cell by cell and course-wide. Pure: built from a live
 //! [`CourseView`] and the course's lock and refusal events
-//! ([`crate::audit::read_locks_and_refusals`]).
+//! ([`crate::reports::audit::read_locks_and_refusals`]).
 //!
 //! # Cell statuses and their precedence
 //!
@@ -14,7 +14,7 @@
 //! 2. `rejected`: the latest post for the cell was refused.
 //! 3. `stale`: the latest post was ignored as older than the kept score.
 //! 4. `over_maximum`: the kept points are above the item's maximum, or too
-//!    large to compute (beyond what a decimal holds; see [`crate::grading`]).
+//!    large to compute (beyond what a decimal holds; see [`crate::reports::grading`]).
 //! 5. `missing`: no score is kept (never posted, or cleared).
 //! 6. `provisional`: a score is kept but does not count yet (not
 //!    FullyGraded, PendingManual, or a completion-only item not completed).
@@ -35,11 +35,11 @@ use gradebook_domain::score::{RejectReason, ScoreEvent};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use crate::audit::rfc3339;
-use crate::events::{AnyEvent, Envelope};
-use crate::grades::{cell_scores, fmt2, item_specs};
-use crate::grading::{self, percent_of, round_percent, scale_points, ItemState};
-use crate::view::{CourseView, LastOutcome, ScoreRow};
+use crate::projector::events::{AnyEvent, Envelope};
+use crate::reports::audit::rfc3339;
+use crate::reports::grades::{cell_scores, fmt2, item_specs};
+use crate::reports::grading::{self, percent_of, round_percent, scale_points, ItemState};
+use crate::tables::view::{CourseView, LastOutcome, ScoreRow};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
