@@ -677,7 +677,7 @@ impl Engine {
         post: ScorePost,
         meta: &CommandMeta,
     ) -> Result<ScoreOutcome, EngineError> {
-        let ctx = self.score_context(course_id, line_item_id, user_id).await?;
+        let ctx = self.score_context(course_id, line_item_id).await?;
         self.post_score_in(ctx, course_id, line_item_id, user_id, post, meta)
             .await
     }
@@ -688,16 +688,12 @@ impl Engine {
         &self,
         course_id: &CourseId,
         line_item_id: &LineItemId,
-        user_id: &UserId,
     ) -> Result<ScoreContext, EngineError> {
-        Ok(queries::score_context(
-            &self.db,
-            course_id.as_str(),
-            line_item_id.as_str(),
-            user_id.as_str(),
+        Ok(
+            queries::score_context(&self.db, course_id.as_str(), line_item_id.as_str())
+                .await?
+                .ok_or(DomainError::CourseNotFound)?,
         )
-        .await?
-        .ok_or(DomainError::CourseNotFound)?)
     }
 
     /// [`Self::post_score`] with the facts already read (by a caller that
@@ -740,7 +736,7 @@ impl Engine {
         applied_before: bool,
         meta: &CommandMeta,
     ) -> Result<ScoreOutcome, EngineError> {
-        self.score_context(course_id, line_item_id, user_id)
+        self.score_context(course_id, line_item_id)
             .await?
             .line_item_deleted
             .ok_or(DomainError::LineItemNotFound)?;

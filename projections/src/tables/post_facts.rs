@@ -1,7 +1,7 @@
 //! Everything a tool's score post needs to know from the read tables, in
-//! one round trip: whether the course deploys the tool itself, whether the
-//! line item exists and the tool may see it, and the facts the score rules
-//! take (course lock, item deleted, the learner's enrollment).
+//! one round trip: whether the course deploys the tool itself, and whether
+//! the line item exists and the tool may see it. The score rules' own facts
+//! (lock, deletion, enrollment) come from the score gates.
 
 use sqlx::Row;
 
@@ -20,7 +20,7 @@ pub struct PostFacts {
     /// the column, or one of its resource links is bound to the column or
     /// is the column's own link.
     pub visible: bool,
-    /// The facts the score rules take, as `queries::score_context` reads them.
+    /// What `queries::score_context` reads of the column.
     pub context: ScoreContext,
 }
 
@@ -30,34 +30,28 @@ pub async fn score_post_facts(
     course_id: &str,
     tool_id: &str,
     line_item_id: &str,
-    user_id: &str,
 ) -> Result<Option<PostFacts>, QueryError> {
     with_db!(db, pool => {
         let row = sqlx::query(
-            "SELECT c.locked,
-                    EXISTS (SELECT 1 FROM rm_course_tools t
+            "SELECT EXISTS (SELECT 1 FROM rm_course_tools t
                              WHERE t.course_id = c.course_id AND t.tool_id = $2) AS deployed,
                     li.deleted,
-                    li.score_maximum,
                     (li.tool_id = $2 OR EXISTS (
                         SELECT 1 FROM rm_resource_links l
                          WHERE l.course_id = c.course_id AND l.tool_id = $2
                            AND (l.line_item_id = li.line_item_id
-                                OR l.resource_link_id = li.resource_link_id))) AS visible,
-                    e.role, e.status
+                                OR l.resource_link_id = li.resource_link_id))) AS visible
                FROM rm_courses c
                LEFT JOIN rm_line_items li ON li.course_id = c.course_id AND li.line_item_id = $3
-               LEFT JOIN rm_enrollments e ON e.course_id = c.course_id AND e.user_id = $4
               WHERE c.course_id = $1",
         )
         .bind(course_id)
         .bind(tool_id)
         .bind(line_item_id)
-        .bind(user_id)
         .fetch_optional(pool)
         .await?;
         let Some(r) = row else { return Ok(None) };
-        let context = ScoreContext::from_row(&r)?;
+        let context = ScoreContext::from_row(&r);
         Ok(Some(PostFacts {
             deployed: r.get("deployed"),
             visible: context.line_item_deleted.is_some()

@@ -374,70 +374,48 @@ pub async fn course_view_as_of(
     Ok(CourseView::fold(course_id, &events, Some(as_of)))
 }
 
-/// What the rest of the gradebook says about a score post.
+/// What the read side says of the column a score post names. Whether the
+/// course, the column and the learner let the score through is decided on
+/// the score gates, not here (the read side may lag a lock or a drop).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScoreContext {
-    pub course_locked: bool,
     /// `None` when the course has no such line item.
     pub line_item_deleted: Option<bool>,
-    pub line_item_maximum: Option<Decimal>,
-    /// Role and status, when the user is enrolled at all.
-    pub enrollment: Option<(Role, EnrollmentStatus)>,
 }
 
 impl ScoreContext {
-    /// The facts from a row with the columns `locked`, `deleted`,
-    /// `score_maximum`, `role` and `status` (the score post's queries on
+    /// From a row with the column `deleted` (the score post's queries on
     /// either store).
-    pub(crate) fn from_row<R: Row>(r: &R) -> Result<Self, QueryError>
+    pub(crate) fn from_row<R: Row>(r: &R) -> Self
     where
         for<'r> bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-        for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
         for<'a> &'a str: sqlx::ColumnIndex<R>,
     {
-        let role: Option<String> = r.get("role");
-        let status: Option<String> = r.get("status");
-        let enrollment = match role.zip(status) {
-            None => None,
-            Some((role, status)) => Some((
-                Role::parse(&role).map_err(|e| corrupt("role", e))?,
-                parse_enum::<EnrollmentStatus>("status", &status)?,
-            )),
-        };
-        Ok(ScoreContext {
-            course_locked: r.get("locked"),
+        ScoreContext {
             line_item_deleted: r.get("deleted"),
-            line_item_maximum: parse_dec(
-                "score_maximum",
-                r.get::<Option<String>, _>("score_maximum").as_deref(),
-            )?,
-            enrollment,
-        })
+        }
     }
 }
 
-/// Reads the facts a score post needs in one round trip; `None` when the
-/// course does not exist.
+/// Reads what a score post needs of the read side in one round trip;
+/// `None` when the course does not exist.
 pub async fn score_context(
     db: &Db,
     course_id: &str,
     line_item_id: &str,
-    user_id: &str,
 ) -> Result<Option<ScoreContext>, QueryError> {
     with_db!(db, pool => {
         let row = sqlx::query(
-            "SELECT c.locked, li.deleted, li.score_maximum, e.role, e.status
+            "SELECT li.deleted
                FROM rm_courses c
                LEFT JOIN rm_line_items li ON li.course_id = c.course_id AND li.line_item_id = $2
-               LEFT JOIN rm_enrollments e ON e.course_id = c.course_id AND e.user_id = $3
               WHERE c.course_id = $1",
         )
         .bind(course_id)
         .bind(line_item_id)
-        .bind(user_id)
         .fetch_optional(pool)
         .await?;
-        row.as_ref().map(ScoreContext::from_row).transpose()
+        Ok(row.as_ref().map(ScoreContext::from_row))
     })
 }
 
