@@ -13,7 +13,6 @@ use utoipa::ToSchema;
 
 use super::wire::OAuthError;
 use super::wire::OAuthErrorBody;
-use crate::engine::EngineError;
 use crate::http::auth::{Caller, RegistrarCaller};
 use crate::http::error::ErrorBody;
 use crate::http::error::{ApiError, ApiResult};
@@ -25,10 +24,6 @@ use crate::services::lti_state;
 use crate::services::tool_settings::{self, http_url, view, StartRegistration, ToolPatch};
 use crate::services::tools::{self, Courses, Grading, Roster, Tool, TOOL_CONFIG};
 use crate::services::urls::Urls;
-
-fn db_err(e: sqlx::Error) -> ApiError {
-    EngineError::from(e).into()
-}
 
 /// What a tool admin copies into the tool (Moodle's "Platform details").
 fn platform_details(urls: &Urls, t: &Tool) -> Value {
@@ -145,7 +140,7 @@ pub async fn create_tool(
     t.public_jwk = public_jwk;
     t.deep_linking_url = opt_url("deep_linking_url", body.deep_linking_url)?;
     t.courses = courses;
-    tools::insert(&state.engine.db, &t).await.map_err(db_err)?;
+    tools::insert(&state.engine.db, &t).await?;
     tracing::info!(tool_id = %t.tool_id, actor = %caller.actor(), "tool registered by hand");
     let urls = Urls::of(&state.settings);
     let answer = json!({
@@ -225,9 +220,7 @@ pub async fn delete_tool(
     Path(tool_id): Path<String>,
 ) -> ApiResult<StatusCode> {
     load(&state, &tool_id).await?;
-    tools::revoke(&state.engine.db, &tool_id)
-        .await
-        .map_err(db_err)?;
+    tools::revoke(&state.engine.db, &tool_id).await?;
     tracing::info!(tool_id, actor = %caller.actor(), "tool revoked");
     Ok(StatusCode::NO_CONTENT)
 }
