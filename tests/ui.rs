@@ -36,6 +36,12 @@ on_both_stores! {
         let res = c.get(app.url(&format!("/ui/courses/{COURSE}"))).send().await.unwrap();
         assert_eq!(res.status().as_u16(), 303);
         assert_eq!(res.headers()["location"], format!("/ui/sign-in?next=/ui/courses/{COURSE}"));
+        // The pages' address as the docs write it, with and without its slash.
+        for entry in ["/ui", "/ui/"] {
+            let res = c.get(app.url(entry)).send().await.unwrap();
+            assert_eq!(res.status().as_u16(), 303, "{entry}");
+            assert_eq!(res.headers()["location"], "/ui/courses", "{entry}");
+        }
 
         let (s, lines) = sign_in(&app, &app.registrar).await;
         let line = lines.iter().find(|l| l.starts_with("gb_session=")).unwrap();
@@ -626,6 +632,11 @@ async fn browse(app: TestApp, screenshots: bool) {
         1,
         "the completion-only item is marked"
     );
+    let mark = text(&b, "svg.chart text.final-label").await;
+    assert!(
+        mark.contains("Participation"),
+        "the completion-only mark names its item: {mark}"
+    );
     shots("student").await;
     b.back().await.unwrap();
 
@@ -695,6 +706,15 @@ async fn browse(app: TestApp, screenshots: bool) {
     click(&b, "#confirm").await;
     b.wait().for_element(Locator::Id("unlock")).await.unwrap();
     assert!(text(&b, "#lock-state").await.contains("Locked"));
+    // The padlock is drawn, not a glyph some machine's fonts may lack.
+    assert_eq!(
+        b.find_all(Locator::Css("#lock-state svg.icon"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(!text(&b, "#lock-state").await.contains('\u{1f512}'));
     assert!(api_locked(&app).await);
     click(&b, "#unlock").await;
     click(&b, "#confirm").await;

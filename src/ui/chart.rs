@@ -30,11 +30,12 @@ pub struct Span {
     pub to: Option<DateTime<Utc>>,
 }
 
-/// A moment worth marking (a completion-only final that counted).
+/// A moment worth marking (a completion-only final that counted): when,
+/// and the item's label, which the chart writes beside the line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mark {
     pub at: DateTime<Utc>,
-    pub label: String,
+    pub item: String,
 }
 
 fn percent_of(view: &CourseView, user_id: &str) -> Option<Decimal> {
@@ -199,9 +200,9 @@ pub fn svg(points: &[Point], locks: &[Span], marks: &[Mark], now: DateTime<Utc>)
             @for m in marks {
                 @let x = s.x(m.at);
                 line.final x1=(n(x)) x2=(n(x)) y1=(TOP) y2=(n(bottom)) stroke="#6b3fa0" stroke-width="1.5" stroke-dasharray="4 3" {
-                    title { (m.label) }
+                    title { (m.item) " (completion-only) counted" }
                 }
-                text x=(n(x + Decimal::from(3))) y=(TOP + 10) font-size="11" fill="#6b3fa0" { "final ⚑" }
+                text.final-label x=(n(x + Decimal::from(3))) y=(TOP + 10) font-size="11" fill="#6b3fa0" { (m.item) " counted" }
             }
             path d=(path) fill="none" stroke="#1f5fbf" stroke-width="2.5" stroke-linejoin="round" {}
             @for p in points {

@@ -171,7 +171,7 @@ pub fn render(viewer: &Viewer, m: &Matrix) -> Markup {
                     p.meta {
                         "Term " strong { (v.term) } " · Scheme " strong { (v.policy.scheme.name()) }
                         " · "
-                        @if v.locked { span.badge.locked #lock-state { "🔒 Locked" } } @else { span.badge.open #lock-state { "Open" } }
+                        @if v.locked { span.badge.locked #lock-state { (super::lock_icon()) " Locked" } } @else { span.badge.open #lock-state { "Open" } }
                         @if let Some(t) = m.as_of { " · " span.badge.asof { "As of " (t.format("%Y-%m-%d %H:%M:%S UTC")) } }
                     }
                 }

@@ -131,7 +131,7 @@ pub async fn list(
                                         div.sub { (r.title) }
                                     }
                                     td { (r.term) }
-                                    td { @if r.locked { span.badge.locked { "🔒 Locked" } } @else { span.badge.open { "Open" } } }
+                                    td { @if r.locked { span.badge.locked { (super::lock_icon()) " Locked" } } @else { span.badge.open { "Open" } } }
                                     td.num { (r.students) }
                                     td.num { (r.line_items) }
                                     td.num { @if r.findings > 0 { span.warn { "⚠ " (r.findings) } } @else { "0" } }

@@ -1,7 +1,7 @@
 //! The registrar web pages under `/ui`: server-rendered HTML (maud) over the
 //! same rules as the REST API. Each page handler signs the viewer in through
-//! a session (see [`session`]), then calls the same REST handler or
-//! projection function the API uses, and only lays out the answer. The
+//! a session (see [`session`]), then calls the engine and the services the
+//! JSON API uses too (never its handlers), and only lays out the answer. The
 //! stylesheet and the one small script are served by the binary; pages read
 //! fine without the script (it adds copy buttons and confirmations).
 
@@ -36,6 +36,8 @@ pub const MAX_UPLOAD_BYTES: usize = 16 * 1024 * 1024;
 pub fn routes() -> Router<SharedState> {
     Router::new()
         .route("/ui", get(|| async { Redirect::to("/ui/courses") }))
+        // The docs write the pages' address with its slash.
+        .route("/ui/", get(|| async { Redirect::to("/ui/courses") }))
         .route("/ui/assets/app.css", get(stylesheet))
         .route("/ui/assets/app.js", get(script))
         .route("/ui/sign-in", get(sign_in_form).post(sign_in))
@@ -251,6 +253,17 @@ pub fn layout(title: &str, viewer: Option<&Viewer>, nav: Nav, body: Markup) -> M
                 }
                 main #main { (body) }
             }
+        }
+    }
+}
+
+/// A padlock drawn inline, so it shows the same whatever fonts the
+/// registrar's machine has (an emoji needs one that has it).
+pub fn lock_icon() -> Markup {
+    html! {
+        svg.icon width="12" height="12" viewBox="0 0 12 12" aria-hidden="true" focusable="false" {
+            path d="M3.5 5V3.5a2.5 2.5 0 0 1 5 0V5" fill="none" stroke="currentColor" stroke-width="1.4" {}
+            rect x="2" y="5" width="8" height="6" rx="1" fill="currentColor" {}
         }
     }
 }

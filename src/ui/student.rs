@@ -109,7 +109,7 @@ pub async fn page(
                 .filter_map(move |e| {
                     Some(Mark {
                         at: time(&e.origin.received_at)?,
-                        label: format!("{} (completion-only) counted", i.label),
+                        item: i.label.clone(),
                     })
                 })
         })
@@ -174,7 +174,7 @@ fn timeline(p: &Provenance) -> Vec<Entry<'_>> {
             origin: &l.locked,
             item: None,
             what: html! { "Course locked" @if let Some(r) = &l.reason { " · “" (r) "”" } },
-            outcome: html! { span.chip.st-rejected { "🔒 grade changes refused" } },
+            outcome: html! { span.chip.st-rejected { (super::lock_icon()) " grade changes refused" } },
         });
         if let Some(u) = &l.unlocked {
             out.push(Entry {
