@@ -102,10 +102,23 @@ on_both_stores! {
         assert_eq!(res.status().as_u16(), 403);
         assert!(cookie_in(&set_cookies(&res), "gb_session").is_none());
 
-        // With the token, the same post locks the course.
+        // With the token, the same post locks the course, and the page says so.
         let res = s.post_form(&format!("/ui/courses/{COURSE}/lock"), &[("csrf", &s.csrf), ("reason", "grades final")]).await;
         assert_eq!(res.status().as_u16(), 303);
+        assert_eq!(res.headers()["location"], format!("/ui/courses/{COURSE}?done=locked#done"));
         assert!(api_locked(&app).await);
+        // Unlocking needs a reason: without one nothing changes.
+        let before = app.event_count().await;
+        for reason in [None, Some("  ")] {
+            let mut form = vec![("csrf", s.csrf.as_str())];
+            form.extend(reason.map(|r| ("reason", r)));
+            let res = s.post_form(&format!("/ui/courses/{COURSE}/unlock"), &form).await;
+            assert_eq!(res.status().as_u16(), 400, "{reason:?}");
+            let html = res.text().await.unwrap();
+            assert!(html.contains("Unlocking needs a reason"), "{html}");
+        }
+        assert!(api_locked(&app).await);
+        assert_eq!(app.event_count().await, before);
         app.stop().await;
     }
 }
@@ -170,8 +183,15 @@ on_both_stores! {
         assert!(html.contains(tool["client_id"].as_str().unwrap()) && html.contains(tool["deployment_id"].as_str().unwrap()));
         assert!(html.contains(&format!("{}/.well-known/jwks.json", app.base)));
 
+        assert!(!html.contains("id=\"saved\""), "nothing is said saved before a save");
+        assert!(html.contains("/enrol/lti/register.php?token="), "the placeholder shows Moodle's registration URL");
+
         let res = s.post_form(&format!("/ui/tools/{id}"), &[("csrf", &s.csrf), ("grading", "sync_only"), ("access", "on"), ("hide_names", "on")]).await;
         assert_eq!(res.status().as_u16(), 303);
+        let back = res.headers()["location"].to_str().unwrap().to_string();
+        assert_eq!(back, format!("/ui/tools?saved={id}#saved"));
+        let html = s.get(back.trim_end_matches("#saved")).await.text().await.unwrap();
+        assert!(html.contains("id=\"saved\"") && html.contains("Saved: the settings of <strong>Quiz engine</strong>"), "{html}");
         let (_, t) = app.get_json(&format!("/api/tools/{id}")).await;
         assert_eq!(t["grading"], "sync_only");
         assert_eq!(t["roster"], serde_json::json!({"access": true, "hide_names": true, "hide_emails": false}));
@@ -705,6 +725,7 @@ async fn browse(app: TestApp, screenshots: bool) {
         .unwrap();
     click(&b, "#confirm").await;
     b.wait().for_element(Locator::Id("unlock")).await.unwrap();
+    assert!(text(&b, "#done").await.starts_with("Locked"));
     assert!(text(&b, "#lock-state").await.contains("Locked"));
     // The padlock is drawn, not a glyph some machine's fonts may lack.
     assert_eq!(
@@ -717,8 +738,15 @@ async fn browse(app: TestApp, screenshots: bool) {
     assert!(!text(&b, "#lock-state").await.contains('\u{1f512}'));
     assert!(api_locked(&app).await);
     click(&b, "#unlock").await;
+    b.find(Locator::Id("reason"))
+        .await
+        .unwrap()
+        .send_keys("grade appeal upheld")
+        .await
+        .unwrap();
     click(&b, "#confirm").await;
     b.wait().for_element(Locator::Id("lock")).await.unwrap();
+    assert!(text(&b, "#done").await.starts_with("Unlocked"));
     assert!(!api_locked(&app).await);
 
     // Backfill: dry run, confirm, and the same file again changes nothing.

@@ -61,6 +61,8 @@ const LEGEND: [&str; 7] = [
 pub struct CourseParams {
     /// A `datetime-local` value (UTC) or RFC 3339.
     as_of: Option<String>,
+    /// `locked` or `unlocked` after a confirmed change, to say it was done.
+    done: Option<String>,
 }
 
 fn course_not_found(course_id: &str, as_of: bool) -> UiError {
@@ -139,7 +141,12 @@ pub async fn page(
     let started = std::time::Instant::now();
     let m = matrix(&state, &course_id, as_of).await?;
     let loaded = started.elapsed();
-    let page = render(&viewer, &m).into_string();
+    let done = match p.done.as_deref() {
+        Some("locked") => Some("Locked: tools and backfills can no longer change grades."),
+        Some("unlocked") => Some("Unlocked: tools and backfills can change grades again."),
+        _ => None,
+    };
+    let page = render(&viewer, &m, done).into_string();
     let total = started.elapsed();
     // What the page cost on the server, readable in the browser's tools.
     let timing = format!(
@@ -155,7 +162,7 @@ pub async fn page(
         .into_response())
 }
 
-pub fn render(viewer: &Viewer, m: &Matrix) -> Markup {
+pub fn render(viewer: &Viewer, m: &Matrix, done: Option<&str>) -> Markup {
     let v = &m.view;
     let specs = item_specs(v);
     let base = format!("/ui/courses/{}", v.course_id);
@@ -165,6 +172,9 @@ pub fn render(viewer: &Viewer, m: &Matrix) -> Markup {
         Nav::Courses,
         html! {
             nav.crumbs aria-label="Breadcrumb" { a href="/ui/courses" { "Courses" } " › " (v.course_id) }
+            @if let Some(done) = done {
+                p.notice #done role="status" { (done) }
+            }
             div.title-row {
                 div {
                     h1 { (v.course_id) " " span.sub { (v.title) } }
@@ -369,8 +379,14 @@ async fn confirm(
             form.confirm method="post" action=(format!("{base}/{}", verb.to_lowercase())) {
                 (csrf_field(&viewer))
                 div.field {
-                    label for="reason" { "Reason (kept in the audit log, optional)" }
-                    input #reason type="text" name="reason" maxlength="500";
+                    @if lock {
+                        label for="reason" { "Reason (kept in the audit log, optional)" }
+                        input #reason type="text" name="reason" maxlength="500";
+                    } @else {
+                        // Grades may change again: the audit log says why.
+                        label for="reason" { "Reason (kept in the audit log, required)" }
+                        input #reason type="text" name="reason" maxlength="500" required;
+                    }
                 }
                 div.actions {
                     button #confirm type="submit" class=(if lock { "danger" } else { "" }) { "Yes, " (verb.to_lowercase()) " the course" }
@@ -425,10 +441,14 @@ async fn set_lock(
     if lock {
         state.engine.lock_course(&course_id, reason, &meta).await?;
     } else {
+        let reason = reason.ok_or_else(|| {
+            UiError::bad_input("Unlocking needs a reason: say why grades may change again.")
+        })?;
         state
             .engine
-            .unlock_course(&course_id, reason, &meta)
+            .unlock_course(&course_id, Some(reason), &meta)
             .await?;
     }
-    Ok(Redirect::to(&format!("/ui/courses/{course_id}")).into_response())
+    let done = if lock { "locked" } else { "unlocked" };
+    Ok(Redirect::to(&format!("/ui/courses/{course_id}?done={done}#done")).into_response())
 }

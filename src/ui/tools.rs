@@ -5,7 +5,7 @@
 //! buttons; and the start of a dynamic registration. Every action runs the
 //! same tool service as `/api/tools` with the session's caller.
 
-use axum::extract::{Form, State};
+use axum::extract::{Form, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup};
 use serde::Deserialize;
@@ -67,14 +67,36 @@ const GRADING: [(&str, &str); 3] = [
     ("off", "Off"),
 ];
 
-pub async fn page(State(state): State<SharedState>, viewer: Viewer) -> UiResult<Markup> {
+#[derive(Deserialize)]
+pub struct ToolsParams {
+    /// The tool whose settings were just saved (after the redirect).
+    saved: Option<String>,
+}
+
+pub async fn page(
+    State(state): State<SharedState>,
+    viewer: Viewer,
+    Query(p): Query<ToolsParams>,
+) -> UiResult<Markup> {
     viewer.caller.require_read()?;
     let tools = tool_settings::views(&state.engine.db).await?;
     let urls = Urls::of(&state.settings);
-    Ok(render(&viewer, &urls, &tools, None))
+    let saved = p.saved.as_deref().and_then(|id| {
+        tools
+            .iter()
+            .find(|t| t["tool_id"].as_str() == Some(id))
+            .map(|t| t["name"].as_str().unwrap_or(id).to_string())
+    });
+    Ok(render(&viewer, &urls, &tools, None, saved.as_deref()))
 }
 
-fn render(viewer: &Viewer, urls: &Urls, tools: &[Value], started: Option<Value>) -> Markup {
+fn render(
+    viewer: &Viewer,
+    urls: &Urls,
+    tools: &[Value],
+    started: Option<Value>,
+    saved: Option<&str>,
+) -> Markup {
     let editable = viewer.role() == ApiRole::Registrar;
     layout(
         "Tools",
@@ -82,6 +104,9 @@ fn render(viewer: &Viewer, urls: &Urls, tools: &[Value], started: Option<Value>)
         Nav::Tools,
         html! {
             h1 { "Tools" }
+            @if let Some(name) = saved {
+                p.notice #saved role="status" { "Saved: the settings of " strong { (name) } " are in force." }
+            }
             @if let Some(s) = &started {
                 section.notice #registration-started role="status" {
                     h2 { "Registration link ready" }
@@ -106,7 +131,7 @@ fn render(viewer: &Viewer, urls: &Urls, tools: &[Value], started: Option<Value>)
                         (csrf_field(viewer))
                         div.field {
                             label for="registration_url" { "The tool's dynamic registration URL" }
-                            input #registration_url type="url" name="registration_url" required placeholder="https://moodle.example.edu/mod/lti/startltiadvregistration.php?...";
+                            input #registration_url type="url" name="registration_url" required placeholder="https://moodle.example.edu/enrol/lti/register.php?token=…";
                         }
                         button type="submit" { "Start registration" }
                     }
@@ -233,7 +258,8 @@ pub async fn save(
     let patch = serde_json::from_value(patch)
         .map_err(|_| UiError::bad_input("Grading must be full, sync only or off."))?;
     tool_settings::change_settings(&state.engine.db, &tool_id, patch, &caller.0.actor()).await?;
-    Ok(Redirect::to("/ui/tools").into_response())
+    // A tool id is hex the platform made; it needs no escaping in a URL.
+    Ok(Redirect::to(&format!("/ui/tools?saved={tool_id}#saved")).into_response())
 }
 
 #[derive(Deserialize)]
@@ -266,5 +292,6 @@ pub async fn start_registration(
         &Urls::of(&state.settings),
         &tools,
         Some(started),
+        None,
     ))
 }
