@@ -107,6 +107,18 @@ on_both_stores! {
         assert_eq!(res.status().as_u16(), 303);
         assert_eq!(res.headers()["location"], format!("/ui/courses/{COURSE}?done=locked#done"));
         assert!(api_locked(&app).await);
+        let html = s.get(&format!("/ui/courses/{COURSE}?done=locked")).await.text().await.unwrap();
+        assert!(html.contains("id=\"done\"") && html.contains("Locked: tools and backfills"), "{html}");
+        assert!(html.contains("Locked by <strong>registrar token ") && html.contains("<q>grades final</q>"), "{html}");
+        // A token given a name at `token create` is named by it.
+        let (_, named) = gradebook::services::api_tokens::create(&app.db, gradebook::services::api_tokens::ApiRole::Registrar, Some("Office of the Registrar".into())).await.unwrap();
+        let (office, _) = sign_in(&app, &named).await;
+        let res = office.post_form(&format!("/ui/courses/{COURSE}/unlock"), &[("csrf", office.csrf.as_str()), ("reason", "appeal")]).await;
+        assert_eq!(res.status().as_u16(), 303);
+        let res = office.post_form(&format!("/ui/courses/{COURSE}/lock"), &[("csrf", office.csrf.as_str())]).await;
+        assert_eq!(res.status().as_u16(), 303);
+        let html = office.get(&format!("/ui/courses/{COURSE}")).await.text().await.unwrap();
+        assert!(html.contains("Locked by <strong>Office of the Registrar</strong>") && html.contains("(no reason given)"), "{html}");
         // Unlocking needs a reason: without one nothing changes.
         let before = app.event_count().await;
         for reason in [None, Some("  ")] {
@@ -712,10 +724,48 @@ async fn browse(app: TestApp, screenshots: bool) {
     click(&b, "form.asof a").await; // back to now
     b.wait().for_element(Locator::Id("lock")).await.unwrap();
 
-    // Locking asks first, then the API says locked.
+    // Locking asks first, warning of what is not final as the API counts
+    // it, then the API says locked.
     click(&b, "#lock").await;
     assert!(text(&b, "main h1").await.starts_with("Lock"));
     assert!(!api_locked(&app).await, "nothing happens before confirming");
+    let (_, grades) = app.get_json(&format!("/api/courses/{COURSE}/grades")).await;
+    let students = grades["students"].as_array().unwrap();
+    let items_in = |state: &str| {
+        students
+            .iter()
+            .flat_map(|s| s["items"].as_array().unwrap())
+            .filter(|i| i["state"] == state)
+            .count()
+    };
+    let provisional = students
+        .iter()
+        .filter(|s| s["status"] == "provisional")
+        .count();
+    let (_, rec) = app
+        .get_json(&format!("/api/courses/{COURSE}/reconciliation"))
+        .await;
+    let findings = rec["findings"].as_array().unwrap().len();
+    assert!(
+        items_in("missing") > 0 && provisional > 0,
+        "the course has open work to warn of"
+    );
+    let warning = text(&b, "#lock-warning").await;
+    for (what, n) in [
+        ("missing score", items_in("missing")),
+        ("provisional course grade", provisional),
+        ("waiting for manual grading", items_in("pending_manual")),
+        ("open reconciliation finding", findings),
+    ] {
+        assert_eq!(
+            n > 0,
+            warning.contains(what),
+            "{what}: {n} by the API; the page says {warning}"
+        );
+        if n > 0 {
+            assert!(warning.contains(&n.to_string()), "{what}: {n}; {warning}");
+        }
+    }
     shots("lock-confirm").await;
     b.find(Locator::Id("reason"))
         .await
@@ -726,6 +776,12 @@ async fn browse(app: TestApp, screenshots: bool) {
     click(&b, "#confirm").await;
     b.wait().for_element(Locator::Id("unlock")).await.unwrap();
     assert!(text(&b, "#done").await.starts_with("Locked"));
+    let note = text(&b, "#lock-note").await;
+    assert!(
+        note.contains("term grades final")
+            && note.contains(&Utc::now().format("%Y-%m-%d").to_string()),
+        "who locked it, when and why: {note}"
+    );
     assert!(text(&b, "#lock-state").await.contains("Locked"));
     // The padlock is drawn, not a glyph some machine's fonts may lack.
     assert_eq!(

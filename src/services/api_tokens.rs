@@ -130,6 +130,23 @@ pub async fn list(db: &Db) -> Result<Vec<TokenInfo>, sqlx::Error> {
     })
 }
 
+/// An event's actor in words for a registrar: an API token by the name it
+/// was given at `token create` (else its role and id), anything else as
+/// recorded.
+pub async fn actor_in_words(db: &Db, actor: &str) -> Result<String, sqlx::Error> {
+    let Some(token_id) = actor.strip_prefix("token:") else {
+        return Ok(actor.to_string());
+    };
+    let found = list(db).await?.into_iter().find(|t| t.token_id == token_id);
+    Ok(match found {
+        Some(TokenInfo {
+            name: Some(name), ..
+        }) => name,
+        Some(t) => format!("{} token {token_id}", t.role.as_str()),
+        None => actor.to_string(),
+    })
+}
+
 /// Revokes a token at once; returns false if there was no such live token.
 pub async fn revoke(db: &Db, token_id: &str) -> Result<bool, sqlx::Error> {
     with_db!(db, pool => {

@@ -14,9 +14,12 @@ use axum::extract::{Form, Query, State};
 use axum::http::{HeaderName, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
+use gradebook_domain::course::CourseEvent;
 use gradebook_domain::CourseId;
+use gradebook_projections::projector::events::AnyEvent;
 use gradebook_projections::reports::audit::read_locks_and_refusals;
 use gradebook_projections::reports::grades::{course_grades, item_specs, StudentRow};
+use gradebook_projections::reports::grading::{GradeStatus, ItemState};
 use gradebook_projections::reports::reconciliation::{reconcile, Finding, Reconciliation};
 use gradebook_projections::tables::queries;
 use gradebook_projections::tables::view::CourseView;
@@ -31,7 +34,7 @@ use crate::http::auth::RegistrarCaller;
 use crate::http::error::ApiError;
 use crate::http::extract::Path as ApiPath;
 use crate::http::SharedState;
-use crate::services::api_tokens::ApiRole;
+use crate::services::api_tokens::{self, ApiRole};
 
 /// How a cell's status reads: a symbol, a word, and a class for colour.
 pub fn status_label(status: &str) -> (&'static str, &'static str) {
@@ -86,6 +89,14 @@ pub struct Matrix {
     pub as_of: Option<DateTime<Utc>>,
     pub report: Reconciliation,
     pub grades: HashMap<String, StudentRow>,
+    /// Who locked the course, when and why, while it is locked.
+    pub lock: Option<LockNote>,
+}
+
+pub struct LockNote {
+    pub by: String,
+    pub at: DateTime<Utc>,
+    pub reason: Option<String>,
 }
 
 /// Loads the course live, or as the engine held it at `as_of`, and runs the
@@ -110,6 +121,20 @@ pub async fn matrix(
         refusals.retain(|e| e.meta.received_at <= t);
     }
     let report = reconcile(&view, &refusals, Decimal::ONE);
+    let last_lock = refusals.iter().rev().find_map(|e| match &e.event {
+        AnyEvent::Course(CourseEvent::CourseLocked { reason }) => Some((e, reason)),
+        _ => None,
+    });
+    let lock = match last_lock.filter(|_| view.locked) {
+        None => None,
+        Some((e, reason)) => Some(LockNote {
+            by: api_tokens::actor_in_words(db, &e.meta.actor)
+                .await
+                .map_err(|e| engine_err(queries::QueryError::from(e)))?,
+            at: e.meta.received_at,
+            reason: reason.clone(),
+        }),
+    };
     let grades = course_grades(&view, as_of)
         .students
         .into_iter()
@@ -120,6 +145,7 @@ pub async fn matrix(
         as_of,
         report,
         grades,
+        lock,
     })
 }
 
@@ -183,6 +209,12 @@ pub fn render(viewer: &Viewer, m: &Matrix, done: Option<&str>) -> Markup {
                         " · "
                         @if v.locked { span.badge.locked #lock-state { (super::lock_icon()) " Locked" } } @else { span.badge.open #lock-state { "Open" } }
                         @if let Some(t) = m.as_of { " · " span.badge.asof { "As of " (t.format("%Y-%m-%d %H:%M:%S UTC")) } }
+                    }
+                    @if let Some(l) = &m.lock {
+                        p.meta #lock-note {
+                            "Locked by " strong { (l.by) } " on " (l.at.format("%Y-%m-%d %H:%M UTC"))
+                            @if let Some(r) = &l.reason { ": " q { (r) } } @else { " (no reason given)" }
+                        }
                     }
                 }
                 div.actions {
@@ -359,6 +391,28 @@ async fn confirm(
     viewer.require(&[ApiRole::Registrar])?;
     let course_id = CourseId::parse(course_id)?;
     let detail = state.engine.course_detail(&course_id).await?;
+    // What locking would freeze as it is: said before the registrar confirms.
+    let open_work = if lock && !detail.summary.locked {
+        let m = matrix(&state, &course_id, None).await?;
+        let count = |state: ItemState| {
+            m.grades
+                .values()
+                .flat_map(|g| &g.items)
+                .filter(|i| i.state == state)
+                .count()
+        };
+        Some((
+            count(ItemState::Missing),
+            m.grades
+                .values()
+                .filter(|g| g.status == GradeStatus::Provisional)
+                .count(),
+            count(ItemState::PendingManual),
+            m.report.findings.len(),
+        ))
+    } else {
+        None
+    };
     let verb = if lock { "Lock" } else { "Unlock" };
     let base = format!("/ui/courses/{course_id}");
     Ok(layout(
@@ -370,6 +424,20 @@ async fn confirm(
             h1 { (verb) " " (course_id) "?" }
             @if lock == detail.summary.locked {
                 p { "The course is already " @if lock { "locked" } @else { "open" } "; confirming changes nothing." }
+            }
+            @if let Some((missing, provisional, pending, findings)) = open_work {
+                @if missing + provisional + pending + findings > 0 {
+                    section.notice #lock-warning role="alert" {
+                        h2 { "Not everything is final" }
+                        ul {
+                            @if missing > 0 { li #warn-missing { (missing) " missing score" @if missing != 1 { "s" } } }
+                            @if provisional > 0 { li #warn-provisional { (provisional) " provisional course grade" @if provisional != 1 { "s" } } }
+                            @if pending > 0 { li #warn-pending { (pending) " score" @if pending != 1 { "s" } " waiting for manual grading" } }
+                            @if findings > 0 { li #warn-findings { (findings) " open reconciliation finding" @if findings != 1 { "s" } } }
+                        }
+                        p { "Locking keeps them as they are. " a href=(base) { "Review the course first" } "." }
+                    }
+                }
             }
             @if lock {
                 p { "While " strong { (detail.summary.title) } " is locked, every grade a tool or a backfill sends is refused and recorded; the grades shown stay as they are now. You can unlock it later." }
