@@ -253,6 +253,40 @@ on_both_stores! {
         let res = a.post_form(&format!("/ui/tools/{id}"), &[("csrf", &a.csrf), ("grading", "off")]).await;
         assert_eq!(res.status().as_u16(), 403);
         assert_eq!(app.get_json(&format!("/api/tools/{id}")).await.1["grading"], "sync_only");
+
+        // Each tool lists the courses that deploy it, as the API says.
+        let section = |html: &str| {
+            let start = html.find(&format!("data-tool=\"{id}\"")).expect("the tool's section");
+            let end = html[start..].find("</section>").unwrap() + start;
+            html[start..end].to_string()
+        };
+        let html = s.get("/ui/tools").await.text().await.unwrap();
+        assert!(section(&html).contains("No course deploys it itself"), "{html}");
+        let res = app.client.post(app.url(&format!("/api/courses/{COURSE}/tools"))).bearer_auth(&app.registrar)
+            .json(&serde_json::json!({"tool_ids": [id]})).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 200);
+        let html = s.get("/ui/tools").await.text().await.unwrap();
+        assert!(section(&html).contains(&format!("<a href=\"/ui/courses/{COURSE}\">{COURSE}</a>")), "{html}");
+
+        // Revoking asks first; an auditor may not, nor a post without the
+        // session's CSRF token; then the API says revoked and the page says so.
+        assert!(section(&html).contains(&format!("href=\"/ui/tools/{id}/revoke\"")));
+        let confirm = s.get(&format!("/ui/tools/{id}/revoke")).await;
+        assert_eq!(confirm.status().as_u16(), 200);
+        assert!(confirm.text().await.unwrap().contains("Revoke Quiz engine?"));
+        assert!(app.get_json(&format!("/api/tools/{id}")).await.1["revoked_at"].is_null(), "nothing happens before confirming");
+        assert_eq!(a.get(&format!("/ui/tools/{id}/revoke")).await.status().as_u16(), 403);
+        assert_eq!(a.post_form(&format!("/ui/tools/{id}/revoke"), &[("csrf", &a.csrf)]).await.status().as_u16(), 403);
+        assert_eq!(s.post_form(&format!("/ui/tools/{id}/revoke"), &[("csrf", "forged")]).await.status().as_u16(), 403);
+        assert!(app.get_json(&format!("/api/tools/{id}")).await.1["revoked_at"].is_null());
+        let res = s.post_form(&format!("/ui/tools/{id}/revoke"), &[("csrf", &s.csrf)]).await;
+        assert_eq!(res.status().as_u16(), 303);
+        assert_eq!(res.headers()["location"], format!("/ui/tools?revoked={id}#revoked"));
+        assert!(app.get_json(&format!("/api/tools/{id}")).await.1["revoked_at"].is_string());
+        let html = s.get(&format!("/ui/tools?revoked={id}")).await.text().await.unwrap();
+        assert!(html.contains("Revoked: <strong>Quiz engine</strong>"), "{html}");
+        assert!(!section(&html).contains("/revoke\""), "a revoked tool offers no revoke button");
+        assert_eq!(s.get("/ui/tools/no-such-tool/revoke").await.status().as_u16(), 404);
         app.stop().await;
     }
 }

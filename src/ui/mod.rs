@@ -71,6 +71,10 @@ pub fn routes() -> Router<SharedState> {
         .route("/ui/tools", get(tools::page))
         .route("/ui/tools/registration", post(tools::start_registration))
         .route("/ui/tools/{tool_id}", post(tools::save))
+        .route(
+            "/ui/tools/{tool_id}/revoke",
+            get(tools::confirm_revoke).post(tools::revoke),
+        )
         .route("/ui/{*rest}", get(not_found))
         .layer(middleware::from_fn(security_headers))
 }
@@ -177,6 +181,18 @@ impl IntoResponse for UiError {
             },
         );
         (self.status, body).into_response()
+    }
+}
+
+impl From<gradebook_projections::tables::queries::QueryError> for UiError {
+    fn from(e: gradebook_projections::tables::queries::QueryError) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+impl From<sqlx::Error> for UiError {
+    fn from(e: sqlx::Error) -> Self {
+        ApiError::from(e).into()
     }
 }
 

@@ -5,8 +5,11 @@
 //! buttons; and the start of a dynamic registration. Every action runs the
 //! same tool service as `/api/tools` with the session's caller.
 
+use std::collections::BTreeMap;
+
 use axum::extract::{Form, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
+use gradebook_projections::tables::tool_reads;
 use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -18,6 +21,7 @@ use crate::http::extract::Path as ApiPath;
 use crate::http::SharedState;
 use crate::services::api_tokens::ApiRole;
 use crate::services::tool_settings;
+use crate::services::tools as tool_store;
 use crate::services::urls::Urls;
 
 fn copyable(id: &str, label: &str, value: &str) -> Markup {
@@ -71,6 +75,14 @@ const GRADING: [(&str, &str); 3] = [
 pub struct ToolsParams {
     /// The tool whose settings were just saved (after the redirect).
     saved: Option<String>,
+    /// The tool just revoked (after the redirect).
+    revoked: Option<String>,
+}
+
+/// What the page says after a change, and to which tool.
+struct Done<'a> {
+    saved: Option<&'a str>,
+    revoked: Option<&'a str>,
 }
 
 pub async fn page(
@@ -81,21 +93,30 @@ pub async fn page(
     viewer.caller.require_read()?;
     let tools = tool_settings::views(&state.engine.db).await?;
     let urls = Urls::of(&state.settings);
-    let saved = p.saved.as_deref().and_then(|id| {
-        tools
-            .iter()
-            .find(|t| t["tool_id"].as_str() == Some(id))
-            .map(|t| t["name"].as_str().unwrap_or(id).to_string())
-    });
-    Ok(render(&viewer, &urls, &tools, None, saved.as_deref()))
+    let deployed = tool_reads::deployments(&state.engine.db).await?;
+    let name_of = |id: &Option<String>| {
+        id.as_deref().and_then(|id| {
+            tools
+                .iter()
+                .find(|t| t["tool_id"].as_str() == Some(id))
+                .map(|t| t["name"].as_str().unwrap_or(id).to_string())
+        })
+    };
+    let (saved, revoked) = (name_of(&p.saved), name_of(&p.revoked));
+    let done = Done {
+        saved: saved.as_deref(),
+        revoked: revoked.as_deref(),
+    };
+    Ok(render(&viewer, &urls, &tools, &deployed, None, done))
 }
 
 fn render(
     viewer: &Viewer,
     urls: &Urls,
     tools: &[Value],
+    deployed: &BTreeMap<String, Vec<String>>,
     started: Option<Value>,
-    saved: Option<&str>,
+    done: Done,
 ) -> Markup {
     let editable = viewer.role() == ApiRole::Registrar;
     layout(
@@ -104,8 +125,11 @@ fn render(
         Nav::Tools,
         html! {
             h1 { "Tools" }
-            @if let Some(name) = saved {
+            @if let Some(name) = done.saved {
                 p.notice #saved role="status" { "Saved: the settings of " strong { (name) } " are in force." }
+            }
+            @if let Some(name) = done.revoked {
+                p.notice #revoked role="status" { "Revoked: " strong { (name) } " can no longer launch, post grades or read rosters." }
             }
             @if let Some(s) = &started {
                 section.notice #registration-started role="status" {
@@ -160,6 +184,21 @@ fn render(
                             dt { "Courses" }
                             dd.courses { (courses_text(&t["courses"])) }
                         }
+                        dt { "Deployed by" }
+                        dd.deployed {
+                            @match deployed.get(id) {
+                                Some(courses) => {
+                                    @for (n, c) in courses.iter().enumerate() {
+                                        @if n > 0 { ", " }
+                                        a href=(format!("/ui/courses/{c}")) { (c) }
+                                    }
+                                }
+                                None => span.hint { "No course deploys it itself" },
+                            }
+                        }
+                    }
+                    @if editable && live {
+                        p.actions { a.button.danger.revoke href=(format!("/ui/tools/{id}/revoke")) { "Revoke…" } }
                     }
                     @if editable && live {
                         form.settings method="post" action=(format!("/ui/tools/{id}")) {
@@ -291,7 +330,68 @@ pub async fn start_registration(
         &viewer,
         &Urls::of(&state.settings),
         &tools,
+        &tool_reads::deployments(&state.engine.db).await?,
         Some(started),
-        None,
+        Done {
+            saved: None,
+            revoked: None,
+        },
     ))
+}
+
+// ---- revoking, with a confirmation page ----
+
+pub async fn confirm_revoke(
+    State(state): State<SharedState>,
+    viewer: Viewer,
+    ApiPath(tool_id): ApiPath<String>,
+) -> UiResult<Markup> {
+    RegistrarCaller::check(viewer.caller.clone())?;
+    let tool = tool_settings::load(&state.engine.db, &tool_id).await?;
+    let name = if tool.name.is_empty() {
+        tool.tool_id.clone()
+    } else {
+        tool.name.clone()
+    };
+    Ok(layout(
+        &format!("Revoke {name}"),
+        Some(&viewer),
+        Nav::Tools,
+        html! {
+            nav.crumbs aria-label="Breadcrumb" { a href="/ui/tools" { "Tools" } " › Revoke" }
+            h1 { "Revoke " (name) "?" }
+            @if tool.revoked_at.is_some() {
+                p { "The tool is already revoked; confirming changes nothing." }
+            }
+            p { "Once revoked, " strong { (name) } " can no longer launch, post grades, read rosters or get tokens, in any course, at once. Its grades stay. To use it again, register it again." }
+            form.confirm method="post" action=(format!("/ui/tools/{}/revoke", tool.tool_id)) {
+                (csrf_field(&viewer))
+                div.actions {
+                    button #confirm type="submit" class="danger" { "Yes, revoke the tool" }
+                    " "
+                    a href="/ui/tools" { "Cancel" }
+                }
+            }
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct RevokeForm {
+    csrf: Option<String>,
+}
+
+pub async fn revoke(
+    State(state): State<SharedState>,
+    viewer: Viewer,
+    ApiPath(tool_id): ApiPath<String>,
+    Form(f): Form<RevokeForm>,
+) -> UiResult<Response> {
+    viewer.check_csrf(f.csrf.as_deref())?;
+    let caller = RegistrarCaller::check(viewer.caller.clone())?;
+    let tool = tool_settings::load(&state.engine.db, &tool_id).await?;
+    if tool_store::revoke(&state.engine.db, &tool.tool_id).await? {
+        tracing::info!(tool_id = %tool.tool_id, actor = %caller.0.actor(), "tool revoked");
+    }
+    Ok(Redirect::to(&format!("/ui/tools?revoked={}#revoked", tool.tool_id)).into_response())
 }

@@ -39,6 +39,25 @@ pub async fn course_deployment(
     })
 }
 
+/// The courses that deploy each tool themselves, by tool id, each list
+/// sorted (a tool's course set may reach more).
+pub async fn deployments(
+    db: &Db,
+) -> Result<std::collections::BTreeMap<String, Vec<String>>, QueryError> {
+    with_db!(db, pool => {
+        let rows = sqlx::query(
+            "SELECT tool_id, course_id FROM rm_course_tools ORDER BY tool_id, course_id",
+        )
+        .fetch_all(pool)
+        .await?;
+        let mut out = std::collections::BTreeMap::<String, Vec<String>>::new();
+        for r in rows {
+            out.entry(r.get("tool_id")).or_default().push(r.get("course_id"));
+        }
+        Ok(out)
+    })
+}
+
 /// Which of `ids` name existing courses, in no particular order.
 pub async fn existing_courses(db: &Db, ids: &[String]) -> Result<Vec<String>, QueryError> {
     if ids.is_empty() {
