@@ -178,7 +178,32 @@ on_both_stores! {
             Db::Postgres(p) => { sqlx::query("UPDATE ui_sessions SET expires_at = $1").bind(past).execute(p).await.unwrap(); }
             Db::Sqlite(p) => { sqlx::query("UPDATE ui_sessions SET expires_at = $1").bind(past).execute(p).await.unwrap(); }
         }
-        assert_eq!(registrar.get("/ui/courses").await.status().as_u16(), 303, "an expired session must end");
+        let res = registrar.get("/ui/courses?q=HIST").await;
+        assert_eq!(res.status().as_u16(), 303, "an expired session must end");
+        // The sign-in page says why, and leads back to where the registrar was.
+        let back = res.headers()["location"].to_str().unwrap().to_string();
+        assert_eq!(back, "/ui/sign-in?next=/ui/courses%3Fq%3DHIST&why=expired");
+        let page = support::client().get(app.url(&back)).send().await.unwrap().text().await.unwrap();
+        assert!(page.contains("Your session has ended") && page.contains("value=\"/ui/courses?q=HIST\""), "{page}");
+        // A form sent on an ended session: nothing changes, the sign-in page
+        // says the form was not sent and leads back to the form's page.
+        let before = app.event_count().await;
+        let lock = format!("/ui/courses/{COURSE}/lock");
+        for (referrer, next) in [
+            (app.url(&lock), lock.clone()),
+            ("https://elsewhere.example/ui/x".to_string(), "/ui/courses".to_string()),
+        ] {
+            let res = registrar.client.post(app.url(&lock))
+                .header("cookie", format!("gb_session={}", registrar.cookie))
+                .header("referer", referrer)
+                .form(&[("csrf", registrar.csrf.as_str()), ("reason", "end of term")])
+                .send().await.unwrap();
+            assert_eq!(res.status().as_u16(), 303);
+            assert_eq!(res.headers()["location"], format!("/ui/sign-in?next={next}&why=unsent"));
+        }
+        let page = support::client().get(app.url(&format!("/ui/sign-in?next={lock}&why=unsent"))).send().await.unwrap().text().await.unwrap();
+        assert!(page.contains("nothing was changed"), "{page}");
+        assert_eq!(app.event_count().await, before);
         app.stop().await;
     }
 }

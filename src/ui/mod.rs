@@ -331,6 +331,8 @@ pub fn local_time_value(t: DateTime<Utc>) -> String {
 #[derive(Deserialize)]
 pub struct NextQuery {
     next: Option<String>,
+    /// Why the browser was sent here (`expired`, `unsent`).
+    why: Option<String>,
 }
 
 async fn sign_in_form(
@@ -338,7 +340,11 @@ async fn sign_in_form(
     axum::extract::Query(q): axum::extract::Query<NextQuery>,
 ) -> Response {
     let nonce = session::new_sign_in_nonce();
-    let page = sign_in_page(&nonce, &session::safe_next(q.next.as_deref()), None);
+    let page = sign_in_page(
+        &nonce,
+        &session::safe_next(q.next.as_deref()),
+        session::why_text(q.why.as_deref()),
+    );
     let mut res = page.into_response();
     res.headers_mut().append(
         header::SET_COOKIE,

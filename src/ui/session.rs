@@ -152,13 +152,29 @@ pub async fn lookup(db: &Db, session_id: &str) -> Result<Option<Viewer>, sqlx::E
     }))
 }
 
-/// A page that needs a session sends the browser to sign in, then back.
-pub struct SignInFirst(String);
+/// A page that needs a session sends the browser to sign in, then back,
+/// saying why when a session it had has ended.
+pub struct SignInFirst {
+    back: String,
+    why: Option<&'static str>,
+}
 
 impl IntoResponse for SignInFirst {
     fn into_response(self) -> Response {
-        let next: String = url_encode(&self.0);
-        Redirect::to(&format!("/ui/sign-in?next={next}")).into_response()
+        let next: String = url_encode(&self.back);
+        let why = self.why.map(|w| format!("&why={w}")).unwrap_or_default();
+        Redirect::to(&format!("/ui/sign-in?next={next}{why}")).into_response()
+    }
+}
+
+/// What the sign-in page says for a `why` it was sent with.
+pub fn why_text(why: Option<&str>) -> Option<&'static str> {
+    match why {
+        Some("expired") => Some("Your session has ended. Sign in again to go on where you were."),
+        Some("unsent") => Some(
+            "Your session ended before the form was sent, so nothing was changed. Sign in, then send it again.",
+        ),
+        _ => None,
     }
 }
 
@@ -209,18 +225,42 @@ impl FromRequestParts<SharedState> for Viewer {
             .path_and_query()
             .map(|p| p.as_str().to_string())
             .unwrap_or_else(|| "/ui/courses".into());
-        // After a POST the way back is the page, not the form's target.
-        let back = if parts.method == axum::http::Method::GET {
+        // After a POST the way back is the page the form was on (its
+        // referrer, same-origin only), not the form's target.
+        let get = parts.method == axum::http::Method::GET;
+        let back = if get {
             back
         } else {
-            "/ui/courses".into()
+            let referrer = parts
+                .headers
+                .get(axum::http::header::REFERER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|r| reqwest::Url::parse(r).ok())
+                .filter(|u| {
+                    let authority = match u.port() {
+                        Some(p) => format!("{}:{p}", u.host_str().unwrap_or_default()),
+                        None => u.host_str().unwrap_or_default().to_string(),
+                    };
+                    parts.headers.get(axum::http::header::HOST)
+                        == axum::http::HeaderValue::from_str(&authority).ok().as_ref()
+                })
+                .map(|u| match u.query() {
+                    Some(q) => format!("{}?{q}", u.path()),
+                    None => u.path().to_string(),
+                });
+            safe_next(referrer.as_deref())
         };
         let Some(id) = cookie_value(&parts.headers, COOKIE) else {
-            return Err(Rejection::SignIn(SignInFirst(back)));
+            return Err(Rejection::SignIn(SignInFirst { back, why: None }));
         };
         match lookup(&state.engine.db, &id).await {
             Ok(Some(v)) => Ok(v),
-            Ok(None) => Err(Rejection::SignIn(SignInFirst(back))),
+            // The browser had a session that has ended: say so, and for a
+            // form, that it was not sent.
+            Ok(None) => Err(Rejection::SignIn(SignInFirst {
+                back,
+                why: Some(if get { "expired" } else { "unsent" }),
+            })),
             Err(e) => Err(Rejection::Error(UiError::from(
                 crate::http::error::ApiError::from(crate::engine::EngineError::from(e)),
             ))),
