@@ -974,6 +974,31 @@ async fn browse(app: TestApp, screenshots: bool) {
     .unwrap();
     shots("tool-settings").await;
 
+    // At 400 px wide the header keeps "Sign out" on screen and a tool's
+    // URLs stay readable: each field as wide as most of the screen.
+    b.set_window_size(400, 900).await.unwrap();
+    b.goto(&app.url("/ui/tools")).await.unwrap();
+    let fits = b
+        .execute(
+            "const w = document.documentElement.clientWidth;
+             const out = document.querySelector('header .who button').getBoundingClientRect();
+             const field = document.querySelector('.copy-row input').getBoundingClientRect();
+             return [w, out.left, out.right, field.width, document.documentElement.scrollWidth];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let n = |i: usize| fits[i].as_f64().unwrap();
+    assert!(n(1) >= 0.0 && n(2) <= n(0), "Sign out is on screen: {fits}");
+    assert!(n(3) >= 0.6 * n(0), "a URL field is readable: {fits}");
+    assert!(n(4) <= n(0) + 1.0, "nothing scrolls sideways: {fits}");
+    shots("tools-400").await;
+    b.goto(&app.url(&format!("/ui/courses/{COURSE}")))
+        .await
+        .unwrap();
+    shots("course-400").await;
+    b.set_window_size(1360, 900).await.unwrap();
+
     // Another role: the backfill page is refused as a page.
     click(&b, "header .who button").await;
     // The tools page being left has a field with the id "token" too (the
