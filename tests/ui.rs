@@ -317,6 +317,61 @@ on_both_stores! {
 }
 
 on_both_stores! {
+    async fn the_backfill_page_lists_the_line_items_and_gives_a_template_the_backfill_takes(app: TestApp) {
+        hist101(&app).await;
+        let (s, _) = sign_in(&app, &app.registrar).await;
+        let (_, grades) = app.get_json(&format!("/api/courses/{COURSE}/grades")).await;
+        let students: Vec<String> = grades["students"].as_array().unwrap().iter().map(|s| s["user_id"].as_str().unwrap().to_string()).collect();
+        let items: Vec<(String, String)> = grades["students"][0]["items"].as_array().unwrap().iter()
+            .map(|i| (i["line_item_id"].as_str().unwrap().to_string(), i["maximum"].as_str().unwrap().to_string())).collect();
+        assert!(students.len() > 1 && items.len() > 1);
+
+        let html = s.get(&format!("/ui/courses/{COURSE}/backfill")).await.text().await.unwrap();
+        for (id, _) in &items {
+            assert!(html.contains(&format!("data-item=\"{id}\"")), "{id} listed: {html}");
+        }
+        let res = s.get(&format!("/ui/courses/{COURSE}/backfill/template.csv")).await;
+        assert_eq!(res.status().as_u16(), 200);
+        assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+        assert!(res.headers()["content-disposition"].to_str().unwrap().contains(&format!("{COURSE}-backfill-template.csv")));
+        let csv = res.text().await.unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines[0], "line_item_id,user_id,score_given,score_maximum,timestamp,comment");
+        assert_eq!(lines.len() - 1, students.len() * items.len(), "a row for each learner and item: {csv}");
+        let dec = |s: &str| rust_decimal::Decimal::from_str_exact(s).unwrap();
+        for u in &students {
+            for (id, max) in &items {
+                let found = lines.iter().any(|l| {
+                    let f: Vec<&str> = l.split(',').collect();
+                    f.len() == 6 && f[0] == id && f[1] == u && f[2].is_empty() && f[4].is_empty()
+                        && f[3].parse().ok().map(|m: String| dec(&m)) == Some(dec(max))
+                });
+                assert!(found, "{id},{u} with maximum {max} in {csv}");
+            }
+        }
+        // Filled in, the template is a file the backfill takes as it is.
+        let filled: String = lines.iter().enumerate().map(|(n, l)| {
+            if n == 0 { format!("{l}\n") } else {
+                let f: Vec<&str> = l.split(',').collect();
+                format!("{},{},1,{},2026-05-01T10:00:00Z,\n", f[0], f[1], f[3])
+            }
+        }).collect();
+        let res = app.client.post(app.url(&format!("/api/courses/{COURSE}/backfill?dry_run=true")))
+            .bearer_auth(&app.registrar).header("content-type", "text/csv").body(filled).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 200);
+        let report: Value = res.json().await.unwrap();
+        assert_eq!(report["rejected"], 0, "{report}");
+        assert_eq!(report["accepted"], students.len() * items.len(), "{report}");
+
+        // Like the page, the template is for registrars only.
+        let (a, _) = sign_in(&app, &app.auditor).await;
+        assert_eq!(a.get(&format!("/ui/courses/{COURSE}/backfill/template.csv")).await.status().as_u16(), 403);
+        assert_eq!(s.get("/ui/courses/NO-SUCH-COURSE/backfill/template.csv").await.status().as_u16(), 404);
+        app.stop().await;
+    }
+}
+
+on_both_stores! {
     async fn the_audit_page_filters_and_pages_through_the_log(app: TestApp) {
         hist101(&app).await;
         for i in 0..55 {

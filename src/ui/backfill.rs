@@ -5,9 +5,14 @@
 //! the confirmation form, so nothing is kept between the two steps.
 
 use axum::extract::{Form, Multipart, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use gradebook_domain::enrollment::EnrollmentStatus;
 use gradebook_domain::CourseId;
+use gradebook_projections::tables::queries;
+use gradebook_projections::tables::view::CourseView;
 
 use crate::backfill::{Batch, CsvRows};
 use crate::http::error::{current_request_id, ApiError};
@@ -22,7 +27,10 @@ use crate::http::extract::Path as ApiPath;
 use crate::http::SharedState;
 use crate::services::api_tokens::ApiRole;
 
-const HEADER_LINE: &str = "line_item_id,user_id,score_given,score_maximum,timestamp,comment";
+/// The header a backfill file starts with, as the page shows it.
+fn header_line() -> String {
+    crate::backfill::COLUMNS.join(",")
+}
 
 pub async fn form(
     State(state): State<SharedState>,
@@ -31,17 +39,83 @@ pub async fn form(
 ) -> UiResult<Markup> {
     viewer.require(&[ApiRole::Registrar])?;
     let course_id = CourseId::parse(course_id)?;
-    let detail = state.engine.course_detail(&course_id).await?;
+    let view = course_view(&state, &course_id).await?;
     Ok(page(
         &viewer,
         &course_id,
         html! {
-            @if detail.summary.locked {
+            @if view.locked {
                 p.error-message role="alert" { "This course is locked: unlock it before backfilling grades." }
             }
             (upload_form(&viewer, &course_id))
+            h2 #items { "Line items of " (course_id) }
+            p {
+                "A row's " code { "line_item_id" } " is one of these. "
+                a #template href=(format!("/ui/courses/{course_id}/backfill/template.csv")) download { "Download a CSV template" }
+                " with the header and one row for each active learner and line item, the scores left to fill in."
+            }
+            table.items {
+                thead { tr { th { "Label" } th { "line_item_id" } th.num { "Maximum" } } }
+                tbody {
+                    @for li in view.line_items.iter().filter(|li| !li.deleted) {
+                        tr data-item=(li.line_item_id) { td { (li.spec.label) } td { code { (li.line_item_id) } } td.num { (li.spec.score_maximum) } }
+                    }
+                }
+            }
         },
     ))
+}
+
+async fn course_view(state: &SharedState, course_id: &CourseId) -> UiResult<CourseView> {
+    queries::load_course_view(&state.engine.db, course_id.as_str())
+        .await?
+        .ok_or_else(|| ApiError::from(gradebook_domain::DomainError::CourseNotFound).into())
+}
+
+/// `/ui/courses/{id}/backfill/template.csv`: the backfill header and a row
+/// for every active learner and live line item, its maximum filled in and
+/// the score, timestamp and comment left blank.
+pub async fn template(
+    State(state): State<SharedState>,
+    viewer: Viewer,
+    ApiPath(course_id): ApiPath<String>,
+) -> UiResult<Response> {
+    viewer.require(&[ApiRole::Registrar])?;
+    let course_id = CourseId::parse(course_id)?;
+    let view = course_view(&state, &course_id).await?;
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let write = |out: &mut csv::Writer<Vec<u8>>, row: &[&str]| {
+        out.write_record(row)
+            .map_err(|e| UiError::from(ApiError::internal(e.to_string())))
+    };
+    write(&mut out, &crate::backfill::COLUMNS)?;
+    for e in view
+        .enrollments
+        .values()
+        .filter(|e| e.is_learner() && e.status == EnrollmentStatus::Active)
+    {
+        for li in view.line_items.iter().filter(|li| !li.deleted) {
+            let maximum = li.spec.score_maximum.to_string();
+            write(
+                &mut out,
+                &[&li.line_item_id, &e.user_id, "", &maximum, "", ""],
+            )?;
+        }
+    }
+    let body = out
+        .into_inner()
+        .map_err(|e| UiError::from(ApiError::internal(e.to_string())))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{course_id}-backfill-template.csv\""),
+            ),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 fn page(viewer: &Viewer, course_id: &CourseId, body: Markup) -> Markup {
@@ -62,7 +136,7 @@ fn upload_form(viewer: &Viewer, course_id: &CourseId) -> Markup {
     html! {
         form.upload method="post" action=(format!("/ui/courses/{course_id}/backfill")) enctype="multipart/form-data" {
             (csrf_field(viewer))
-            p { "Upload a CSV file with the header " code { (HEADER_LINE) } ". Nothing changes until you confirm the dry run." }
+            p { "Upload a CSV file with the header " code { (header_line()) } ". Nothing changes until you confirm the dry run." }
             div.field {
                 label for="file" { "CSV file" }
                 input #file type="file" name="file" accept=".csv,text/csv" required;

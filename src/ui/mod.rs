@@ -63,6 +63,10 @@ pub fn routes() -> Router<SharedState> {
                 .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)),
         )
         .route(
+            "/ui/courses/{course_id}/backfill/template.csv",
+            get(backfill::template),
+        )
+        .route(
             "/ui/courses/{course_id}/backfill/confirm",
             // The confirmed file comes back base64-encoded in the form.
             post(backfill::confirm).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES / 3 * 4 + 4096)),
