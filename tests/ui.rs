@@ -946,6 +946,34 @@ async fn browse(app: TestApp, screenshots: bool) {
     .unwrap();
     shots("tool-settings").await;
 
+    // The header's search box finds a learner by part of their name and
+    // opens their term: each course with the grade the API gives.
+    on_element(&b, "header #header-q", "type into", |e| async move {
+        e.send_keys("lovelace").await
+    })
+    .await;
+    click(&b, "header form.header-search button[type=submit]").await;
+    b.wait().for_element(Locator::Id("students")).await.unwrap();
+    assert_eq!(path_of(&b).await, "/ui/students");
+    click(&b, "#students a[href='/ui/students/ada']").await;
+    b.wait().for_element(Locator::Id("term")).await.unwrap();
+    assert_eq!(path_of(&b).await, "/ui/students/ada");
+    assert!(text(&b, "main h1").await.starts_with("Ada Lovelace"));
+    let (st, grades) = app.get_json(&format!("/api/courses/{COURSE}/grades")).await;
+    assert_eq!(st, 200, "{grades}");
+    let percent = fixtures::student(&grades, "ada")["percent"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let row = format!("#term tr[data-course='{COURSE}']");
+    assert_eq!(
+        text(&b, &format!("{row} td.percent")).await,
+        format!("{percent}%")
+    );
+    let lock = text(&b, &format!("{row} td.lock")).await;
+    assert_eq!(lock == "Locked", api_locked(&app).await, "{lock}");
+    shots("student-search").await;
+
     // Another role: the backfill page is refused as a page.
     click(&b, "header .who button").await;
     // The tools page being left has a field with the id "token" too (the
