@@ -244,7 +244,7 @@ pub fn layout(title: &str, viewer: Option<&Viewer>, nav: Nav, body: Markup) -> M
                                 (item("/ui/tools", "Tools", Nav::Tools))
                             }
                         }
-                        form.header-search method="get" action="/ui/students" role="search" {
+                        form.header-search method="get" action="/ui/students" role="search" aria-label="Students" {
                             label for="header-q" { "Find a student" }
                             input #header-q type="search" name="q" placeholder="id or name";
                             button type="submit" { "Search" }
