@@ -399,6 +399,93 @@ on_both_stores! {
     }
 }
 
+/// The row of the term page for one course.
+fn term_row(html: &str, course_id: &str) -> String {
+    let at = html
+        .find(&format!("data-course=\"{course_id}\""))
+        .unwrap_or_else(|| panic!("no row for {course_id}: {html}"));
+    html[at..].split("</tr>").next().unwrap().to_string()
+}
+
+on_both_stores! {
+    async fn student_search_finds_people_by_id_or_name_and_opens_their_term(app: TestApp) {
+        use gradebook::domain::CourseId;
+        hist101(&app).await;
+        score(&app, "ada", "midterm", Some("88"), "100", "2026-05-01T10:00:00Z").await;
+        score(&app, "ada", "hw1", Some("7"), "10", "2026-05-01T10:00:00Z").await;
+        score(&app, "alan", "hw1", Some("9"), "10", "2026-05-01T10:00:00Z").await;
+        // A second course, locked, where ada has a grade too.
+        let math = CourseId::parse("MATH-201-2026FA").unwrap();
+        fixtures::open_course(&app, &math, "Linear Algebra", &[]).await;
+        app.engine()
+            .create_line_item(&math, Some(fixtures::item("quiz")), LineItemSpec::new("Quiz", fixtures::d("20")), &meta(Source::Sis))
+            .await
+            .unwrap();
+        fixtures::enroll(&app, &math, "ada", fixtures::learner("Ada Lovelace")).await;
+        fixtures::enroll(&app, &math, "dana", fixtures::learner("Dana 50%_off")).await;
+        app.engine()
+            .post_score(&math, &fixtures::item("quiz"), &fixtures::user("ada"), fixtures::post(Some("15"), "20", "2026-05-01T10:00:00Z"), &meta(Source::Ags))
+            .await
+            .unwrap();
+        app.engine().lock_course(&math, Some("term over".into()), &meta(Source::Registrar)).await.unwrap();
+
+        let (s, _) = sign_in(&app, &app.auditor).await;
+        // The header's search box is on every signed-in page.
+        let courses = s.get("/ui/courses").await.text().await.unwrap();
+        assert!(courses.contains("action=\"/ui/students\"") && courses.contains("for=\"header-q\""), "{courses}");
+        // An empty query shows the form only.
+        let empty = s.get("/ui/students?q=").await;
+        assert_eq!(empty.status().as_u16(), 200);
+        let empty = empty.text().await.unwrap();
+        assert!(!empty.contains("id=\"students\"") && !empty.contains("id=\"no-match\""), "{empty}");
+        // By id, and by part of a name in any case.
+        let by_id = s.get("/ui/students?q=ADA").await.text().await.unwrap();
+        assert!(by_id.contains("href=\"/ui/students/ada\""), "{by_id}");
+        assert!(!by_id.contains("/ui/students/alan\""), "{by_id}");
+        let by_name = s.get("/ui/students?q=turING").await.text().await.unwrap();
+        assert!(by_name.contains("href=\"/ui/students/alan\"") && !by_name.contains("/ui/students/ada\""), "{by_name}");
+        // Ada is in two courses.
+        let ada_row = by_id.split("/ui/students/ada\"").nth(1).unwrap().split("</tr>").next().unwrap();
+        assert!(ada_row.contains(">2<"), "{ada_row}");
+        // LIKE's wildcards are matched as themselves.
+        for q in ["%25", "_", "50%25_"] {
+            let html = s.get(&format!("/ui/students?q={q}")).await.text().await.unwrap();
+            assert!(html.contains("href=\"/ui/students/dana\""), "{q}: {html}");
+            for other in ["ada", "alan", "grace"] {
+                assert!(!html.contains(&format!("href=\"/ui/students/{other}\"")), "{q} matched {other}");
+            }
+        }
+        let none = s.get("/ui/students?q=nobody-here").await.text().await.unwrap();
+        assert!(none.contains("id=\"no-match\""), "{none}");
+
+        // The term page: each course's grade is the grades endpoint's.
+        let term = s.get("/ui/students/ada").await;
+        assert_eq!(term.status().as_u16(), 200);
+        let term = term.text().await.unwrap();
+        for (course, locked) in [(COURSE, false), ("MATH-201-2026FA", true)] {
+            let (st, grades) = app.get_json(&format!("/api/courses/{course}/grades")).await;
+            assert_eq!(st, 200, "{grades}");
+            let g = fixtures::student(&grades, "ada");
+            let row = term_row(&term, course);
+            let percent = g["percent"].as_str().unwrap();
+            // A course without a letter scale has no letter: a dash.
+            let letter = g["letter"].as_str().unwrap_or("—");
+            let status = g["status"].as_str().unwrap();
+            assert!(row.contains(&format!(">{percent}%<")), "{course} {percent}: {row}");
+            assert!(row.contains(&format!("<td class=\"letter\">{letter}</td>")), "{course} {letter}: {row}");
+            assert!(row.contains(&format!(">{status}<")), "{course} {status}: {row}");
+            assert!(row.contains(&format!("href=\"/ui/courses/{course}/students/ada\"")), "{row}");
+            assert_eq!(row.contains("Locked"), locked, "{course}: {row}");
+            assert_eq!(row.contains("<svg"), locked, "the padlock: {row}");
+        }
+        // Someone unknown is a 404 page.
+        let res = s.get("/ui/students/nobody").await;
+        assert_eq!(res.status().as_u16(), 404);
+        assert!(res.text().await.unwrap().contains("<h1>Student not found</h1>"));
+        app.stop().await;
+    }
+}
+
 /// A course of `students` learners and `items` line items, every cell scored.
 async fn big_course(app: &TestApp, students: usize, items: usize) -> String {
     use gradebook::domain::line_item::LineItemSpec;
@@ -1053,6 +1140,34 @@ async fn browse(app: TestApp, screenshots: bool) {
         .unwrap();
     shots("course-400").await;
     b.set_window_size(1360, 900).await.unwrap();
+
+    // The header's search box finds a learner by part of their name and
+    // opens their term: each course with the grade the API gives.
+    on_element(&b, "header #header-q", "type into", |e| async move {
+        e.send_keys("lovelace").await
+    })
+    .await;
+    click(&b, "header form.header-search button[type=submit]").await;
+    b.wait().for_element(Locator::Id("students")).await.unwrap();
+    assert_eq!(path_of(&b).await, "/ui/students");
+    click(&b, "#students a[href='/ui/students/ada']").await;
+    b.wait().for_element(Locator::Id("term")).await.unwrap();
+    assert_eq!(path_of(&b).await, "/ui/students/ada");
+    assert!(text(&b, "main h1").await.starts_with("Ada Lovelace"));
+    let (st, grades) = app.get_json(&format!("/api/courses/{COURSE}/grades")).await;
+    assert_eq!(st, 200, "{grades}");
+    let percent = fixtures::student(&grades, "ada")["percent"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let row = format!("#term tr[data-course='{COURSE}']");
+    assert_eq!(
+        text(&b, &format!("{row} td.percent")).await,
+        format!("{percent}%")
+    );
+    let lock = text(&b, &format!("{row} td.lock")).await;
+    assert_eq!(lock == "Locked", api_locked(&app).await, "{lock}");
+    shots("student-search").await;
 
     // Another role: the backfill page is refused as a page.
     click(&b, "header .who button").await;

@@ -25,6 +25,7 @@ pub mod course;
 pub mod courses;
 pub mod session;
 pub mod student;
+pub mod students;
 pub mod tools;
 
 use session::Viewer;
@@ -71,6 +72,8 @@ pub fn routes() -> Router<SharedState> {
             // The confirmed file comes back base64-encoded in the form.
             post(backfill::confirm).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES / 3 * 4 + 4096)),
         )
+        .route("/ui/students", get(students::search))
+        .route("/ui/students/{user_id}", get(students::term))
         .route("/ui/audit", get(audit::page))
         .route("/ui/tools", get(tools::page))
         .route("/ui/tools/registration", post(tools::start_registration))
@@ -260,6 +263,11 @@ pub fn layout(title: &str, viewer: Option<&Viewer>, nav: Nav, body: Markup) -> M
                                 (item("/ui/audit", "Audit log", Nav::Audit))
                                 (item("/ui/tools", "Tools", Nav::Tools))
                             }
+                        }
+                        form.header-search method="get" action="/ui/students" role="search" aria-label="Students" {
+                            label for="header-q" { "Find a student" }
+                            input #header-q type="search" name="q" placeholder="id or name";
+                            button type="submit" { "Search" }
                         }
                         div.who {
                             span { "Signed in as " strong { (v.role().as_str()) }
