@@ -411,9 +411,9 @@ on_both_stores! {
     async fn student_search_finds_people_by_id_or_name_and_opens_their_term(app: TestApp) {
         use gradebook::domain::CourseId;
         hist101(&app).await;
-        score(&app, "ada", "midterm", Some("88"), "100", "2026-05-01T10:00:00Z").await;
-        score(&app, "ada", "hw1", Some("7"), "10", "2026-05-01T10:00:00Z").await;
-        score(&app, "alan", "hw1", Some("9"), "10", "2026-05-01T10:00:00Z").await;
+        for (user, item, given, max) in [("ada", "midterm", "88", "100"), ("ada", "hw1", "7", "10"), ("alan", "hw1", "9", "10")] {
+            score(&app, user, item, Some(given), max, "2026-05-01T10:00:00Z").await;
+        }
         // A second course, locked, where ada has a grade too.
         let math = CourseId::parse("MATH-201-2026FA").unwrap();
         fixtures::open_course(&app, &math, "Linear Algebra", &[]).await;

@@ -37,9 +37,7 @@ pub async fn form(
     viewer: Viewer,
     ApiPath(course_id): ApiPath<String>,
 ) -> UiResult<Markup> {
-    viewer.require(&[ApiRole::Registrar])?;
-    let course_id = CourseId::parse(course_id)?;
-    let view = course_view(&state, &course_id).await?;
+    let (course_id, view) = registrar_course(&state, &viewer, course_id).await?;
     Ok(page(
         &viewer,
         &course_id,
@@ -66,10 +64,23 @@ pub async fn form(
     ))
 }
 
-async fn course_view(state: &SharedState, course_id: &CourseId) -> UiResult<CourseView> {
-    queries::load_course_view(&state.engine.db, course_id.as_str())
+/// The course a registrar's backfill page or template is about, as the
+/// read side holds it; 403 for other roles, 404 for an unknown course.
+async fn registrar_course(
+    state: &SharedState,
+    viewer: &Viewer,
+    course_id: String,
+) -> UiResult<(CourseId, CourseView)> {
+    viewer.require(&[ApiRole::Registrar])?;
+    let course_id = CourseId::parse(course_id)?;
+    let view = queries::load_course_view(&state.engine.db, course_id.as_str())
         .await?
-        .ok_or_else(|| ApiError::from(gradebook_domain::DomainError::CourseNotFound).into())
+        .ok_or_else(|| {
+            UiError::from(ApiError::from(
+                gradebook_domain::DomainError::CourseNotFound,
+            ))
+        })?;
+    Ok((course_id, view))
 }
 
 /// `/ui/courses/{id}/backfill/template.csv`: the backfill header and a row
@@ -78,11 +89,9 @@ async fn course_view(state: &SharedState, course_id: &CourseId) -> UiResult<Cour
 pub async fn template(
     State(state): State<SharedState>,
     viewer: Viewer,
-    ApiPath(course_id): ApiPath<String>,
+    course: ApiPath<String>,
 ) -> UiResult<Response> {
-    viewer.require(&[ApiRole::Registrar])?;
-    let course_id = CourseId::parse(course_id)?;
-    let view = course_view(&state, &course_id).await?;
+    let (course_id, view) = registrar_course(&state, &viewer, course.0).await?;
     let mut out = csv::Writer::from_writer(Vec::new());
     let write = |out: &mut csv::Writer<Vec<u8>>, row: &[&str]| {
         out.write_record(row)
@@ -217,8 +226,7 @@ pub async fn dry_run(
             _ => {}
         }
     }
-    viewer.check_csrf(csrf.as_deref())?;
-    let caller = RegistrarCaller::check(viewer.caller.clone())?;
+    let caller = viewer.registrar_form(csrf.as_deref())?;
     let course_id = CourseId::parse(course_id)?;
     let csv = file
         .filter(|f| !f.is_empty())
@@ -262,8 +270,7 @@ pub async fn confirm(
     ApiPath(course_id): ApiPath<String>,
     Form(f): Form<ConfirmForm>,
 ) -> UiResult<Markup> {
-    viewer.check_csrf(f.csrf.as_deref())?;
-    let caller = RegistrarCaller::check(viewer.caller.clone())?;
+    let caller = viewer.registrar_form(f.csrf.as_deref())?;
     let course_id = CourseId::parse(course_id)?;
     let csv = f
         .file

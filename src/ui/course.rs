@@ -30,7 +30,6 @@ use serde::Deserialize;
 use super::session::Viewer;
 use super::{csrf_field, layout, local_time_value, parse_local_time, Nav, UiError, UiResult};
 use crate::engine::EngineError;
-use crate::http::auth::RegistrarCaller;
 use crate::http::error::ApiError;
 use crate::http::extract::Path as ApiPath;
 use crate::http::SharedState;
@@ -366,26 +365,12 @@ fn findings(list: &[Finding]) -> Markup {
 
 // ---- lock and unlock, with a confirmation page ----
 
-pub async fn confirm_lock(
+/// The confirmation page of a lock (`lock`) or an unlock; the routes
+/// pass which.
+pub async fn confirm(
     State(state): State<SharedState>,
     viewer: Viewer,
-    path: ApiPath<String>,
-) -> UiResult<Markup> {
-    confirm(state, viewer, path.0, true).await
-}
-
-pub async fn confirm_unlock(
-    State(state): State<SharedState>,
-    viewer: Viewer,
-    path: ApiPath<String>,
-) -> UiResult<Markup> {
-    confirm(state, viewer, path.0, false).await
-}
-
-async fn confirm(
-    state: SharedState,
-    viewer: Viewer,
-    course_id: String,
+    ApiPath(course_id): ApiPath<String>,
     lock: bool,
 ) -> UiResult<Markup> {
     viewer.require(&[ApiRole::Registrar])?;
@@ -472,34 +457,15 @@ pub struct LockForm {
     reason: Option<String>,
 }
 
-pub async fn lock(
-    State(state): State<SharedState>,
-    viewer: Viewer,
-    path: ApiPath<String>,
-    Form(f): Form<LockForm>,
-) -> UiResult<Response> {
-    set_lock(state, viewer, path.0, f, true).await
-}
-
-pub async fn unlock(
-    State(state): State<SharedState>,
-    viewer: Viewer,
-    path: ApiPath<String>,
-    Form(f): Form<LockForm>,
-) -> UiResult<Response> {
-    set_lock(state, viewer, path.0, f, false).await
-}
-
 /// Runs the REST lock/unlock handler with the session's caller.
-async fn set_lock(
-    state: SharedState,
+pub async fn set_lock(
+    State(state): State<SharedState>,
     viewer: Viewer,
-    course_id: String,
-    f: LockForm,
+    ApiPath(course_id): ApiPath<String>,
+    Form(f): Form<LockForm>,
     lock: bool,
 ) -> UiResult<Response> {
-    viewer.check_csrf(f.csrf.as_deref())?;
-    let caller = RegistrarCaller::check(viewer.caller.clone())?;
+    let caller = viewer.registrar_form(f.csrf.as_deref())?;
     let course_id = CourseId::parse(course_id)?;
     let reason = f
         .reason

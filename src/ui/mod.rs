@@ -47,11 +47,13 @@ pub fn routes() -> Router<SharedState> {
         .route("/ui/courses/{course_id}", get(course::page))
         .route(
             "/ui/courses/{course_id}/lock",
-            get(course::confirm_lock).post(course::lock),
+            get(|s, v, p| course::confirm(s, v, p, true))
+                .post(|s, v, p, f| course::set_lock(s, v, p, f, true)),
         )
         .route(
             "/ui/courses/{course_id}/unlock",
-            get(course::confirm_unlock).post(course::unlock),
+            get(|s, v, p| course::confirm(s, v, p, false))
+                .post(|s, v, p, f| course::set_lock(s, v, p, f, false)),
         )
         .route(
             "/ui/courses/{course_id}/students/{user_id}",
@@ -351,17 +353,28 @@ async fn sign_in_form(
     State(state): State<SharedState>,
     axum::extract::Query(q): axum::extract::Query<NextQuery>,
 ) -> Response {
-    let nonce = session::new_sign_in_nonce();
-    let page = sign_in_page(
-        &nonce,
+    sign_in_answer(
+        &state,
+        StatusCode::OK,
         &session::safe_next(q.next.as_deref()),
         session::why_text(q.why.as_deref()),
-    );
-    let mut res = page.into_response();
+    )
+}
+
+/// The sign-in page with a fresh form nonce, paired with the browser by a
+/// short-lived cookie (the form has no session to carry a CSRF token yet).
+fn sign_in_answer(
+    state: &SharedState,
+    status: StatusCode,
+    next: &str,
+    problem: Option<&str>,
+) -> Response {
+    let nonce = session::new_sign_in_nonce();
+    let mut res = (status, sign_in_page(&nonce, next, problem)).into_response();
     res.headers_mut().append(
         header::SET_COOKIE,
         session::set_cookie(
-            &state,
+            state,
             session::SIGN_IN_COOKIE,
             Some(&nonce),
             chrono::Duration::hours(1),
@@ -413,22 +426,12 @@ async fn sign_in(
         .await
         .map_err(|e| UiError::from(ApiError::from(crate::engine::EngineError::from(e))))?;
     let Some(id) = opened else {
-        let nonce = session::new_sign_in_nonce();
-        let mut res = (
+        return Ok(sign_in_answer(
+            &state,
             StatusCode::UNAUTHORIZED,
-            sign_in_page(&nonce, &next, Some("That token is unknown or was revoked.")),
-        )
-            .into_response();
-        res.headers_mut().append(
-            header::SET_COOKIE,
-            session::set_cookie(
-                &state,
-                session::SIGN_IN_COOKIE,
-                Some(&nonce),
-                chrono::Duration::hours(1),
-            ),
-        );
-        return Ok(res);
+            &next,
+            Some("That token is unknown or was revoked."),
+        ));
     };
     let mut res = Redirect::to(&next).into_response();
     let h = res.headers_mut();
@@ -448,9 +451,11 @@ async fn sign_in(
     Ok(res)
 }
 
+/// A form that carries nothing but this session's CSRF token (sign-out,
+/// revoking a tool).
 #[derive(Deserialize)]
 pub struct CsrfOnly {
-    csrf: Option<String>,
+    pub csrf: Option<String>,
 }
 
 async fn sign_out(

@@ -7,6 +7,7 @@
 //! A session ends at sign-out, after [`SESSION_TTL`], or as soon as its API
 //! token is revoked: every request joins the session to a live token.
 
+use crate::http::auth::RegistrarCaller;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -55,6 +56,13 @@ impl Viewer {
         } else {
             Err(csrf_refused())
         }
+    }
+
+    /// A registrar's form: this session's CSRF token, then the role; the
+    /// caller the change is recorded as.
+    pub fn registrar_form(&self, sent: Option<&str>) -> Result<RegistrarCaller, UiError> {
+        self.check_csrf(sent)?;
+        Ok(RegistrarCaller::check(self.caller.clone())?)
     }
 
     /// A 403 page unless the viewer holds one of `roles`.

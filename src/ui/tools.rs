@@ -90,7 +90,6 @@ pub async fn page(
     viewer: Viewer,
     Query(p): Query<ToolsParams>,
 ) -> UiResult<Markup> {
-    viewer.caller.require_read()?;
     let tools = tool_settings::views(&state.engine.db).await?;
     let urls = Urls::of(&state.settings);
     let deployed = tool_reads::deployments(&state.engine.db).await?;
@@ -267,8 +266,7 @@ pub async fn save(
     ApiPath(tool_id): ApiPath<String>,
     Form(f): Form<SettingsForm>,
 ) -> UiResult<Response> {
-    viewer.check_csrf(f.csrf.as_deref())?;
-    let caller = RegistrarCaller::check(viewer.caller.clone())?;
+    let caller = viewer.registrar_form(f.csrf.as_deref())?;
     let on = |v: &Option<String>| v.as_deref() == Some("on");
     let mut patch = json!({
         "grading": f.grading.unwrap_or_else(|| "off".into()),
@@ -312,8 +310,7 @@ pub async fn start_registration(
     viewer: Viewer,
     Form(f): Form<RegistrationForm>,
 ) -> UiResult<Markup> {
-    viewer.check_csrf(f.csrf.as_deref())?;
-    let caller = RegistrarCaller::check(viewer.caller.clone())?;
+    let caller = viewer.registrar_form(f.csrf.as_deref())?;
     let body =
         serde_json::from_value(json!({"registration_url": f.registration_url.unwrap_or_default()}))
             .map_err(|_| UiError::bad_input("Paste the tool's registration URL."))?;
@@ -324,7 +321,6 @@ pub async fn start_registration(
         &caller.0.actor(),
     )
     .await?;
-    viewer.caller.require_read()?;
     let tools = tool_settings::views(&state.engine.db).await?;
     Ok(render(
         &viewer,
@@ -376,19 +372,13 @@ pub async fn confirm_revoke(
     ))
 }
 
-#[derive(Deserialize)]
-pub struct RevokeForm {
-    csrf: Option<String>,
-}
-
 pub async fn revoke(
     State(state): State<SharedState>,
     viewer: Viewer,
     ApiPath(tool_id): ApiPath<String>,
-    Form(f): Form<RevokeForm>,
+    Form(f): Form<super::CsrfOnly>,
 ) -> UiResult<Response> {
-    viewer.check_csrf(f.csrf.as_deref())?;
-    let caller = RegistrarCaller::check(viewer.caller.clone())?;
+    let caller = viewer.registrar_form(f.csrf.as_deref())?;
     let tool = tool_settings::load(&state.engine.db, &tool_id).await?;
     if tool_store::revoke(&state.engine.db, &tool.tool_id).await? {
         tracing::info!(tool_id = %tool.tool_id, actor = %caller.0.actor(), "tool revoked");
