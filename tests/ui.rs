@@ -372,6 +372,23 @@ on_both_stores! {
 }
 
 on_both_stores! {
+    async fn the_course_page_takes_a_plain_date_as_the_end_of_that_day_in_utc(app: TestApp) {
+        hist101(&app).await;
+        let (s, _) = sign_in(&app, &app.auditor).await;
+        // Today: the course exists (it was opened just now), and the end
+        // of today is later than anything in it.
+        let today = Utc::now().format("%Y-%m-%d").to_string();
+        let html = s.get(&format!("/ui/courses/{COURSE}?as_of={today}")).await.text().await.unwrap();
+        assert!(html.contains(&format!("As of {today} 23:59:59 UTC")), "{html}");
+        assert!(html.contains("as of (UTC)"), "the time zone is stated: {html}");
+        let res = s.get(&format!("/ui/courses/{COURSE}?as_of=2026-02-30")).await;
+        assert_eq!(res.status().as_u16(), 400);
+        assert!(res.text().await.unwrap().contains("or a date such as 2026-05-01 (the end of that day)"));
+        app.stop().await;
+    }
+}
+
+on_both_stores! {
     async fn the_audit_page_filters_and_pages_through_the_log(app: TestApp) {
         hist101(&app).await;
         for i in 0..55 {

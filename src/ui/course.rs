@@ -159,7 +159,7 @@ pub async fn page(
         None => None,
         Some(s) => Some(parse_local_time(s).ok_or_else(|| {
             UiError::bad_input(
-                "The \"as of\" moment must be a date and time such as 2026-05-01T10:00.",
+                "The \"as of\" moment must be a date and time in UTC such as 2026-05-01T10:00, or a date such as 2026-05-01 (the end of that day).",
             )
         })?),
     };

@@ -332,6 +332,13 @@ pub fn parse_local_time(s: &str) -> Option<DateTime<Utc>> {
     ]
     .iter()
     .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
+    // A date alone means the end of that day (UTC): "grades as of
+    // 2026-05-01" are the grades once that day is over.
+    .or_else(|| {
+        chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .ok()
+            .and_then(|d| d.and_hms_micro_opt(23, 59, 59, 999_999))
+    })
     .and_then(|n| time::check_utc(n.and_utc()).ok())
 }
 
@@ -500,6 +507,9 @@ mod tests {
             assert!(parse_local_time(out_of_range).is_none(), "{out_of_range}");
         }
         assert!(parse_local_time("9999-12-31T23:59:59").is_some());
+        let end_of_day = parse_local_time("2026-05-01").unwrap();
+        assert_eq!(end_of_day.to_rfc3339(), "2026-05-01T23:59:59.999999+00:00");
+        assert!(parse_local_time("2026-02-30").is_none());
         assert!(parse_local_time("2026-05-01T10:00:00+15:59").is_some());
     }
 }
