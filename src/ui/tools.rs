@@ -16,7 +16,6 @@ use serde_json::{json, Value};
 
 use super::session::Viewer;
 use super::{csrf_field, layout, when, Nav, UiError, UiResult};
-use crate::http::auth::RegistrarCaller;
 use crate::http::extract::Path as ApiPath;
 use crate::http::SharedState;
 use crate::services::api_tokens::ApiRole;
@@ -342,7 +341,7 @@ pub async fn confirm_revoke(
     viewer: Viewer,
     ApiPath(tool_id): ApiPath<String>,
 ) -> UiResult<Markup> {
-    RegistrarCaller::check(viewer.caller.clone())?;
+    viewer.require(&[ApiRole::Registrar])?;
     let tool = tool_settings::load(&state.engine.db, &tool_id).await?;
     let name = if tool.name.is_empty() {
         tool.tool_id.clone()
