@@ -60,6 +60,23 @@ pub fn parse_utc(s: &str) -> Result<DateTime<Utc>, TimeError> {
     parse(s).map(|t| t.with_timezone(&Utc))
 }
 
+/// A moment a registrar asks about: an RFC 3339 time (checked as
+/// [`parse`] does), or a date alone (`2026-05-01`), which means the end of
+/// that day in UTC: the grades "as of 2026-05-01" are those once that day
+/// is over.
+pub fn parse_moment(s: &str) -> Result<DateTime<Utc>, TimeError> {
+    match parse_utc(s) {
+        Err(TimeError::NotRfc3339) => {}
+        other => return other,
+    }
+    let day = chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+        .map_err(|_| TimeError::NotRfc3339)?;
+    let end = day
+        .and_hms_micro_opt(23, 59, 59, 999_999)
+        .ok_or(TimeError::NotRfc3339)?;
+    check_utc(end.and_utc())
+}
+
 /// Checks an instant in UTC (a time given without an offset, taken as UTC).
 pub fn check_utc(t: DateTime<Utc>) -> Result<DateTime<Utc>, TimeError> {
     check(t.fixed_offset()).map(|t| t.with_timezone(&Utc))
@@ -68,6 +85,20 @@ pub fn check_utc(t: DateTime<Utc>) -> Result<DateTime<Utc>, TimeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_date_alone_is_the_end_of_that_day_in_utc() {
+        assert_eq!(
+            parse_moment("2026-05-01").map(|t| t.to_rfc3339()),
+            Ok("2026-05-01T23:59:59.999999+00:00".to_string())
+        );
+        assert_eq!(
+            parse_moment("2026-05-01T10:00:00+02:00").map(|t| t.to_rfc3339()),
+            Ok("2026-05-01T08:00:00+00:00".to_string())
+        );
+        assert_eq!(parse_moment("2026-13-01"), Err(TimeError::NotRfc3339));
+        assert_eq!(parse_moment("yesterday"), Err(TimeError::NotRfc3339));
+    }
 
     #[test]
     fn ordinary_times_are_accepted_with_their_offset() {

@@ -51,6 +51,15 @@ pub fn routes() -> Router<SharedState> {
             "/api/courses/{course_id}/grades",
             get(grades::course_grades),
         )
+        .route(
+            "/api/courses/{course_id}/grade-changes",
+            get(grades::course_grade_changes),
+        )
+        .route("/api/grade-changes", get(grades::term_grade_changes))
+        .route(
+            "/api/students/{user_id}/grades",
+            get(grades::student_grades),
+        )
         .route("/metrics", get(metrics::render))
         .merge(reports::routes())
 }

@@ -28,3 +28,15 @@ pub struct AppState {
 }
 
 pub type SharedState = Arc<AppState>;
+
+/// A value as one path segment of a link (ids may hold `/`, spaces or
+/// anything else a tool sends).
+pub fn path_segment(s: &str) -> String {
+    // RFC 3986's unreserved characters stay as they are.
+    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
+}

@@ -6,7 +6,9 @@ use gradebook_domain::{CourseId, DomainError};
 use gradebook_projections::reports::audit::{
     self, read_locks_and_refusals, AuditFilter, AuditPage, Cursor,
 };
+use gradebook_projections::reports::grades::{course_grades, CourseGrades};
 use gradebook_projections::reports::reconciliation::{reconcile, Reconciliation};
+use gradebook_projections::tables::kept::{self, ChangeScope, GradeChange, StudentCourseGrade};
 use gradebook_projections::tables::management::{self, CourseDetail, CourseSummary};
 use gradebook_projections::tables::queries::{self, People};
 use gradebook_projections::tables::view::CourseView;
@@ -40,6 +42,52 @@ impl Engine {
         queries::load_report_view(&self.db, course_id.as_str(), people)
             .await?
             .ok_or(EngineError::Domain(DomainError::CourseNotFound))
+    }
+
+    /// The grade report: the kept rows now, or as the engine held the
+    /// course at `as_of` (from the history tables). `None` if the course
+    /// did not exist (then).
+    pub async fn grades(
+        &self,
+        course_id: &CourseId,
+        as_of: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Option<CourseGrades>, EngineError> {
+        match as_of {
+            // A moment not yet past is the current state.
+            Some(t) if t < chrono::Utc::now() => {
+                Ok(kept::course_view_as_of(&self.db, course_id.as_str(), t)
+                    .await?
+                    .map(|view| course_grades(&view, Some(t))))
+            }
+            _ => Ok(kept::course_grades(&self.db, course_id.as_str())
+                .await?
+                .map(|g| CourseGrades { as_of, ..g })),
+        }
+    }
+
+    /// The learners whose course grade changed between two moments, with
+    /// the events that changed it; a course's, or a whole term's.
+    pub async fn grade_changes(
+        &self,
+        scope: ChangeScope<'_>,
+        since: chrono::DateTime<chrono::Utc>,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<GradeChange>, EngineError> {
+        if let ChangeScope::Course(c) = scope {
+            if !queries::course_exists(&self.db, c).await? {
+                return Err(EngineError::Domain(DomainError::CourseNotFound));
+            }
+        }
+        Ok(kept::grade_changes(&self.db, scope, since, until).await?)
+    }
+
+    /// Every course of one person with the kept grade and lock state;
+    /// empty for someone the engine does not know.
+    pub async fn student_grades(
+        &self,
+        user_id: &str,
+    ) -> Result<Vec<StudentCourseGrade>, EngineError> {
+        Ok(kept::student_grades(&self.db, user_id).await?)
     }
 
     /// Where the tool's course total and the computed grade part by more

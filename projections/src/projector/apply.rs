@@ -20,6 +20,7 @@ use gradebook_domain::score::{ScoreEvent, ScorePost};
 
 use crate::db::{ts, Param, Stmt};
 use crate::projector::events::{AnyEvent, Envelope};
+use crate::projector::grades::{self, GradeWrites};
 
 /// Parameters per multi-row statement: well under both stores' limits
 /// (SQLite 32,766, PostgreSQL 65,535), large enough that a statement
@@ -213,6 +214,7 @@ pub struct Changes {
     enrollments: BTreeMap<Key2, Pending<EnrollmentRow, EnrollmentPatch>>,
     tool_accounts: BTreeMap<Key3, String>,
     scores: BTreeMap<Key3, ScoreDelta>,
+    grades: GradeWrites,
 }
 
 impl Changes {
@@ -226,7 +228,13 @@ impl Changes {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.events == 0
+        self.events == 0 && self.grades.is_empty()
+    }
+
+    /// Adds the kept grades' rows that the same events made (see
+    /// [`crate::projector::grades`]).
+    pub fn add_grades(&mut self, grades: GradeWrites) {
+        self.grades.append(grades);
     }
 
     /// Folds one event in. Each row's events must come in log order (a
@@ -762,6 +770,34 @@ impl Changes {
                 row
             })),
         });
+        let mut kept = Vec::new();
+        for ((course, user), row) in self.grades.kept {
+            match row {
+                Some(r) => kept.push(r),
+                None => parts.push_back(Part::One(Stmt::new(
+                    "DELETE FROM rm_course_grades WHERE course_id = $1 AND user_id = $2",
+                    vec![course.into(), user.into()],
+                ))),
+            }
+        }
+        parts.push_back(Part::rows(
+            grades::KEPT_HEAD,
+            grades::KEPT_COLS,
+            grades::KEPT_TAIL,
+            kept,
+        ));
+        parts.push_back(Part::rows(
+            grades::HISTORY_HEAD,
+            grades::HISTORY_COLS,
+            "",
+            self.grades.history,
+        ));
+        parts.push_back(Part::rows(
+            grades::CELLS_HEAD,
+            grades::CELLS_COLS,
+            "",
+            self.grades.cells,
+        ));
         parts
     }
 }

@@ -13,6 +13,7 @@
 
 pub mod apply;
 pub mod events;
+pub mod grades;
 pub mod write_lock;
 
 use std::collections::HashMap;
@@ -47,7 +48,7 @@ pub enum ProjectError {
 }
 
 /// The tables the projector owns, emptied by a replay.
-pub const READ_TABLES: [&str; 8] = [
+pub const READ_TABLES: [&str; 11] = [
     "rm_courses",
     "rm_course_tools",
     "rm_resource_links",
@@ -55,6 +56,9 @@ pub const READ_TABLES: [&str; 8] = [
     "rm_enrollments",
     "rm_tool_accounts",
     "rm_scores",
+    "rm_course_grades",
+    "rm_grade_history",
+    "rm_cell_history",
     "projector_checkpoints",
 ];
 
@@ -246,17 +250,58 @@ fn checkpoint_stmt(from: Checkpoint, to: Checkpoint) -> Stmt {
     }
 }
 
-/// Applies decoded events and moves the checkpoint from `from` to the last
-/// event's position, in one transaction.
+/// Applies decoded events, with the kept grades they change, and moves the
+/// checkpoint from `from` to the last event's position, in one transaction.
+/// `keeper` holds the courses' grading state between batches; it is
+/// emptied if the batch does not commit.
 pub async fn apply_batch(
     db: &Db,
     from: Checkpoint,
     batch: &[Envelope],
+    keeper: &mut grades::GradeKeeper,
 ) -> Result<Checkpoint, ProjectError> {
     let Some(last) = batch.last() else {
         return Ok(from);
     };
     let to = last.at;
+    keeper.start(from);
+    let result = write_batch(db, from, to, batch, keeper).await;
+    match &result {
+        Ok(_) => keeper.committed(to),
+        Err(_) => keeper.clear(),
+    }
+    result
+}
+
+async fn write_batch(
+    db: &Db,
+    from: Checkpoint,
+    to: Checkpoint,
+    batch: &[Envelope],
+    keeper: &mut grades::GradeKeeper,
+) -> Result<Checkpoint, ProjectError> {
+    // The courses not held yet are read as the tables stand at `from`; if
+    // another projector moved on meanwhile, the checkpoint guard below
+    // refuses this batch and the keeper is emptied.
+    for course in keeper.missing(batch) {
+        let view = crate::tables::queries::load_report_view(
+            db,
+            &course,
+            crate::tables::queries::People::All,
+        )
+        .await
+        .map_err(|e| match e {
+            crate::tables::queries::QueryError::Db(e) => ProjectError::Db(e),
+            crate::tables::queries::QueryError::Read(e) => ProjectError::Read(e),
+            other => ProjectError::Task(other.to_string()),
+        })?;
+        keeper.insert(&course, view);
+    }
+    let mut changes = apply::Changes::new();
+    for env in batch {
+        changes.add(env);
+    }
+    changes.add_grades(keeper.apply(batch));
     let cp = checkpoint_stmt(from, to);
     let writers = crate::projector::write_lock::sqlite_write_lock(db);
     let _turn = crate::projector::write_lock::turn(writers.as_ref()).await;
@@ -279,7 +324,7 @@ pub async fn apply_batch(
             tx.rollback().await?;
             return Err(ProjectError::Conflict);
         }
-        for s in apply::statements(batch, db.is_postgres()) {
+        for s in changes.into_statements(db.is_postgres()) {
             crate::exec_stmt!(s, &mut *tx)?;
         }
         tx.commit().await?;
@@ -294,6 +339,7 @@ pub struct Projector {
     applied: Arc<Mutex<Applied>>,
     leading: Arc<AtomicBool>,
     position_waiters: Arc<AtomicUsize>,
+    grades: Mutex<grades::GradeKeeper>,
 }
 
 impl Projector {
@@ -307,6 +353,7 @@ impl Projector {
             applied: Arc::default(),
             leading: Arc::new(AtomicBool::new(false)),
             position_waiters: Arc::default(),
+            grades: Mutex::default(),
         })
     }
 
@@ -331,7 +378,13 @@ impl Projector {
             .into_iter()
             .map(RawEvent::decode)
             .collect::<Result<_, _>>()?;
-        let to = match apply_batch(&self.db, from, &batch).await {
+        // Taken out for the batch (a step dropped halfway leaves an empty
+        // keeper, which loads what it needs again).
+        let mut keeper =
+            std::mem::take(&mut *self.grades.lock().unwrap_or_else(|p| p.into_inner()));
+        let applied = apply_batch(&self.db, from, &batch, &mut keeper).await;
+        *self.grades.lock().unwrap_or_else(|p| p.into_inner()) = keeper;
+        let to = match applied {
             Ok(to) => to,
             Err(ProjectError::Conflict) => {
                 // Someone else projected; take their progress as ours.
@@ -544,8 +597,12 @@ pub async fn replay_in_chunks(
         });
         let mut changes = apply::Changes::new();
         let mut current: Option<(String, String)> = None;
+        let mut courses = CourseEvents::default();
         'read: while let Some(page) = pages.recv().await {
             for env in page? {
+                if let Some(done) = courses.add(&env) {
+                    changes.add_grades(done);
+                }
                 let same = current.as_ref().is_some_and(|(t, id)| {
                     *t == env.aggregate_type && *id == env.aggregate_id
                 });
@@ -564,6 +621,7 @@ pub async fn replay_in_chunks(
             }
             progress(applied);
         }
+        changes.add_grades(courses.finish());
         let _ = chunks_tx.send(changes).await;
         drop(chunks_tx);
         let mut tx = writer.await.map_err(|e| ProjectError::Task(e.to_string()))??;
@@ -572,6 +630,60 @@ pub async fn replay_in_chunks(
         tx.commit().await?;
     });
     Ok(applied)
+}
+
+/// A replay's way to the kept grades, which need each course's events in
+/// log order while the replay reads the log aggregate by aggregate. The
+/// aggregate types come in the order course, enrollment, line item, score,
+/// and a course's score aggregates (`course/item/user`) lie together: so
+/// each course's other events are held until its scores arrive, and a
+/// course is graded, from its events sorted back into log order, as soon
+/// as the next course's scores begin. Memory: every course's few set-up
+/// events, and one course's scores.
+#[derive(Default)]
+struct CourseEvents {
+    setup: HashMap<String, Vec<Envelope>>,
+    scores_of: Option<String>,
+    scores: Vec<Envelope>,
+}
+
+impl CourseEvents {
+    /// Takes one event; returns a course's grade rows when one is complete.
+    fn add(&mut self, env: &Envelope) -> Option<grades::GradeWrites> {
+        let course = gradebook_domain::ids::aggregate_id::course_of(&env.aggregate_id);
+        if !matches!(env.event, events::AnyEvent::Score(_)) {
+            self.setup
+                .entry(course.to_string())
+                .or_default()
+                .push(env.clone());
+            return None;
+        }
+        let done = match &self.scores_of {
+            Some(c) if c == course => None,
+            _ => self.grade_current(),
+        };
+        self.scores_of = Some(course.to_string());
+        self.scores.push(env.clone());
+        done
+    }
+
+    fn grade_current(&mut self) -> Option<grades::GradeWrites> {
+        let course = self.scores_of.take()?;
+        let mut events = self.setup.remove(&course).unwrap_or_default();
+        events.append(&mut self.scores);
+        events.sort_by_key(|e| e.at);
+        Some(grades::grade_course(&course, &events))
+    }
+
+    /// The rows of every course not graded yet.
+    fn finish(mut self) -> grades::GradeWrites {
+        let mut out = self.grade_current().unwrap_or_default();
+        for (course, mut events) in std::mem::take(&mut self.setup) {
+            events.sort_by_key(|e| e.at);
+            out.append(grades::grade_course(&course, &events));
+        }
+        out
+    }
 }
 
 /// How a replay writes a chunk of folded changes into tables it emptied.

@@ -377,6 +377,20 @@ pub async fn read_course_events(db: &Db, course_id: &str) -> Result<Vec<Envelope
     read_where(db, "course_id = $1", &[course_id]).await
 }
 
+/// A course's events other than score posts, in log order: its policy,
+/// line items and people (a few dozen, where the scores are thousands).
+pub async fn read_course_setup_events(
+    db: &Db,
+    course_id: &str,
+) -> Result<Vec<Envelope>, ReadError> {
+    read_where(
+        db,
+        "course_id = $1 AND aggregate_type <> 'score'",
+        &[course_id],
+    )
+    .await
+}
+
 /// Every event of one aggregate, in order (read by the primary key).
 pub async fn read_aggregate(
     db: &Db,

@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use gradebook_domain::enrollment::EnrollmentStatus;
 use rust_decimal::{Decimal, RoundingStrategy};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::reports::grading::{self, CellScore, GradeStatus, ItemResult, ItemSpec, ItemState};
-use crate::tables::view::CourseView;
+use crate::tables::view::{CourseView, EnrollmentRow};
 
 /// Decimals leave the engine as strings with two places, rounded half away
 /// from zero: the same rule [`grading::round_percent`] applies to percents.
@@ -29,7 +29,7 @@ pub struct CourseGrades {
     pub students: Vec<StudentRow>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StudentRow {
     pub user_id: String,
     pub name: Option<String>,
@@ -43,11 +43,11 @@ pub struct StudentRow {
     pub items: Vec<ItemRow>,
     /// Why the grade has no points, percent or letter: a number it needs
     /// does not fit a decimal (see [`grading`]). Absent otherwise.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_computable: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ItemRow {
     pub line_item_id: String,
     pub label: String,
@@ -121,41 +121,50 @@ fn state_reason(state: ItemState, item: &ItemSpec, score: Option<&CellScore>) ->
     }
 }
 
+/// Whether a person has a row in the grade report: a learner who has not
+/// dropped the course.
+pub fn in_report(e: &EnrollmentRow) -> bool {
+    e.is_learner() && e.status != EnrollmentStatus::Dropped
+}
+
+/// One learner's row, from the course's live items (see [`item_specs`]).
+pub fn student_row(view: &CourseView, items: &[ItemSpec], e: &EnrollmentRow) -> StudentRow {
+    let scores = cell_scores(view, &e.user_id);
+    let g = grading::student_grade(&view.policy, items, &scores);
+    StudentRow {
+        user_id: e.user_id.clone(),
+        name: e.name.clone(),
+        points_earned: g.points_earned.map(fmt2),
+        points_possible: g.points_possible.map(fmt2),
+        percent: g.percent.map(fmt2),
+        letter: g.letter,
+        status: g.status,
+        items: g
+            .items
+            .iter()
+            .zip(items)
+            .map(|(r, spec)| ItemRow {
+                line_item_id: r.line_item_id.clone(),
+                label: r.label.clone(),
+                score: r.score.map(fmt2),
+                maximum: fmt2(r.maximum),
+                state: r.state,
+                counted: r.counted,
+                reason: reason(r, spec, scores.get(&r.line_item_id)),
+            })
+            .collect(),
+        not_computable: g.not_computable.as_ref().map(grading::Overflow::message),
+    }
+}
+
 /// One row per learner who has not dropped the course.
 pub fn course_grades(view: &CourseView, as_of: Option<DateTime<Utc>>) -> CourseGrades {
     let items = item_specs(view);
     let students = view
         .enrollments
         .values()
-        .filter(|e| e.is_learner() && e.status != EnrollmentStatus::Dropped)
-        .map(|e| {
-            let scores = cell_scores(view, &e.user_id);
-            let g = grading::student_grade(&view.policy, &items, &scores);
-            StudentRow {
-                user_id: e.user_id.clone(),
-                name: e.name.clone(),
-                points_earned: g.points_earned.map(fmt2),
-                points_possible: g.points_possible.map(fmt2),
-                percent: g.percent.map(fmt2),
-                letter: g.letter,
-                status: g.status,
-                items: g
-                    .items
-                    .iter()
-                    .zip(&items)
-                    .map(|(r, spec)| ItemRow {
-                        line_item_id: r.line_item_id.clone(),
-                        label: r.label.clone(),
-                        score: r.score.map(fmt2),
-                        maximum: fmt2(r.maximum),
-                        state: r.state,
-                        counted: r.counted,
-                        reason: reason(r, spec, scores.get(&r.line_item_id)),
-                    })
-                    .collect(),
-                not_computable: g.not_computable.as_ref().map(grading::Overflow::message),
-            }
-        })
+        .filter(|e| in_report(e))
+        .map(|e| student_row(view, &items, e))
         .collect();
     CourseGrades {
         course_id: view.course_id.clone(),

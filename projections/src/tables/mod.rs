@@ -4,6 +4,7 @@
 //! registrar's management pages (`management`) and people across courses
 //! (`people`).
 
+pub mod kept;
 pub mod management;
 pub mod people;
 pub mod post_facts;

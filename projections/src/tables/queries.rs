@@ -363,9 +363,19 @@ pub async fn load_course_view(db: &Db, course_id: &str) -> Result<Option<CourseV
     Ok(Some(view))
 }
 
-/// The course as the engine held it at `as_of`, folded from the log without
-/// touching the read tables; `None` if it did not exist yet.
+/// The course as the engine held it at `as_of`: see
+/// [`crate::tables::kept::course_view_as_of`]. `None` if it did not exist yet.
 pub async fn course_view_as_of(
+    db: &Db,
+    course_id: &str,
+    as_of: DateTime<Utc>,
+) -> Result<Option<CourseView>, QueryError> {
+    crate::tables::kept::course_view_as_of(db, course_id, as_of).await
+}
+
+/// The course as the engine held it at `as_of`, folded from its whole log:
+/// what the history tables are checked against.
+pub async fn course_view_folded(
     db: &Db,
     course_id: &str,
     as_of: DateTime<Utc>,

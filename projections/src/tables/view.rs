@@ -101,7 +101,58 @@ pub struct ScoreRow {
     pub stale: i64,
 }
 
+/// What became of one score post, as a cell records it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PostOutcome {
+    /// Accepted, or cleared (no `score_given`): the cell's kept post now.
+    Kept(ScorePost),
+    Stale,
+    Rejected(RejectReason),
+}
+
 impl ScoreRow {
+    /// A cell before its first post.
+    pub fn new(first_post_at: DateTime<Utc>) -> Self {
+        Self {
+            kept: None,
+            kept_at: None,
+            last_outcome: LastOutcome::Accepted,
+            last_reason: None,
+            last_post_at: first_post_at,
+            posts: 0,
+            rejected: 0,
+            stale: 0,
+        }
+    }
+
+    /// Records one post received at `received`: the fold of the log and
+    /// the cell history both go through here.
+    pub fn record(&mut self, received: DateTime<Utc>, outcome: PostOutcome) {
+        self.posts += 1;
+        self.last_post_at = received;
+        self.last_reason = None;
+        match outcome {
+            PostOutcome::Kept(post) => {
+                self.last_outcome = if post.score_given.is_some() {
+                    LastOutcome::Accepted
+                } else {
+                    LastOutcome::Cleared
+                };
+                self.kept = Some(post);
+                self.kept_at = Some(received);
+            }
+            PostOutcome::Stale => {
+                self.stale += 1;
+                self.last_outcome = LastOutcome::Stale;
+            }
+            PostOutcome::Rejected(reason) => {
+                self.rejected += 1;
+                self.last_outcome = LastOutcome::Rejected;
+                self.last_reason = Some(reason);
+            }
+        }
+    }
+
     /// The kept post when it carries a score (a cleared cell has none).
     pub fn score(&self) -> Option<&ScorePost> {
         self.kept.as_ref().filter(|p| p.score_given.is_some())
@@ -109,7 +160,8 @@ impl ScoreRow {
 }
 
 impl CourseView {
-    fn empty(course_id: &str) -> Self {
+    /// A course before its first event.
+    pub fn empty(course_id: &str) -> Self {
         Self {
             course_id: course_id.to_string(),
             title: String::new(),
@@ -247,40 +299,19 @@ impl CourseView {
             AnyEvent::Score(e) => {
                 let (_, item, user) = e.ids();
                 let key = (item.to_string(), user.to_string());
-                let row = self.scores.entry(key).or_insert_with(|| ScoreRow {
-                    kept: None,
-                    kept_at: None,
-                    last_outcome: LastOutcome::Accepted,
-                    last_reason: None,
-                    last_post_at: received,
-                    posts: 0,
-                    rejected: 0,
-                    stale: 0,
-                });
-                row.posts += 1;
-                row.last_post_at = received;
-                row.last_reason = None;
-                match e {
-                    ScoreEvent::ScoreAccepted { post, .. }
-                    | ScoreEvent::ScoreCleared { post, .. } => {
-                        row.kept = Some(post.clone());
-                        row.kept_at = Some(received);
-                        row.last_outcome = if post.score_given.is_some() {
-                            LastOutcome::Accepted
-                        } else {
-                            LastOutcome::Cleared
-                        };
-                    }
-                    ScoreEvent::ScoreIgnoredStale { .. } => {
-                        row.stale += 1;
-                        row.last_outcome = LastOutcome::Stale;
-                    }
-                    ScoreEvent::ScoreRejected { reason, .. } => {
-                        row.rejected += 1;
-                        row.last_outcome = LastOutcome::Rejected;
-                        row.last_reason = Some(*reason);
-                    }
-                }
+                let row = self
+                    .scores
+                    .entry(key)
+                    .or_insert_with(|| ScoreRow::new(received));
+                row.record(
+                    received,
+                    match e {
+                        ScoreEvent::ScoreAccepted { post, .. }
+                        | ScoreEvent::ScoreCleared { post, .. } => PostOutcome::Kept(post.clone()),
+                        ScoreEvent::ScoreIgnoredStale { .. } => PostOutcome::Stale,
+                        ScoreEvent::ScoreRejected { reason, .. } => PostOutcome::Rejected(*reason),
+                    },
+                );
             }
         }
     }
