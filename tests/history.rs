@@ -452,3 +452,142 @@ on_both_stores! {
         app.stop().await;
     }
 }
+
+fn q(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+        .replace('+', "%2B")
+}
+
+on_both_stores! {
+    async fn grade_changes_name_each_learner_whose_grade_moved_after_a_moment(app: TestApp) {
+        hist101(&app).await;
+        score(&app, "ada", "midterm", Some("90"), "100", "2026-10-01T10:00:00Z").await;
+        score(&app, "alan", "midterm", Some("70"), "100", "2026-10-01T10:00:00Z").await;
+        let other = CourseId::parse("MATH-201-2026FA").unwrap();
+        open_course(&app, &other, "Calculus", &[]).await;
+        app.engine()
+            .create_line_item(&other, Some(item("quiz")), LineItemSpec::new("Quiz", d("10")), &meta(Source::Sis))
+            .await
+            .unwrap();
+        enroll(&app, &other, "ada", learner("Ada Lovelace")).await;
+        app.engine()
+            .post_score(&other, &item("quiz"), &user("ada"), post(Some("5"), "10", "2026-10-01T10:00:00Z"), &meta(Source::Ags))
+            .await
+            .unwrap();
+        // Transcripts were issued here.
+        let issued = Utc::now();
+        score(&app, "ada", "midterm", Some("80"), "100", "2026-10-02T10:00:00Z").await;
+        // Alan's grade moves and comes back: no net change, not listed.
+        score(&app, "alan", "midterm", Some("95"), "100", "2026-10-02T10:00:00Z").await;
+        score(&app, "alan", "midterm", Some("70"), "100", "2026-10-03T10:00:00Z").await;
+        app.engine()
+            .post_score(&other, &item("quiz"), &user("ada"), post(Some("9"), "10", "2026-10-02T10:00:00Z"), &meta(Source::Ags))
+            .await
+            .unwrap();
+
+        let (status, body) = app.get_json(&format!("/api/courses/HIST-101-2026FA/grade-changes?since={}", q(issued))).await;
+        assert_eq!(status, 200, "{body}");
+        let changes = body["changes"].as_array().unwrap();
+        assert_eq!(changes.len(), 1, "{body}");
+        let ada = &changes[0];
+        assert_eq!(ada["user_id"], "ada");
+        assert_eq!(ada["name"], "Ada Lovelace");
+        assert_eq!(ada["then"]["percent"], "90.00");
+        assert_eq!(ada["then"]["letter"], "B");
+        assert_eq!(ada["now"]["percent"], "80.00");
+        assert_eq!(ada["now"]["letter"], "C");
+        assert_eq!(ada["events"].as_array().unwrap().len(), 1);
+        assert_eq!(ada["events"][0]["event_type"], "ScoreAccepted");
+        assert_eq!(ada["events"][0]["before"]["percent"], "90.00");
+        assert_eq!(ada["provenance"], "/api/courses/HIST-101-2026FA/students/ada/provenance");
+        let (status, _) = app.get_json(ada["provenance"].as_str().unwrap()).await;
+        assert_eq!(status, 200);
+
+        // The same for the whole term: both courses.
+        let (status, body) = app.get_json(&format!("/api/grade-changes?term=2026FA&since={}", q(issued))).await;
+        assert_eq!(status, 200, "{body}");
+        let listed: Vec<(&str, &str)> = body["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["course_id"].as_str().unwrap(), c["user_id"].as_str().unwrap()))
+            .collect();
+        assert_eq!(listed, [("HIST-101-2026FA", "ada"), ("MATH-201-2026FA", "ada")]);
+        assert_eq!(body["changes"][1]["then"]["percent"], "50.00");
+        assert_eq!(body["changes"][1]["now"]["percent"], "90.00");
+        // Another term has none; `until` before the changes has none.
+        let (_, body) = app.get_json(&format!("/api/grade-changes?term=2027SP&since={}", q(issued))).await;
+        assert_eq!(body["changes"], serde_json::json!([]));
+        let (_, body) = app.get_json(&format!("/api/grade-changes?term=2026FA&since=2026-01-01&until={}", q(issued))).await;
+        assert_eq!(body["changes"].as_array().unwrap().len(), 3, "{body}");
+
+        // A date alone is the end of that day (UTC).
+        let (status, body) = app.get_json("/api/courses/HIST-101-2026FA/grade-changes?since=2999-12-31").await;
+        assert_eq!(status, 400, "since after until (now): {body}");
+        common::assert_error_shape(status, &body, 400, "invalid_window", &[]);
+        let (status, body) = app.get_json("/api/courses/HIST-101-2026FA/grade-changes?since=2020-01-01").await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["since"], "2020-01-01T23:59:59.999999Z");
+        let (status, body) = app.get_json("/api/courses/HIST-101-2026FA/grades?as_of=2020-01-01").await;
+        common::assert_error_shape(status, &body, 404, "course_not_found", &[]);
+        let (status, body) = app.get_json("/api/courses/HIST-101-2026FA/grades?as_of=2999-01-01").await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["as_of"], "2999-01-01T23:59:59.999999Z");
+        assert_eq!(student(&body, "ada")["percent"], "80.00");
+
+        for (path, code) in [
+            ("/api/courses/HIST-101-2026FA/grade-changes", "missing_since"),
+            ("/api/courses/HIST-101-2026FA/grade-changes?since=yesterday", "invalid_since"),
+            ("/api/courses/HIST-101-2026FA/grade-changes?since=2026-10-01&until=soon", "invalid_until"),
+            ("/api/courses/HIST-101-2026FA/grade-changes?since=2026-10-02&until=2026-10-01", "invalid_window"),
+            ("/api/courses/HIST-101-2026FA/grade-changes?since=2026-10-01&term=x", "invalid_query"),
+            ("/api/grade-changes?since=2026-10-01", "missing_term"),
+            ("/api/grade-changes?term=2026FA", "missing_since"),
+        ] {
+            let (status, body) = app.get_json(path).await;
+            assert_eq!(status, 400, "{path}: {body}");
+            assert_eq!(body["error"], code, "{path}: {body}");
+            common::assert_error_shape(status, &body, 400, code, &[]);
+        }
+        let (status, body) = app.get_json("/api/courses/NOPE-1/grade-changes?since=2026-10-01").await;
+        common::assert_error_shape(status, &body, 404, "course_not_found", &[]);
+        app.stop().await;
+    }
+}
+
+on_both_stores! {
+    async fn a_students_grades_list_every_course_with_its_kept_grade_and_lock(app: TestApp) {
+        hist101(&app).await;
+        score(&app, "ada", "midterm", Some("90"), "100", "2026-10-01T10:00:00Z").await;
+        let other = CourseId::parse("MATH-201-2026FA").unwrap();
+        open_course(&app, &other, "Calculus", &[]).await;
+        enroll(&app, &other, "ada", learner("Ada Lovelace")).await;
+        app.engine().lock_course(&other, Some("term over".into()), &meta(Source::Registrar)).await.unwrap();
+
+        let (status, body) = app.get_json("/api/students/ada/grades").await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["user_id"], "ada");
+        let courses = body["courses"].as_array().unwrap();
+        assert_eq!(courses.len(), 2);
+        assert_eq!(courses[0]["course_id"], "HIST-101-2026FA");
+        assert_eq!(courses[0]["locked"], false);
+        assert_eq!(courses[0]["grade"]["percent"], "90.00");
+        assert_eq!(courses[0]["grade"]["letter"], "B");
+        // The row is the grade report's own row for the learner.
+        let (_, report) = app.get_json("/api/courses/HIST-101-2026FA/grades").await;
+        assert_eq!(courses[0]["grade"], *student(&report, "ada"));
+        assert_eq!(courses[1]["course_id"], "MATH-201-2026FA");
+        assert_eq!(courses[1]["locked"], true);
+        assert_eq!(courses[1]["grade"]["percent"], serde_json::Value::Null);
+
+        // The instructor has courses but no grade row.
+        let (status, body) = app.get_json("/api/students/grace/grades").await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["courses"][0]["role"], "Instructor");
+        assert_eq!(body["courses"][0]["grade"], serde_json::Value::Null);
+
+        let (status, body) = app.get_json("/api/students/nobody/grades").await;
+        common::assert_error_shape(status, &body, 404, "student_not_found", &[]);
+        app.stop().await;
+    }
+}
