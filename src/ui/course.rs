@@ -21,8 +21,8 @@ use gradebook_projections::reports::audit::read_locks_and_refusals;
 use gradebook_projections::reports::grades::{course_grades, item_specs, StudentRow};
 use gradebook_projections::reports::grading::{GradeStatus, ItemState};
 use gradebook_projections::reports::reconciliation::{reconcile, Finding, Reconciliation};
-use gradebook_projections::tables::queries;
 use gradebook_projections::tables::view::CourseView;
+use gradebook_projections::tables::{kept, queries};
 use maud::{html, Markup};
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -134,11 +134,21 @@ pub async fn matrix(
             reason: reason.clone(),
         }),
     };
-    let grades = course_grades(&view, as_of)
-        .students
-        .into_iter()
-        .map(|s| (s.user_id.clone(), s))
-        .collect();
+    // Live, the kept rows; as of a moment, the arithmetic on that view.
+    let grades = match as_of.filter(|t| *t < Utc::now()) {
+        Some(t) => course_grades(&view, Some(t)),
+        None => match kept::course_grades(db, course_id.as_str())
+            .await
+            .map_err(engine_err)?
+        {
+            Some(g) => g,
+            None => course_grades(&view, None),
+        },
+    }
+    .students
+    .into_iter()
+    .map(|s| (s.user_id.clone(), s))
+    .collect();
     Ok(Matrix {
         view,
         as_of,

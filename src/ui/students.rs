@@ -7,10 +7,9 @@
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use gradebook_domain::UserId;
-use gradebook_projections::reports::grades::{course_grades, StudentRow};
+use gradebook_projections::reports::grades::StudentRow;
 use gradebook_projections::reports::grading::GradeStatus;
 use gradebook_projections::tables::people::{self, PersonCourse, SEARCH_LIMIT};
-use gradebook_projections::tables::queries;
 use maud::{html, Markup};
 use serde::Deserialize;
 
@@ -104,8 +103,10 @@ pub async fn term(
     ApiPath(user_id): ApiPath<String>,
 ) -> UiResult<Markup> {
     let user_id = UserId::parse(user_id)?;
-    let db = &state.engine.db;
-    let courses = people::person_courses(db, user_id.as_str())
+    // The kept grades: the grade report's own rows, one read for all.
+    let courses = state
+        .engine
+        .student_grades(user_id.as_str())
         .await
         .map_err(engine_err)?;
     if courses.is_empty() {
@@ -115,21 +116,21 @@ pub async fn term(
             format!("{user_id} is not enrolled in any course."),
         ));
     }
-    let mut rows = Vec::with_capacity(courses.len());
-    for course in courses {
-        // The course page's grade: the same view and arithmetic.
-        let grade = match queries::load_course_view(db, &course.course_id)
-            .await
-            .map_err(engine_err)?
-        {
-            Some(view) => course_grades(&view, None)
-                .students
-                .into_iter()
-                .find(|s| s.user_id == user_id.as_str()),
-            None => None,
-        };
-        rows.push(TermRow { course, grade });
-    }
+    let rows: Vec<TermRow> = courses
+        .into_iter()
+        .map(|c| TermRow {
+            course: PersonCourse {
+                course_id: c.course_id,
+                title: c.title,
+                term: c.term,
+                role: c.role,
+                status: c.enrollment_status,
+                name: c.name,
+                locked: c.locked,
+            },
+            grade: c.grade,
+        })
+        .collect();
     let name = rows.iter().find_map(|r| r.course.name.clone());
     let title = name.clone().unwrap_or_else(|| user_id.to_string());
     Ok(layout(

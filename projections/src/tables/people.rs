@@ -78,31 +78,6 @@ pub async fn search_people(db: &Db, text: &str) -> Result<Vec<PersonMatch>, Quer
     })
 }
 
-/// Every course `user_id` is enrolled in (dropped ones included), ordered
-/// by term then course id; empty for someone unknown.
-pub async fn person_courses(db: &Db, user_id: &str) -> Result<Vec<PersonCourse>, QueryError> {
-    let sql = "SELECT c.course_id, c.title, c.term, e.role, e.status, e.name, c.locked
-                 FROM rm_enrollments e
-                 JOIN rm_courses c ON c.course_id = e.course_id
-                WHERE e.user_id = $1
-                ORDER BY c.term, c.course_id";
-    with_db!(db, pool => {
-        let rows = sqlx::query(sql).bind(user_id).fetch_all(pool).await?;
-        Ok(rows
-            .iter()
-            .map(|r| PersonCourse {
-                course_id: r.get("course_id"),
-                title: r.get("title"),
-                term: r.get("term"),
-                role: r.get("role"),
-                status: r.get("status"),
-                name: r.get("name"),
-                locked: r.get("locked"),
-            })
-            .collect())
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

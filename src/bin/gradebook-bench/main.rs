@@ -15,6 +15,7 @@
 mod backfill;
 mod common;
 mod freshness;
+mod grade_changes;
 mod history;
 mod ingest;
 mod queries;
@@ -73,6 +74,8 @@ enum What {
     Backfill,
     /// A post's cost against the history already held.
     History,
+    /// Which grades of the whole term changed since a moment.
+    GradeChanges,
 }
 
 impl What {
@@ -112,7 +115,7 @@ async fn main() -> anyhow::Result<()> {
         if args.smoke { "smoke run" } else { "full run" }
     );
 
-    let needs_school = [What::Replay, What::Queries]
+    let needs_school = [What::Replay, What::Queries, What::GradeChanges]
         .iter()
         .any(|w| What::wants(&args.what, *w));
     let mut replayed = false;
@@ -150,6 +153,7 @@ async fn main() -> anyhow::Result<()> {
         What::Queries,
         What::Backfill,
         What::History,
+        What::GradeChanges,
     ]
     .iter()
     .any(|w| What::wants(&args.what, *w));
@@ -175,6 +179,10 @@ async fn main() -> anyhow::Result<()> {
     }
     if What::wants(&args.what, What::History) {
         history::run(server.engine(), args.smoke).await?;
+    }
+    if What::wants(&args.what, What::GradeChanges) {
+        let school = school.as_ref().context("school")?;
+        grade_changes::run(&server, school, args.smoke).await?;
     }
     match Arc::try_unwrap(server) {
         Ok(s) => s.stop().await,

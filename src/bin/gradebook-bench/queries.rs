@@ -38,7 +38,7 @@ impl Kind {
             Kind::Grades => 10.0,
             Kind::Reconciliation => 25.0,
             Kind::Provenance => 10.0,
-            Kind::AsOf => 200.0,
+            Kind::AsOf => 50.0,
         }
     }
 }

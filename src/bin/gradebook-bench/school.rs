@@ -73,7 +73,7 @@ pub fn user_id(c: usize, j: usize) -> String {
     format!("stu-{c:04}-{j:02}")
 }
 
-fn item_id(k: usize) -> String {
+pub fn item_id(k: usize) -> String {
     format!("item-{k:02}")
 }
 
