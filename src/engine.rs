@@ -185,6 +185,12 @@ impl Engine {
     /// caller runs the projector (`Projector::run`).
     pub async fn start(db: Db) -> Result<(Engine, Projector), anyhow::Error> {
         db.migrate().await?;
+        // A migration may have emptied the read model to fill new tables:
+        // one replay now, rather than the whole log batch by batch while
+        // serving.
+        if let Some(n) = gradebook_projections::projector::rebuild_if_emptied(&db).await? {
+            tracing::info!(events = n, "read model rebuilt from the log");
+        }
         let projector = Projector::new(db.clone()).await?;
         let engine = Engine {
             courses: AggStore::new(&db),

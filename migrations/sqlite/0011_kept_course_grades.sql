@@ -58,3 +58,20 @@ CREATE TABLE rm_cell_history
     comment           text,
     PRIMARY KEY (course_id, tx_id, position)
 ) WITHOUT ROWID;
+
+-- `as_of` folds a course's events other than score posts (its policy, line
+-- items and people: a few dozen among thousands): this index finds them
+-- without visiting the score events.
+CREATE INDEX events_course_setup ON events (course_id, position) WHERE aggregate_type <> 'score';
+
+-- The new tables are filled from the log: the read model (all of it derived
+-- from the log) is emptied here, and the next `gradebook serve` rebuilds it
+-- in one replay before it answers (`gradebook replay` does the same).
+DELETE FROM rm_courses;
+DELETE FROM rm_course_tools;
+DELETE FROM rm_resource_links;
+DELETE FROM rm_line_items;
+DELETE FROM rm_enrollments;
+DELETE FROM rm_tool_accounts;
+DELETE FROM rm_scores;
+DELETE FROM projector_checkpoints;

@@ -227,6 +227,12 @@ impl Changes {
         self.events
     }
 
+    /// Rows this holds to write, roughly: its events and the kept grades'
+    /// rows (what bounds a replay chunk's memory).
+    pub fn weight(&self) -> usize {
+        self.events + self.grades.kept.len() + self.grades.history.len() + self.grades.cells.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.events == 0 && self.grades.is_empty()
     }

@@ -26,8 +26,8 @@ use gradebook_domain::score::ScoreEvent;
 
 use crate::db::{ts, Param};
 use crate::projector::events::{AnyEvent, Checkpoint, Envelope};
-use crate::reports::grades::{fmt2, in_report, item_specs, student_row};
-use crate::reports::grading::{self, GradeStatus, ItemSpec};
+use crate::reports::grades::{fmt2, in_report, item_specs, student_row_of};
+use crate::reports::grading::{self, CellScore, GradeStatus, ItemSpec};
 use crate::tables::view::CourseView;
 
 /// A learner's course grade as a registrar reads it: what a history row
@@ -49,8 +49,12 @@ pub fn status_name(s: GradeStatus) -> &'static str {
 /// One course's grading state, kept current event by event.
 #[derive(Debug)]
 pub struct CourseGrader {
+    /// The course's policy, line items and people; its score cells are
+    /// kept in `cells` instead, in the form the grade module reads.
     view: CourseView,
     items: Vec<ItemSpec>,
+    /// Each learner's kept scores by line item.
+    cells: HashMap<String, HashMap<String, CellScore>>,
     /// The learners in the report and their grade as shown.
     shown: BTreeMap<String, Shown>,
     /// Learners whose report row is to be rewritten, with the position of
@@ -60,11 +64,18 @@ pub struct CourseGrader {
 
 impl CourseGrader {
     /// Starts from a course as the read tables hold it (or an empty one).
-    pub fn new(view: CourseView) -> Self {
+    pub fn new(mut view: CourseView) -> Self {
         let items = item_specs(&view);
+        let mut cells: HashMap<String, HashMap<String, CellScore>> = HashMap::new();
+        for ((item, user), row) in std::mem::take(&mut view.scores) {
+            if let Some(score) = row.kept.as_ref().and_then(cell_score) {
+                cells.entry(user).or_default().insert(item, score);
+            }
+        }
         let mut g = Self {
             view,
             items,
+            cells,
             shown: BTreeMap::new(),
             dirty: BTreeMap::new(),
         };
@@ -78,9 +89,8 @@ impl CourseGrader {
     }
 
     fn shown_of(&self, user: &str) -> Option<Shown> {
-        let e = self.view.enrollments.get(user).filter(|e| in_report(e))?;
-        let scores = crate::reports::grades::cell_scores(&self.view, &e.user_id);
-        let g = grading::student_grade(&self.view.policy, &self.items, &scores);
+        self.view.enrollments.get(user).filter(|e| in_report(e))?;
+        let g = grading::student_grade(&self.view.policy, &self.items, self.scores_of(user));
         Some(Shown {
             percent: g.percent.map(fmt2),
             letter: g.letter,
@@ -88,9 +98,32 @@ impl CourseGrader {
         })
     }
 
+    fn scores_of(&self, user: &str) -> &HashMap<String, CellScore> {
+        static NONE: std::sync::OnceLock<HashMap<String, CellScore>> = std::sync::OnceLock::new();
+        self.cells
+            .get(user)
+            .unwrap_or_else(|| NONE.get_or_init(HashMap::new))
+    }
+
     /// Applies one event of this course and records what it changed.
     pub fn apply(&mut self, env: &Envelope, out: &mut GradeWrites) {
-        self.view.apply(env);
+        match &env.event {
+            // A cell's kept score, as `CourseView::apply` keeps it: an
+            // accepted or cleared post replaces it, others leave it.
+            AnyEvent::Score(e) => {
+                if let ScoreEvent::ScoreAccepted { post, .. }
+                | ScoreEvent::ScoreCleared { post, .. } = e
+                {
+                    let (_, item, user) = e.ids();
+                    let cells = self.cells.entry(user.to_string()).or_default();
+                    match cell_score(post) {
+                        Some(score) => cells.insert(item.to_string(), score),
+                        None => cells.remove(item.as_str()),
+                    };
+                }
+            }
+            _ => self.view.apply(env),
+        }
         let course = self.view.course_id.clone();
         let course = course.as_str();
         let touched: Vec<String> = match &env.event {
@@ -149,10 +182,25 @@ impl CourseGrader {
                 .enrollments
                 .get(&user)
                 .filter(|e| in_report(e))
-                .map(|e| kept_row(&course, at, &student_row(&self.view, &self.items, e)));
+                .map(|e| {
+                    let row =
+                        student_row_of(&self.view.policy, &self.items, e, self.scores_of(&user));
+                    kept_row(&course, at, &row)
+                });
             out.kept.insert((course.clone(), user), row);
         }
     }
+}
+
+/// A kept post as the grade module reads it: `None` when it carries no
+/// score (a cleared cell), as [`crate::reports::grades::cell_scores`] has it.
+fn cell_score(post: &gradebook_domain::score::ScorePost) -> Option<CellScore> {
+    Some(CellScore {
+        score_given: post.score_given?,
+        score_maximum: post.score_maximum?,
+        activity_progress: post.activity_progress,
+        grading_progress: post.grading_progress,
+    })
 }
 
 fn last_segment(aggregate_id: &str) -> &str {
@@ -266,16 +314,19 @@ fn cell_row(course: &str, env: &Envelope, e: &ScoreEvent) -> Vec<Param> {
     row
 }
 
-/// How many courses the live projector keeps graders for; past it, they
-/// are dropped after the batch and loaded again when next touched.
-const MAX_KEPT_COURSES: usize = 2_000;
+/// How many courses the live projector keeps graders for (a 40 × 20 course
+/// is about a quarter of a megabyte); past it, the courses used longest
+/// ago are dropped after a batch and loaded again when next touched.
+const MAX_KEPT_COURSES: usize = 512;
 
 /// The live projector's graders, by course. Valid only for the
 /// checkpoint its last batch committed: the projector empties it when a
 /// batch fails or another node moved the checkpoint.
 #[derive(Debug, Default)]
 pub struct GradeKeeper {
-    courses: HashMap<String, CourseGrader>,
+    /// Each course's grader and the batch that last used it.
+    courses: HashMap<String, (CourseGrader, u64)>,
+    batches: u64,
     /// The checkpoint the graders are at.
     at: Option<Checkpoint>,
 }
@@ -309,30 +360,43 @@ impl GradeKeeper {
     /// Adds a course loaded from the read tables (`None`: not there yet).
     pub fn insert(&mut self, course_id: &str, view: Option<CourseView>) {
         let view = view.unwrap_or_else(|| CourseView::empty(course_id));
-        self.courses
-            .insert(course_id.to_string(), CourseGrader::new(view));
+        self.courses.insert(
+            course_id.to_string(),
+            (CourseGrader::new(view), self.batches),
+        );
     }
 
     /// Applies a batch (every course of it must be here).
     pub fn apply(&mut self, batch: &[Envelope]) -> GradeWrites {
+        self.batches += 1;
         let mut out = GradeWrites::default();
         let mut touched = BTreeSet::new();
         for env in batch {
             let course = gradebook_domain::ids::aggregate_id::course_of(&env.aggregate_id);
-            let grader = self
+            let (grader, used) = self
                 .courses
                 .entry(course.to_string())
-                .or_insert_with(|| CourseGrader::new(CourseView::empty(course)));
+                .or_insert_with(|| (CourseGrader::new(CourseView::empty(course)), 0));
+            *used = self.batches;
             grader.apply(env, &mut out);
             touched.insert(course);
         }
         for c in touched {
-            if let Some(g) = self.courses.get_mut(c) {
+            if let Some((g, _)) = self.courses.get_mut(c) {
                 g.flush(&mut out);
             }
         }
         if self.courses.len() > MAX_KEPT_COURSES {
-            self.courses.clear();
+            let mut by_use: Vec<(u64, String)> = self
+                .courses
+                .iter()
+                .map(|(c, (_, u))| (*u, c.clone()))
+                .collect();
+            by_use.sort();
+            let excess = self.courses.len() - MAX_KEPT_COURSES;
+            for (_, c) in by_use.into_iter().take(excess) {
+                self.courses.remove(&c);
+            }
         }
         out
     }

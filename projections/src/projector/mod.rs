@@ -540,6 +540,51 @@ impl Leadership {
     }
 }
 
+/// Arbitrary but fixed: the advisory lock nodes take turns on to rebuild an
+/// emptied read model ("gradebok" + 1).
+const REBUILD_LOCK_KEY: i64 = LEADER_LOCK_KEY + 1;
+
+/// Rebuilds the read model in one replay when it has no checkpoint while
+/// the log has events: after a migration that empties the read tables to
+/// fill new ones (0011 does), a node replays before it serves instead of
+/// projecting the whole log batch by batch while answering. Nodes starting
+/// at once on PostgreSQL take turns on an advisory lock, and the later
+/// ones find the work done. Returns how many events were replayed.
+pub async fn rebuild_if_emptied(db: &Db) -> Result<Option<u64>, ProjectError> {
+    async fn emptied(db: &Db) -> Result<bool, ProjectError> {
+        if load_checkpoint(db).await? != Checkpoint::default() {
+            return Ok(false);
+        }
+        let any: bool = with_db!(db, pool => {
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM events)").fetch_one(pool).await?
+        });
+        Ok(any)
+    }
+    async fn rebuild(db: &Db) -> Result<Option<u64>, ProjectError> {
+        if !emptied(db).await? {
+            return Ok(None);
+        }
+        tracing::info!("the read model is empty: rebuilding it from the log before serving");
+        replay(db, |_| {}).await.map(Some)
+    }
+    match db {
+        Db::Postgres(pool) => {
+            let mut turn = pool.acquire().await?;
+            sqlx::query("SELECT pg_advisory_lock($1)")
+                .bind(REBUILD_LOCK_KEY)
+                .execute(&mut *turn)
+                .await?;
+            let result = rebuild(db).await;
+            let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(REBUILD_LOCK_KEY)
+                .execute(&mut *turn)
+                .await;
+            result
+        }
+        Db::Sqlite(_) => rebuild(db).await,
+    }
+}
+
 /// Events read from the log per query during a replay.
 const REPLAY_PAGE: i64 = 10_000;
 /// Events folded in memory before a replay writes them: bounds memory
@@ -600,14 +645,11 @@ pub async fn replay_in_chunks(
         let mut courses = CourseEvents::default();
         'read: while let Some(page) = pages.recv().await {
             for env in page? {
-                if let Some(done) = courses.add(&env) {
-                    changes.add_grades(done);
-                }
                 let same = current.as_ref().is_some_and(|(t, id)| {
                     *t == env.aggregate_type && *id == env.aggregate_id
                 });
                 if !same {
-                    if changes.events() >= chunk.max(1)
+                    if changes.weight() >= chunk.max(1)
                         && chunks_tx.send(std::mem::take(&mut changes)).await.is_err()
                     {
                         // The writer stopped: its error is reported below.
@@ -618,6 +660,9 @@ pub async fn replay_in_chunks(
                 changes.add(&env);
                 last = last.max(env.at);
                 applied += 1;
+                if let Some(done) = courses.add(env) {
+                    changes.add_grades(done);
+                }
             }
             progress(applied);
         }
@@ -629,6 +674,15 @@ pub async fn replay_in_chunks(
         crate::exec_stmt!(checkpoint_stmt(Checkpoint::default(), last), &mut *tx)?;
         tx.commit().await?;
     });
+    // Every read table was just rewritten: PostgreSQL's planner would go
+    // on estimating from the old statistics (or none) until autovacuum
+    // came by, and read a million-row history table whole for a range of
+    // it. SQLite plans from its indexes without statistics.
+    if let Db::Postgres(pool) = db {
+        sqlx::query(&format!("ANALYZE {}", READ_TABLES.join(", ")))
+            .execute(pool)
+            .await?;
+    }
     Ok(applied)
 }
 
@@ -649,21 +703,21 @@ struct CourseEvents {
 
 impl CourseEvents {
     /// Takes one event; returns a course's grade rows when one is complete.
-    fn add(&mut self, env: &Envelope) -> Option<grades::GradeWrites> {
+    fn add(&mut self, env: Envelope) -> Option<grades::GradeWrites> {
         let course = gradebook_domain::ids::aggregate_id::course_of(&env.aggregate_id);
         if !matches!(env.event, events::AnyEvent::Score(_)) {
-            self.setup
-                .entry(course.to_string())
-                .or_default()
-                .push(env.clone());
+            self.setup.entry(course.to_string()).or_default().push(env);
             return None;
         }
         let done = match &self.scores_of {
             Some(c) if c == course => None,
-            _ => self.grade_current(),
+            _ => {
+                let done = self.grade_current();
+                self.scores_of = Some(course.to_string());
+                done
+            }
         };
-        self.scores_of = Some(course.to_string());
-        self.scores.push(env.clone());
+        self.scores.push(env);
         done
     }
 

@@ -129,8 +129,18 @@ pub fn in_report(e: &EnrollmentRow) -> bool {
 
 /// One learner's row, from the course's live items (see [`item_specs`]).
 pub fn student_row(view: &CourseView, items: &[ItemSpec], e: &EnrollmentRow) -> StudentRow {
-    let scores = cell_scores(view, &e.user_id);
-    let g = grading::student_grade(&view.policy, items, &scores);
+    student_row_of(&view.policy, items, e, &cell_scores(view, &e.user_id))
+}
+
+/// One learner's row from the learner's kept scores by line item (scores
+/// of items not in `items` are not read).
+pub fn student_row_of(
+    policy: &gradebook_domain::policy::GradingPolicy,
+    items: &[ItemSpec],
+    e: &EnrollmentRow,
+    scores: &HashMap<String, CellScore>,
+) -> StudentRow {
+    let g = grading::student_grade(policy, items, scores);
     StudentRow {
         user_id: e.user_id.clone(),
         name: e.name.clone(),
