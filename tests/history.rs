@@ -14,7 +14,7 @@ use common::fixtures::*;
 use common::meta;
 use gradebook::domain::line_item::{LineItemPatch, LineItemSpec};
 use gradebook::domain::policy::{Category, MissingPolicy, ScaleEntry, Scheme};
-use gradebook::domain::score::{ActivityProgress, GradingProgress, ScorePost};
+use gradebook::domain::score::GradingProgress;
 use gradebook::domain::{CourseId, Source};
 use gradebook::projections::reports::grades::course_grades;
 use gradebook::projections::tables::kept::{self, ChangeScope, GradeValue};
@@ -134,23 +134,15 @@ async fn run(app: &common::TestApp, c: &CourseId, steps: &[Step]) -> Vec<DateTim
                 minute,
                 graded,
             } => {
-                let post = ScorePost {
-                    score_given: given.map(|g| d(&g.to_string())),
-                    score_maximum: Some(d("10")),
-                    activity_progress: ActivityProgress::Completed,
-                    grading_progress: if *graded {
-                        GradingProgress::FullyGraded
-                    } else {
-                        GradingProgress::Pending
-                    },
-                    timestamp: DateTime::parse_from_rfc3339(&format!(
-                        "2026-10-01T10:{minute:02}:00Z"
-                    ))
-                    .unwrap(),
-                    comment: None,
-                    score_given_as_sent: None,
-                    score_maximum_as_sent: None,
-                };
+                let given = given.map(|g| g.to_string());
+                let mut post = post(
+                    given.as_deref(),
+                    "10",
+                    &format!("2026-10-01T10:{minute:02}:00Z"),
+                );
+                if !graded {
+                    post.grading_progress = GradingProgress::Pending;
+                }
                 let _ = e
                     .post_score(
                         c,

@@ -4,40 +4,18 @@
 //! changed between two moments, and one learner's courses.
 
 use std::collections::BTreeMap;
-use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use gradebook_domain::policy::Scheme;
 use gradebook_domain::score::{RejectReason, ScorePost};
-use rust_decimal::Decimal;
 use serde::Serialize;
 use sqlx::Row;
 
 use crate::db::{ts, Db};
 use crate::reports::grades::{CourseGrades, StudentRow};
-use crate::tables::queries::QueryError;
+use crate::tables::queries::{corrupt, parse_dec, parse_enum, parse_json, parse_time, QueryError};
 use crate::tables::view::{CourseView, PostOutcome, ScoreRow};
 use crate::with_db;
-
-fn corrupt(what: &str, e: impl std::fmt::Display) -> QueryError {
-    QueryError::Corrupt(format!("{what}: {e}"))
-}
-
-fn parse_enum<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Result<T, QueryError> {
-    T::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(s))
-        .map_err(|e| corrupt(what, e))
-}
-
-fn parse_dec(what: &str, s: Option<&str>) -> Result<Option<Decimal>, QueryError> {
-    s.map(|s| Decimal::from_str(s).map_err(|e| corrupt(what, e)))
-        .transpose()
-}
-
-fn parse_utc(what: &str, s: &str) -> Result<DateTime<Utc>, QueryError> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|d| d.with_timezone(&Utc))
-        .map_err(|e| corrupt(what, e))
-}
 
 /// The grade report from the kept rows; `None` if the course is unknown.
 /// The same report [`crate::reports::grades::course_grades`] computes from
@@ -65,7 +43,7 @@ pub async fn course_grades(db: &Db, course_id: &str) -> Result<Option<CourseGrad
     rows.sort_by(|a, b| a.0.cmp(&b.0));
     let students = rows
         .iter()
-        .map(|(_, r)| serde_json::from_str::<StudentRow>(r).map_err(|e| corrupt("report_row", e)))
+        .map(|(_, r)| parse_json::<StudentRow>("report_row", r))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Some(CourseGrades {
         course_id: course_id.to_string(),
@@ -129,7 +107,7 @@ pub async fn course_view_as_of(
             .bind(ts(as_of))
             .fetch_one(pool)
             .await?;
-            serde_json::from_str(&json).map_err(|e| corrupt("cell history", e))?
+            parse_json("cell history", &json)?
         }
     });
     for (
@@ -146,7 +124,7 @@ pub async fn course_view_as_of(
         comment,
     ) in rows
     {
-        let received = parse_utc("received_at", &received)?;
+        let received = parse_time("received_at", Some(&received))?.unwrap_or_default();
         let outcome = match outcome.as_str() {
             "kept" => PostOutcome::Kept(ScorePost {
                 score_given: parse_dec("score_given", given.as_deref())?,
@@ -353,7 +331,7 @@ pub async fn student_grades(db: &Db, user_id: &str) -> Result<Vec<StudentCourseG
                     name: r.get("name"),
                     grade: r
                         .get::<Option<String>, _>("report_row")
-                        .map(|s| serde_json::from_str(&s).map_err(|e| corrupt("report_row", e)))
+                        .map(|s| parse_json("report_row", &s))
                         .transpose()?,
                 })
             })

@@ -28,15 +28,18 @@ pub enum QueryError {
     Corrupt(String),
 }
 
-fn corrupt(what: &str, e: impl std::fmt::Display) -> QueryError {
+pub(crate) fn corrupt(what: &str, e: impl std::fmt::Display) -> QueryError {
     QueryError::Corrupt(format!("{what}: {e}"))
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Result<T, QueryError> {
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
+    what: &str,
+    s: &str,
+) -> Result<T, QueryError> {
     serde_json::from_str(s).map_err(|e| corrupt(what, e))
 }
 
-fn parse_time(what: &str, s: Option<&str>) -> Result<Option<DateTime<Utc>>, QueryError> {
+pub(crate) fn parse_time(what: &str, s: Option<&str>) -> Result<Option<DateTime<Utc>>, QueryError> {
     s.map(|s| {
         DateTime::parse_from_rfc3339(s)
             .map(|d| d.with_timezone(&Utc))
@@ -45,12 +48,15 @@ fn parse_time(what: &str, s: Option<&str>) -> Result<Option<DateTime<Utc>>, Quer
     .transpose()
 }
 
-fn parse_dec(what: &str, s: Option<&str>) -> Result<Option<Decimal>, QueryError> {
+pub(crate) fn parse_dec(what: &str, s: Option<&str>) -> Result<Option<Decimal>, QueryError> {
     s.map(|s| Decimal::from_str(s).map_err(|e| corrupt(what, e)))
         .transpose()
 }
 
-fn parse_enum<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Result<T, QueryError> {
+pub(crate) fn parse_enum<T: serde::de::DeserializeOwned>(
+    what: &str,
+    s: &str,
+) -> Result<T, QueryError> {
     // Unit variants by their serde name, without building a JSON value.
     T::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(s))
         .map_err(|e| corrupt(what, e))
